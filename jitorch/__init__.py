@@ -1,0 +1,1 @@
+"""jitorch: PyTorch API on numba kernels."""

@@ -1,0 +1,21 @@
+"""Compilation settings shared by every kernel of the library.
+
+Measured on the development machine (shared/research/feasibility.md):
+- ``error_model='numpy'`` removes the ZeroDivisionError branch that blocks vectorization.
+- fastmath flags without ``nnan``/``ninf``: NaN and inf must keep their IEEE meaning
+  (torch propagates NaN through max/min/sum), but reassociation lets reductions vectorize.
+- ``prange`` pays for its 2-4 us launch only above about a million elements.
+"""
+import os
+
+#: fastmath flags safe for NaN/inf semantics (no 'nnan', no 'ninf').
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+#: Element count above which kernels switch to their ``prange`` variant.
+PARALLEL_THRESHOLD = int(os.environ.get("JITORCH_PARALLEL_THRESHOLD", 1 << 20))
+
+#: Keyword arguments for every serial CPU kernel.
+NJIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+#: Keyword arguments for every parallel CPU kernel.
+NJIT_PARALLEL = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
