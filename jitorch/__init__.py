@@ -1,1 +1,61 @@
-"""jitorch: PyTorch API on numba kernels."""
+"""jitorch: PyTorch's API on numba kernels, with autograd, a tracer and a fused-op compiler.
+
+``import jitorch as torch`` runs torch scripts: every op dispatches through the op table
+(:mod:`jitorch.ops`) to a numba kernel (:mod:`jitorch.kernels`).
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _dtype
+from ._dtype import (bool_ as bool, uint8, int8, int16, int32, int64, float16, float32, float64,  # noqa: F401
+                     dtype, finfo, iinfo, get_default_dtype, set_default_dtype, promote_types)
+from ._device import device  # noqa: F401
+from .tensor import Tensor, Size  # noqa: F401
+from . import ops  # noqa: F401
+from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops  # noqa: F401
+from ._printing import set_printoptions, get_printoptions  # noqa: F401
+from ._creation import (tensor, as_tensor, from_numpy, from_dlpack, empty, zeros, ones, full, empty_like,  # noqa: F401
+                        zeros_like, ones_like, full_like, arange, linspace, logspace, eye)
+from ._functional import *  # noqa: F401,F403
+from ._functional import __all__ as _fn_all
+
+# dtype aliases, as torch spells them
+half, float, double = float16, float32, float64
+short, int, long = int16, int32, int64
+cfloat = None
+bfloat16 = None  # not supported: numba has no bfloat16; kept as a name so `torch.bfloat16` checks fail clearly
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
+
+
+def result_type(tensor1, tensor2):
+    return _dtype.result_type(tensor1, tensor2)
+
+
+def can_cast(from_, to):
+    from_, to = _dtype.as_dtype(from_), _dtype.as_dtype(to)
+    return from_.category <= to.category
+
+
+def is_floating_point(input):
+    return input.dtype.is_floating_point
+
+
+def is_nonzero(input):
+    if input.numel() != 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(input)
+
+
+def typename(obj):
+    return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
+
+
+_ = _fn_all

@@ -1,0 +1,129 @@
+"""Eager dispatch: every op call goes through :func:`call` (or :func:`call_inplace`).
+
+normalize arguments -> check devices -> shape/dtype rules (all errors raised here) -> allocate ->
+kernel -> record for autograd and, when tracing, for the tracer. The autograd and tracer layers
+install themselves through :data:`hooks`, so this module imports neither.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _dtype as D
+from .ops.registry import OPS
+
+
+class _Hooks:
+    """Callbacks installed by higher layers; ``None`` when unused (the common, fast case)."""
+    autograd = None   # fn(op, inputs, outputs, attrs) -> None; records the graph node
+    tracer = None     # fn(op, inputs, outputs, attrs) -> None; appends an IR node
+    inplace_check = None  # fn(op, target, inputs) -> None; autograd's in-place rules
+    grad_enabled = True
+
+
+hooks = _Hooks()
+_Tensor = None  # set by jitorch.tensor
+
+
+def _shape_of(x):
+    return x.shape if isinstance(x, _Tensor) else ()
+
+
+def _device_of(op, inputs):
+    dev = None
+    for x in inputs:
+        if isinstance(x, _Tensor):
+            d = x._device
+            if dev is None:
+                dev = d
+            elif d != dev:
+                raise RuntimeError(
+                    f"{op}: Expected all tensors to be on the same device, but found at least two devices, "
+                    f"{dev} and {d}! Move them with .to(device) first."
+                )
+    return dev
+
+
+def _needs_grad(inputs):
+    for x in inputs:
+        if isinstance(x, _Tensor) and x.requires_grad:
+            return True
+    return False
+
+
+def _record(op, inputs, outs, attrs):
+    if hooks.autograd is not None and hooks.grad_enabled and _needs_grad(inputs):
+        hooks.autograd(op, inputs, outs, attrs)
+    if hooks.tracer is not None:
+        hooks.tracer(op, inputs, outs, attrs)
+
+
+def call(name, *inputs, **attrs):
+    """Run op ``name`` on ``inputs`` (Tensors or Python scalars) with attributes ``attrs``."""
+    op = OPS[name]
+    device = _device_of(name, inputs)
+    if "view" in op.tags:
+        x = inputs[0]
+        arr = op.impl["cpu"](None, x._data, **attrs)
+        out = _Tensor._make_view(arr, x)
+        _record(op, inputs, (out,), attrs)
+        return out
+    arrays = [x._data if isinstance(x, _Tensor) else x for x in inputs]
+    shape = op.shape_rule(*[_shape_of(x) for x in inputs], **attrs)
+    dtype = op.dtype_rule(*inputs, **attrs)
+    impl = op.impl.get(device.type if device is not None else "cpu")
+    if impl is None:
+        raise NotImplementedError(f"{name}: no kernel for device '{device}'")
+    if op.compute_rule is not None:
+        kw = dict(attrs)
+        kw["_ctype"] = op.compute_rule(*inputs, **attrs).name
+        out = np.empty(shape, dtype.np)
+        impl(out, *arrays, **kw)
+        result = _Tensor._wrap(out, device)
+        _record(op, inputs, (result,), attrs)
+        return result
+    if op.nout == 1:
+        out = np.empty(shape, dtype.np) if shape is not None else None
+        res = impl(out, *arrays, **attrs)
+        result = _Tensor._wrap(res if res is not None else out, device)
+        _record(op, inputs, (result,), attrs)
+        return result
+    outs = tuple(np.empty(s, d.np) for s, d in zip(shape, dtype)) if shape is not None else None
+    res = impl(outs, *arrays, **attrs)
+    res = res if res is not None else outs
+    results = tuple(_Tensor._wrap(r, device) for r in res)
+    _record(op, inputs, results, attrs)
+    return results
+
+
+def call_inplace(name, target, *others, **attrs):
+    """``target.<name>_(*others)``: compute op ``name`` into target's memory, torch's rules."""
+    op = OPS[name]
+    inputs = (target,) + others
+    _device_of(name, inputs)
+    shape = op.shape_rule(*[_shape_of(x) for x in inputs], **attrs)
+    if tuple(shape) != target.shape:
+        raise RuntimeError(
+            f"{name}_: output with shape {list(target.shape)} doesn't match the broadcast shape {list(shape)}; "
+            "in-place ops cannot grow their target, use the out-of-place form"
+        )
+    dtype = op.dtype_rule(*inputs, **attrs)
+    tdt = target.dtype
+    if dtype is not tdt and dtype.category > tdt.category:
+        raise RuntimeError(
+            f"{name}_: result type {D.category_name(dtype) if hasattr(D, 'category_name') else dtype.name} "
+            f"can't be cast to the desired output type {tdt.name}; use the out-of-place op or convert the target"
+        )
+    if hooks.inplace_check is not None:
+        hooks.inplace_check(op, target, inputs)
+    arrays = [x._data if isinstance(x, _Tensor) else x for x in inputs]
+    kw = dict(attrs)
+    if op.compute_rule is not None:
+        ctype = op.compute_rule(*inputs, **attrs)
+        kw["_ctype"] = ctype.name
+    op.impl["cpu"](target._data, *arrays, **kw)
+    target._bump()
+    if hooks.autograd is not None and hooks.grad_enabled and (_needs_grad(inputs)):
+        hooks.autograd(op, inputs, (target,), attrs, inplace=True)
+    if hooks.tracer is not None:
+        hooks.tracer(op, inputs, (target,), attrs, inplace=True)
+    return target

@@ -1,0 +1,42 @@
+"""Copies and dtype conversions: clone, to_dtype and the in-place copy (copy_).
+
+All run the strided copy kernel (``kernels.shape.copy_nd``) through the cpu backend, which
+converts dtypes on store (float16 through the bit-conversion kernels).
+"""
+from __future__ import annotations
+
+from ..backends import cpu as _cpu
+from .registry import OpDef, register
+from .rules import broadcast_shapes
+
+
+def _clone_impl(out, x):
+    _cpu.copy_into(out, x)
+    return out
+
+
+def _to_dtype_impl(out, x, dtype):
+    _cpu.copy_into(out, x)
+    return out
+
+
+def _copy_impl(out, target, src):
+    _cpu.copy_into(out, src)
+    return out
+
+
+def _copy_shape(target, src):
+    shape = broadcast_shapes("copy_", target, src)
+    if tuple(shape) != tuple(target):
+        raise RuntimeError(f"copy_: source of shape {list(src)} can't be broadcast to the target shape {list(target)}")
+    return shape
+
+
+register(OpDef("clone", shape_rule=lambda s: s, dtype_rule=lambda x: x.dtype, reference=lambda x: x.copy(),
+               impl={"cpu": _clone_impl}, tags=frozenset({"copy"}), doc="a new contiguous copy"))
+register(OpDef("to_dtype", shape_rule=lambda s, dtype: s, dtype_rule=lambda x, dtype: dtype,
+               reference=lambda x, dtype: x.astype(dtype.np), impl={"cpu": _to_dtype_impl}, attrs=(("dtype", None),),
+               tags=frozenset({"copy", "elementwise_cast"}), doc="convert to dtype (to bool: x != 0; float to int truncates)"))
+register(OpDef("copy", shape_rule=_copy_shape, dtype_rule=lambda target, src: target.dtype,
+               reference=lambda target, src: src.astype(target.dtype), impl={"cpu": _copy_impl},
+               tags=frozenset({"copy", "inplace_only"}), doc="target[...] = src (broadcast, converted)"))
