@@ -13,12 +13,13 @@ from ._dtype import (bool_ as bool, uint8, int8, int16, int32, int64, float16, f
 from ._device import device  # noqa: F401
 from .tensor import Tensor, Size  # noqa: F401
 from . import ops  # noqa: F401
-from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops  # noqa: F401
+from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops, join as _join_ops  # noqa: F401
 from ._printing import set_printoptions, get_printoptions  # noqa: F401
 from ._creation import (tensor, as_tensor, from_numpy, from_dlpack, empty, zeros, ones, full, empty_like,  # noqa: F401
                         zeros_like, ones_like, full_like, arange, linspace, logspace, eye)
 from ._functional import *  # noqa: F401,F403
 from ._functional import __all__ as _fn_all
+from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, dstack, column_stack  # noqa: F401
 
 # dtype aliases, as torch spells them
 half, float, double = float16, float32, float64

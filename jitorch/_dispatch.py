@@ -113,6 +113,11 @@ def call_inplace(name, target, *others, **attrs):
             f"{name}_: result type {D.category_name(dtype) if hasattr(D, 'category_name') else dtype.name} "
             f"can't be cast to the desired output type {tdt.name}; use the out-of-place op or convert the target"
         )
+    if any(st == 0 for st, n in zip(target._data.strides, target._data.shape) if n > 1) and name != "fill":
+        raise RuntimeError(
+            f"{name}_: unsupported operation: more than one element of the written-to tensor refers to a single "
+            "memory location. Please clone() the tensor before performing the operation."
+        )
     if hooks.inplace_check is not None:
         hooks.inplace_check(op, target, inputs)
     arrays = [x._data if isinstance(x, _Tensor) else x for x in inputs]

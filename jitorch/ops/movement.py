@@ -136,7 +136,8 @@ def _expand_impl(out, x, size):
     shape = _expand_shape(x.shape, size)
     off = len(shape) - x.ndim
     st = [0] * off + [0 if (x.shape[i] == 1 and shape[off + i] != 1) else x.strides[i] for i in range(x.ndim)]
-    return _as_strided(x, shape, st, writeable=False)
+    # writable like torch's expand (in-place writes into overlapping memory are rejected by dispatch)
+    return _as_strided(x, shape, st)
 
 
 def _slice_norm(n, start, stop, step):
@@ -215,8 +216,20 @@ def _diagonal_shape(shape, offset=0, dim1=0, dim2=1):
 
 
 def _diagonal_impl(out, x, offset=0, dim1=0, dim2=1):
+    # np.diagonal returns a read-only view; torch's diagonal is writable, so build it with strides
     d1, d2 = normalize_dim("diagonal", dim1, x.ndim), normalize_dim("diagonal", dim2, x.ndim)
-    return np.diagonal(x, offset, d1, d2)
+    shape = _diagonal_shape(x.shape, offset, dim1, dim2)
+    start = [0] * x.ndim
+    if shape[-1] > 0:
+        if offset >= 0:
+            start[d2] = offset
+        else:
+            start[d1] = -offset
+        base = x[tuple(slice(s, None) for s in start)]
+    else:
+        base = x
+    rest = [x.strides[i] for i in range(x.ndim) if i not in (d1, d2)]
+    return _as_strided(base, shape, tuple(rest) + (x.strides[d1] + x.strides[d2],))
 
 
 def _as_strided_shape(shape, size, stride, storage_offset=0):
