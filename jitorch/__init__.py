@@ -20,6 +20,9 @@ from ._creation import (tensor, as_tensor, from_numpy, from_dlpack, empty, zeros
 from ._functional import *  # noqa: F401,F403
 from ._functional import __all__ as _fn_all
 from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, dstack, column_stack  # noqa: F401
+from . import autograd  # noqa: F401,E402
+from .autograd import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,  # noqa: F401,E402
+                       is_inference_mode_enabled)
 
 # dtype aliases, as torch spells them
 half, float, double = float16, float32, float64

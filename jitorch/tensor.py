@@ -189,8 +189,9 @@ class Tensor:
 
     @property
     def data(self):
-        t = Tensor._make_view(self._data, self)
-        return t
+        # torch: same storage, no history, its own version counter (in-place writes through .data are
+        # invisible to autograd's checks)
+        return Tensor._wrap(self._data, self._device)
 
     @data.setter
     def data(self, other):
@@ -388,7 +389,9 @@ class Tensor:
         return call_inplace("copy", self, src)
 
     def detach(self):
-        t = Tensor._make_view(self._data, self)
+        # same storage and version counter, no history; not a view for autograd (no _base)
+        t = Tensor._wrap(self._data, self._device)
+        t._version_box = self._version_box
         return t
 
     def detach_(self):

@@ -40,3 +40,40 @@ register(OpDef("to_dtype", shape_rule=lambda s, dtype: s, dtype_rule=lambda x, d
 register(OpDef("copy", shape_rule=_copy_shape, dtype_rule=lambda target, src: target.dtype,
                reference=lambda target, src: src.astype(target.dtype), impl={"cpu": _copy_impl},
                tags=frozenset({"copy", "inplace_only"}), doc="target[...] = src (broadcast, converted)"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient rules (owned by autograd): rule(ctx, grad) -> one gradient per input, written with jitorch ops.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import call as _c, register_vjps as _register_vjps, saves as _saves  # noqa: E402
+from ..autograd._vjp import sum_to as _sum_to, zeros_like_grad as _zeros_like  # noqa: E402
+
+
+@_saves()
+def _clone_vjp(ctx, g):
+    return (g,)
+
+
+@_saves()
+def _to_dtype_vjp(ctx, g):
+    x = ctx.inputs[0]
+    return (_c("to_dtype", g, dtype=x.dtype) if g.dtype is not x.dtype else g,)
+
+
+@_saves()
+def _copy_vjp(ctx, g):
+    """copy_(target, src): the old target value is overwritten (zero gradient); src gets g, summed over
+    broadcast dims and converted to its dtype."""
+    target, src = ctx.inputs
+    nt, ns = ctx.needs_input_grad
+    gs = None
+    if ns:
+        gs = _sum_to(g, src.shape)
+        if gs.dtype is not src.dtype:
+            gs = _c("to_dtype", gs, dtype=src.dtype)
+    return (_zeros_like(target) if nt else None), gs
+
+
+VJPS = {"clone": _clone_vjp, "to_dtype": _to_dtype_vjp, "copy": _copy_vjp}
+
+_register_vjps(VJPS)

@@ -117,7 +117,8 @@ SPECS = [
     ("frac", 1, (), "same", lambda x: x - np.trunc(x), "x - trunc(x)"),
     ("neg", 1, (), "same", np.negative, "-x"),
     ("abs", 1, (), "same", np.abs, "|x|"),
-    ("sign", 1, (), "same", np.sign, "-1, 0 or 1 (nan stays nan)"),
+    ("sign", 1, (), "same", lambda x: np.where(np.isnan(x), 0, np.sign(x)).astype(x.dtype) if x.dtype.kind == "f"
+     else np.sign(x), "-1, 0 or 1 (sign(nan) = 0, as torch)"),
     ("relu", 1, (), "same", lambda x: np.where(np.isnan(x) if x.dtype.kind == "f" else False, x, np.maximum(x, 0)),
      "max(x, 0), nan propagates"),
     ("floor", 1, (), "same", np.floor, "round toward -inf (integers unchanged)"),
@@ -274,3 +275,279 @@ for _name, _nin, _attrs, _family, _ref, _doc in SPECS:
     ))
 ARITY = {name: nin for name, nin, *_ in SPECS}
 FAMILY = {name: fam for name, _, _, fam, *_ in SPECS}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient rules (owned by autograd): rule(ctx, grad) -> one gradient per input, written with jitorch ops so that
+# backward can be recorded (create_graph) and traced. Broadcast inputs get their gradient summed back by sum_to.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import call as _c, digamma as _digamma, register_vjps as _register_vjps  # noqa: E402
+from ..autograd._vjp import saves as _saves, sum_to as _sum_to, zeros_like_grad as _zeros_like  # noqa: E402
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+
+def _is_t(x):
+    return hasattr(x, "_data")
+
+
+def _shape_of_input(x):
+    return x._data.shape if hasattr(x, "_data") else x.shape
+
+
+def _ux(f):
+    """Unary rule reading the input: f(g, x, attrs)."""
+    @_saves(0)
+    def rule(ctx, g):
+        return (f(g, ctx.inputs[0], ctx.attrs),)
+    return rule
+
+
+def _uo(f):
+    """Unary rule reading the output: f(g, out, attrs)."""
+    @_saves(output=True)
+    def rule(ctx, g):
+        return (f(g, ctx.outputs[0], ctx.attrs),)
+    return rule
+
+
+def _ug(f):
+    """Unary rule reading neither: f(g, attrs)."""
+    @_saves()
+    def rule(ctx, g):
+        return (f(g, ctx.attrs),)
+    return rule
+
+
+@_saves()
+def _zero_vjp(ctx, g):
+    """Piecewise-constant ops (floor, sign, rounding divisions ...): zero gradient, as torch."""
+    return tuple(_zeros_like(x) if n else None for x, n in zip(ctx.inputs, ctx.needs_input_grad))
+
+
+def _mul(a, b):
+    return _c("mul", a, b)
+
+
+def _div(a, b):
+    return _c("div", a, b)
+
+
+def _add(a, b):
+    return _c("add", a, b, alpha=1)
+
+
+def _sub(a, b):
+    return _c("sub", a, b, alpha=1)
+
+
+def _where(c, a, b):
+    return _c("where", c, a, b)
+
+
+def _binary(fx, fy, save=(0, 1), output=False):
+    """Binary rule: fx(g, x, y, out, attrs), fy(...) for the two inputs, summed to their shapes."""
+    @_saves(*save, output=output)
+    def rule(ctx, g):
+        x, y = ctx.inputs
+        out = ctx.outputs[0] if output else None
+        nx, ny = ctx.needs_input_grad
+        gx = _sum_to(fx(g, x, y, out, ctx.attrs), _shape_of_input(x)) if nx else None
+        gy = _sum_to(fy(g, x, y, out, ctx.attrs), _shape_of_input(y)) if ny else None
+        return gx, gy
+    return rule
+
+
+def _pow_self(g, x, y, out, a):
+    if not _is_t(y):
+        if y == 0:
+            return _zeros_like(x)
+        return _mul(g, _mul(_c("pow", x, y - 1), y))
+    r = _mul(g, _mul(y, _c("pow", x, _sub(y, 1))))
+    return _where(_c("eq", y, 0), 0.0, r)
+
+
+def _pow_exponent(g, x, y, out, a):
+    if not _is_t(x):  # scalar base
+        if x == 0:
+            return _where(_c("ge", y, 0), 0.0, _mul(g, _mul(out, -math.inf)))
+        return _mul(g, _mul(out, math.log(x)))
+    r = _mul(g, _mul(out, _c("log", x)))
+    return _where(_c("logical_and", _c("eq", x, 0), _c("ge", y, 0)), 0.0, r)
+
+
+def _maxmin(first_loses, second_loses):
+    def fx(g, x, y, out, a):
+        return _where(_c(first_loses, x, y), 0.0, _where(_c("eq", x, y), _mul(g, 0.5), g))
+
+    def fy(g, x, y, out, a):
+        return _where(_c(second_loses, x, y), 0.0, _where(_c("eq", x, y), _mul(g, 0.5), g))
+    return _binary(fx, fy)
+
+
+def _fmaxmin(keep_first):
+    def mask(x, y):
+        return _c("logical_or", _c(keep_first, x, y), _c("isnan", y))
+    return _binary(lambda g, x, y, out, a: _where(mask(x, y), g, 0.0),
+                   lambda g, x, y, out, a: _where(mask(x, y), 0.0, g))
+
+
+def _atan2_x(g, x, y, out, a):
+    return _div(_mul(g, y), _add(_mul(x, x), _mul(y, y)))
+
+
+def _atan2_y(g, x, y, out, a):
+    return _c("neg", _div(_mul(g, x), _add(_mul(x, x), _mul(y, y))))
+
+
+def _xlogy_x(g, x, y, out, a):
+    return _mul(g, _c("xlogy", _c("ne", x, 0), y))
+
+
+@_saves(0)
+def _where_vjp(ctx, g):
+    c, a, b = ctx.inputs
+    _, na, nb = ctx.needs_input_grad
+    ga = _sum_to(_where(c, g, 0.0), _shape_of_input(a)) if na else None
+    gb = _sum_to(_where(c, 0.0, g), _shape_of_input(b)) if nb else None
+    return None, ga, gb
+
+
+@_saves(0, 1, 2)
+def _lerp_vjp(ctx, g):
+    a, b, w = ctx.inputs
+    na, nb, nw = ctx.needs_input_grad
+    ga = _sum_to(_mul(g, _c("sub", 1.0, w, alpha=1)), _shape_of_input(a)) if na else None
+    gb = _sum_to(_mul(g, w), _shape_of_input(b)) if nb else None
+    gw = _sum_to(_mul(g, _sub(b, a)), _shape_of_input(w)) if nw else None
+    return ga, gb, gw
+
+
+@_saves(1, 2)
+def _addcmul_vjp(ctx, g):
+    a, b, c = ctx.inputs
+    v = ctx.attrs.get("value", 1)
+    na, nb, nc = ctx.needs_input_grad
+    ga = _sum_to(g, _shape_of_input(a)) if na else None
+    gb = _sum_to(_mul(g, _mul(c, v)), _shape_of_input(b)) if nb else None
+    gc = _sum_to(_mul(g, _mul(b, v)), _shape_of_input(c)) if nc else None
+    return ga, gb, gc
+
+
+@_saves(1, 2)
+def _addcdiv_vjp(ctx, g):
+    a, b, c = ctx.inputs
+    v = ctx.attrs.get("value", 1)
+    na, nb, nc = ctx.needs_input_grad
+    ga = _sum_to(g, _shape_of_input(a)) if na else None
+    gb = _sum_to(_div(_mul(g, v), c), _shape_of_input(b)) if nb else None
+    gc = _sum_to(_c("neg", _div(_mul(_mul(g, v), b), _mul(c, c))), _shape_of_input(c)) if nc else None
+    return ga, gb, gc
+
+
+@_saves()
+def _add_vjp(ctx, g):
+    x, y = ctx.inputs
+    nx, ny = ctx.needs_input_grad
+    alpha = ctx.attrs.get("alpha", 1)
+    gx = _sum_to(g, _shape_of_input(x)) if nx else None
+    gy = _sum_to(g if alpha == 1 else _mul(g, alpha), _shape_of_input(y)) if ny else None
+    return gx, gy
+
+
+@_saves()
+def _sub_vjp(ctx, g):
+    x, y = ctx.inputs
+    nx, ny = ctx.needs_input_grad
+    alpha = ctx.attrs.get("alpha", 1)
+    gx = _sum_to(g, _shape_of_input(x)) if nx else None
+    gy = _sum_to(_c("neg", g) if alpha == 1 else _mul(g, -alpha), _shape_of_input(y)) if ny else None
+    return gx, gy
+
+
+@_saves()
+def _fill_vjp(ctx, g):
+    return (_zeros_like(ctx.inputs[0]),)
+
+
+VJPS = {
+    "exp": _uo(lambda g, o, a: _mul(g, o)),
+    "exp2": _uo(lambda g, o, a: _mul(g, _mul(o, _LN2))),
+    "expm1": _uo(lambda g, o, a: _mul(g, _add(o, 1.0))),
+    "log": _ux(lambda g, x, a: _div(g, x)),
+    "log2": _ux(lambda g, x, a: _div(g, _mul(x, _LN2))),
+    "log10": _ux(lambda g, x, a: _div(g, _mul(x, _LN10))),
+    "log1p": _ux(lambda g, x, a: _div(g, _add(x, 1.0))),
+    "sqrt": _uo(lambda g, o, a: _div(g, _mul(o, 2.0))),
+    "rsqrt": _uo(lambda g, o, a: _mul(g, _mul(_mul(o, _mul(o, o)), -0.5))),
+    "sin": _ux(lambda g, x, a: _mul(g, _c("cos", x))),
+    "cos": _ux(lambda g, x, a: _mul(g, _c("neg", _c("sin", x)))),
+    "tan": _uo(lambda g, o, a: _mul(g, _add(_mul(o, o), 1.0))),
+    "asin": _ux(lambda g, x, a: _mul(g, _c("rsqrt", _c("sub", 1.0, _mul(x, x), alpha=1)))),
+    "acos": _ux(lambda g, x, a: _mul(g, _c("neg", _c("rsqrt", _c("sub", 1.0, _mul(x, x), alpha=1))))),
+    "atan": _ux(lambda g, x, a: _div(g, _add(_mul(x, x), 1.0))),
+    "sinh": _ux(lambda g, x, a: _mul(g, _c("cosh", x))),
+    "cosh": _ux(lambda g, x, a: _mul(g, _c("sinh", x))),
+    "tanh": _uo(lambda g, o, a: _mul(g, _c("sub", 1.0, _mul(o, o), alpha=1))),
+    "asinh": _ux(lambda g, x, a: _mul(g, _c("rsqrt", _add(_mul(x, x), 1.0)))),
+    "acosh": _ux(lambda g, x, a: _mul(g, _c("rsqrt", _sub(_mul(x, x), 1.0)))),
+    "atanh": _ux(lambda g, x, a: _div(g, _c("sub", 1.0, _mul(x, x), alpha=1))),
+    "erf": _ux(lambda g, x, a: _mul(g, _mul(_c("exp", _c("neg", _mul(x, x))), _TWO_OVER_SQRT_PI))),
+    "erfc": _ux(lambda g, x, a: _mul(g, _mul(_c("exp", _c("neg", _mul(x, x))), -_TWO_OVER_SQRT_PI))),
+    "erfinv": _uo(lambda g, o, a: _mul(g, _mul(_c("exp", _mul(o, o)), math.sqrt(math.pi) / 2))),
+    "lgamma": _ux(lambda g, x, a: _mul(g, _digamma(x))),
+    "sigmoid": _uo(lambda g, o, a: _mul(g, _mul(o, _c("sub", 1.0, o, alpha=1)))),
+    "reciprocal": _uo(lambda g, o, a: _mul(g, _c("neg", _mul(o, o)))),
+    "frac": _ug(lambda g, a: g),
+    "neg": _ug(lambda g, a: _c("neg", g)),
+    "abs": _ux(lambda g, x, a: _mul(g, _c("sign", x))),
+    "relu": _uo(lambda g, o, a: _where(_c("gt", o, 0), g, 0.0)),
+    "square": _ux(lambda g, x, a: _mul(g, _mul(x, 2.0))),
+    "nan_to_num": _ux(lambda g, x, a: _where(_c("isfinite", x), g, 0.0)),
+    "leaky_relu": _ux(lambda g, x, a: _where(_c("gt", x, 0), g, _mul(g, a.get("negative_slope", 0.01)))),
+    "elu": _ux(lambda g, x, a: _where(_c("gt", x, 0), g, _mul(g, _mul(_c("exp", x), a.get("alpha", 1.0))))),
+    "softplus": _ux(lambda g, x, a: _where(
+        _c("gt", _mul(x, a.get("beta", 1.0)), a.get("threshold", 20.0)), g,
+        _mul(g, _c("sigmoid", _mul(x, a.get("beta", 1.0)))))),
+    "hardtanh": _ux(lambda g, x, a: _where(_c("gt", x, a.get("min_val", -1.0)),
+                                           _where(_c("lt", x, a.get("max_val", 1.0)), g, 0.0), 0.0)),
+    "clamp_min": _ux(lambda g, x, a: _where(_c("ge", x, a["min"]), g, 0.0)),
+    "clamp_max": _ux(lambda g, x, a: _where(_c("le", x, a["max"]), g, 0.0)),
+    "clamp": _ux(lambda g, x, a: _where(_c("ge", x, a["min"]), _where(_c("le", x, a["max"]), g, 0.0), 0.0)),
+    "fill": _fill_vjp,
+    # zero gradient (piecewise constant), as torch
+    "sign": _zero_vjp, "floor": _zero_vjp, "ceil": _zero_vjp, "round": _zero_vjp, "round_decimals": _zero_vjp,
+    "trunc": _zero_vjp, "div_trunc": _zero_vjp, "div_floor": _zero_vjp,
+    # binary
+    "add": _add_vjp,
+    "sub": _sub_vjp,
+    "mul": _binary(lambda g, x, y, o, a: _mul(g, y), lambda g, x, y, o, a: _mul(g, x)),
+    "div": _binary(lambda g, x, y, o, a: _div(g, y),
+                   lambda g, x, y, o, a: _c("neg", _mul(g, _div(_div(x, y), y)))),
+    "remainder": _binary(lambda g, x, y, o, a: g, lambda g, x, y, o, a: _mul(_c("neg", g), _c("div_floor", x, y))),
+    "fmod": _binary(lambda g, x, y, o, a: g, lambda g, x, y, o, a: _mul(_c("neg", g), _c("div_trunc", x, y))),
+    "pow": _binary(_pow_self, _pow_exponent, output=True),
+    "atan2": _binary(_atan2_x, _atan2_y),
+    "hypot": _binary(lambda g, x, y, o, a: _mul(g, _div(x, o)), lambda g, x, y, o, a: _mul(g, _div(y, o)), output=True),
+    "copysign": _binary(lambda g, x, y, o, a: _mul(g, _where(_c("eq", x, 0), 0.0, _div(o, x))),
+                        lambda g, x, y, o, a: _zeros_like(y), save=(0,), output=True),
+    "maximum": _maxmin("lt", "gt"),
+    "minimum": _maxmin("gt", "lt"),
+    "fmax": _fmaxmin("ge"),
+    "fmin": _fmaxmin("le"),
+    "xlogy": _binary(_xlogy_x, lambda g, x, y, o, a: _mul(g, _div(x, y))),
+    # ternary
+    "where": _where_vjp,
+    "lerp": _lerp_vjp,
+    "addcmul": _addcmul_vjp,
+    "addcdiv": _addcdiv_vjp,
+}
+
+NON_DIFFERENTIABLE = (
+    "bitwise_not", "logical_not", "isnan", "isinf", "isposinf", "isneginf", "isfinite", "signbit",
+    "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift",
+)
+
+_register_vjps(VJPS, NON_DIFFERENTIABLE)

@@ -59,3 +59,31 @@ register(OpDef("cat", shape_rule=_cat_shape, dtype_rule=_cat_dtype,
                reference=lambda *arrays, dim=0: np.concatenate([a for a in arrays if a.size or a.ndim != 1], axis=dim),
                impl={"cpu": _cat_impl}, attrs=(("dim", 0),), tags=frozenset({"join"}),
                doc="concatenate along dim (shapes equal elsewhere; dtypes promoted)"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient rules (owned by autograd): rule(ctx, grad) -> one gradient per input, written with jitorch ops.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import call as _c, register_vjps as _register_vjps, saves as _saves  # noqa: E402
+
+
+@_saves()
+def _cat_vjp(ctx, g):
+    """Each input gets its slice of g along dim (legacy empty 1-D inputs get nothing)."""
+    d = normalize_dim("cat", ctx.attrs.get("dim", 0), g.ndim)
+    out = []
+    start = 0
+    for x, need in zip(ctx.inputs, ctx.needs_input_grad):
+        shape = tuple(x.shape)
+        if len(shape) == 1 and shape[0] == 0 and g.ndim != 1:
+            out.append(None)
+            continue
+        n = shape[d]
+        out.append(_c("slice", g, dim=d, start=start, stop=start + n, step=1) if need else None)
+        start += n
+    return tuple(out)
+
+
+VJPS = {"cat": _cat_vjp}
+
+_register_vjps(VJPS)

@@ -278,3 +278,75 @@ for _name, _shape, _impl, _ref, _doc in [
                    tags=frozenset({"view", "movement"}), doc=_doc))
 
 _ = D  # dtype module kept for rules that need it
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient rules (owned by autograd): rule(ctx, grad) -> (input grad,), written with jitorch ops.
+# Views that select part of the input scatter the gradient into zeros of the input's shape.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import as_strided_backward as _as_strided_backward, call as _c  # noqa: E402
+from ..autograd._vjp import register_vjps as _register_vjps, saves as _saves  # noqa: E402
+from ..autograd._vjp import scatter_view as _scatter_view, sum_to as _sum_to  # noqa: E402
+
+
+def _reshape_to(g, shape):
+    shape = tuple(shape)
+    if g._data.shape == shape:
+        return g
+    if view_strides(g._data.shape, tuple(s // g._data.itemsize for s in g._data.strides), shape) is None:
+        g = _c("clone", g)
+    return _c("view", g, size=shape)
+
+
+@_saves()
+def _view_vjp(ctx, g):
+    return (_reshape_to(g, ctx.inputs[0].shape),)
+
+
+@_saves()
+def _permute_vjp(ctx, g):
+    dims = tuple(normalize_dim("permute", d, len(ctx.inputs[0].shape)) for d in ctx.attrs["dims"])
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[d] = i
+    return (_c("permute", g, dims=tuple(inv)),)
+
+
+@_saves()
+def _expand_vjp(ctx, g):
+    return (_sum_to(g, ctx.inputs[0].shape),)
+
+
+def _scatter_rule(opname):
+    @_saves()
+    def rule(ctx, g):
+        x = ctx.inputs[0]
+        return (_scatter_view(x.shape, x.dtype, opname, ctx.attrs, g),)
+    return rule
+
+
+@_saves()
+def _unsqueeze_vjp(ctx, g):
+    return (_reshape_to(g, ctx.inputs[0].shape),)
+
+
+@_saves()
+def _as_strided_vjp(ctx, g):
+    x = ctx.inputs[0]
+    a = ctx.attrs
+    return (_as_strided_backward(g, x.shape, x.stride(), x.dtype, a["size"], a["stride"], a.get("storage_offset", 0)),)
+
+
+VJPS = {
+    "view": _view_vjp,
+    "permute": _permute_vjp,
+    "expand": _expand_vjp,
+    "slice": _scatter_rule("slice"),
+    "select": _scatter_rule("select"),
+    "diagonal": _scatter_rule("diagonal"),
+    "unsqueeze": _unsqueeze_vjp,
+    "squeeze": _view_vjp,
+    "as_strided": _as_strided_vjp,
+}
+
+_register_vjps(VJPS)
