@@ -1,0 +1,4 @@
+"""torch.utils: :mod:`jitorch.utils.data` (datasets, samplers, DataLoader) and :mod:`jitorch.utils.hooks`."""
+from __future__ import annotations
+
+from . import hooks  # noqa: F401
