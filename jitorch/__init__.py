@@ -67,3 +67,5 @@ _ = _fn_all
 # training utilities (import after everything above: they build on Tensor and the ops)
 from . import optim  # noqa: E402,F401
 from . import utils  # noqa: E402,F401
+from . import jit  # noqa: E402,F401
+from ._control_flow import cond, while_loop  # noqa: E402,F401
