@@ -264,11 +264,22 @@ def lerp(input, end, weight, *, out=None):
     return _finish(call("lerp", input, _as_operand(end), _as_operand(weight)), out)
 
 
+def _check_value(op, input, value):
+    if isinstance(value, float) and not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: for integral input tensors, argument value must not be a floating point number "
+                           f"(got {value})")
+
+
 def addcmul(input, tensor1, tensor2, *, value=1, out=None):
+    _check_value("addcmul", input, value)
     return _finish(call("addcmul", input, tensor1, tensor2, value=value), out)
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
+    if not (input.dtype.is_floating_point or getattr(tensor1, "dtype", D.float32).is_floating_point
+            or getattr(tensor2, "dtype", D.float32).is_floating_point):
+        raise RuntimeError("addcdiv: integer division with addcdiv is no longer supported; use addcmul(input, "
+                           "tensor1, 1 / tensor2) or convert to float")
     return _finish(call("addcdiv", input, tensor1, tensor2, value=value), out)
 
 

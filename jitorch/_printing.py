@@ -42,10 +42,17 @@ def _float_formatter(arr):
         sci = bool(finite.size) and (amax >= 1e8 or (amin and amax / amin > 1000.0 and not integral) or
                                      (amin and amin < 1e-4 and not integral))
     if sci:
-        return lambda v: _special(v) or f"{v:.{p}e}"
-    if integral:
-        return lambda v: _special(v) or f"{v:.0f}."
-    return lambda v: _special(v) or f"{v:.{p}f}"
+        fmt = lambda v: _special(v) or f"{v:.{p}e}"  # noqa: E731
+    elif integral:
+        fmt = lambda v: _special(v) or f"{v:.0f}."  # noqa: E731
+    else:
+        fmt = lambda v: _special(v) or f"{v:.{p}f}"  # noqa: E731
+    # torch right-aligns every element to the widest one
+    probes = [fmt(v) for v in ((finite.max(), finite.min()) if finite.size else ())]
+    if arr.size and not np.all(np.isfinite(arr)):
+        probes += [fmt(v) for v in arr[~np.isfinite(arr)][:3]]
+    width = max((len(x) for x in probes), default=0)
+    return lambda v: fmt(v).rjust(width)
 
 
 def _special(v):

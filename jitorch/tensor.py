@@ -48,9 +48,18 @@ class _Version:
 class Tensor:
     """A multi-dimensional array with torch's semantics. Build one with ``jitorch.tensor``."""
 
-    __slots__ = ("_data", "_device", "_version_box", "_base", "requires_grad", "grad", "grad_fn",
-                 "_retains_grad", "_hooks", "_output_nr", "__weakref__", "__dict__", "_trace_id")
+    # Only the storage fields are slots; autograd/tracer fields are class-level defaults that an
+    # instance overrides in its __dict__ when set, so creating a result tensor costs three stores.
+    __slots__ = ("_data", "_device", "_version_box", "__weakref__", "__dict__")
     __array_priority__ = 1000  # make NumPy defer to our reflected operators
+    _base = None
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    _retains_grad = False
+    _hooks = None
+    _output_nr = 0
+    _trace_id = None
 
     def __init__(self, *args, **kwargs):
         # torch.Tensor(...) legacy constructor: Tensor(2, 3) -> uninitialized float, Tensor([1, 2]) -> data
@@ -62,14 +71,6 @@ class Tensor:
         self._data = arr
         self._device = device
         self._version_box = _Version()
-        self._base = None
-        self.requires_grad = False
-        self.grad = None
-        self.grad_fn = None
-        self._retains_grad = False
-        self._hooks = None
-        self._output_nr = 0
-        self._trace_id = None
 
     @classmethod
     def _wrap(cls, arr, device=None):
@@ -77,14 +78,6 @@ class Tensor:
         t._data = arr
         t._device = device if device is not None else CPU
         t._version_box = _Version()
-        t._base = None
-        t.requires_grad = False
-        t.grad = None
-        t.grad_fn = None
-        t._retains_grad = False
-        t._hooks = None
-        t._output_nr = 0
-        t._trace_id = None
         return t
 
     @classmethod

@@ -29,7 +29,7 @@ EXPR = {
     "log10": (1, 0, "{log}({0}) * {T}(0.4342944819032518)"),
     "log1p": (1, 0, "{log1p}({0})"),
     "sqrt": (1, 0, "np.sqrt({0})"),
-    "rsqrt": (1, 0, "{T}(1) / np.sqrt({0})"),
+    "rsqrt": (1, 0, "{T}(1) / np.sqrt({0}) if {0} != 0 else np.copysign({T}(np.inf), {0})"),  # fastmath rsqrt(0) is nan
     "sin": (1, 0, "math.sin({0})"),
     "cos": (1, 0, "math.cos({0})"),
     "tan": (1, 0, "math.tan({0})"),
@@ -52,8 +52,7 @@ EXPR = {
     # ---- unary, same dtype
     "neg": (1, 0, "-{0}"),
     "abs": (1, 0, {"f": "abs({0})", "i": "abs({0})", "b": "{0}"}),
-    "sign": (1, 0, "sign_({0})"),
-    "sgn": (1, 0, "sign_({0})"),
+    "sign": (1, 0, "{T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0))"),  # sign(nan) = 0 as torch
     "relu": (1, 0, "max_({0}, {T}(0))"),
     "floor": (1, 0, {"f": "np.floor({0})", "i": "{0}"}),
     "ceil": (1, 0, {"f": "np.ceil({0})", "i": "{0}"}),
@@ -193,14 +192,6 @@ def fmin_(a, b):
     if b != b:
         return a
     return a if a < b else b
-
-
-def sign_(a):
-    if a > 0:
-        return a * 0 + 1
-    if a < 0:
-        return a * 0 - 1
-    return a * 0  # keeps NaN as NaN and the type of a
 
 
 def atanh_(a):

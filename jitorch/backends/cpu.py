@@ -84,6 +84,14 @@ def copy_into(dst, src):
     _shape.copy_nd(src, dst)
 
 
+def _scalar_array(value, ctype):
+    """A Python scalar as a 0-d array of the compute type; ints wrap like torch (int8 + 1000)."""
+    if ctype == "bool":
+        return np.asarray(bool(value))
+    arr = np.asarray(value)
+    return arr.astype(ctype) if arr.dtype != ctype else arr
+
+
 def elementwise(name, ctype, inputs, out, params=()):
     """Run elementwise op ``name`` computing in ``ctype`` (a NumPy dtype name) into ``out``.
 
@@ -118,8 +126,7 @@ def elementwise(name, ctype, inputs, out, params=()):
             flat, o = inputs, out
         (mod.k1p if size > PARALLEL_THRESHOLD else mod.k1)(*flat, o, *params)
         return out
-    arrays = [a if isinstance(a, np.ndarray) else np.asarray(a, dtype=np.dtype(ctype) if ctype != "bool" else np.bool_)
-              for a in inputs]
+    arrays = [a if isinstance(a, np.ndarray) else _scalar_array(a, ctype) for a in inputs]
     strides = [_bstrides(a, shape) for a in arrays] + [list(out.strides)]
     cshape, cstrides = collapse(shape, strides)
     views = [as_strided(a, cshape, st) for a, st in zip(arrays, cstrides[:-1])]

@@ -1,0 +1,61 @@
+"""matmul: the one matrix-product primitive (mm, bmm, mv, dot, addmm, linear and einsum are
+compositions of it). It calls NumPy's BLAS: numba's own np.dot needs SciPy, and a hand-written
+numba GEMM stays 3-4x behind BLAS on this machine (research/feasibility.md section 5)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _dtype as D
+from ..backends import cpu as _cpu
+from .registry import OpDef, register
+from .rules import broadcast_shapes
+
+
+def _matmul_shape(a, b):
+    if len(a) == 0 or len(b) == 0:
+        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are {len(a)}D and {len(b)}D")
+    ka = a[-1]
+    kb = b[0] if len(b) == 1 else b[-2]
+    if ka != kb:
+        if len(a) == 1 and len(b) == 1:
+            raise RuntimeError(f"dot : inconsistent tensor size, expected tensor [{a[0]}] and src [{b[0]}] to have the "
+                               "same number of elements, but got {a[0]} and {b[0]} elements respectively")
+        la = f"{a[-2] if len(a) > 1 else 1}x{ka}"
+        lb = f"{kb}x{b[-1] if len(b) > 1 else 1}"
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({la} and {lb}) (matmul of shapes {list(a)} and {list(b)}); "
+            "the last dim of the first must equal the second-to-last dim of the second")
+    if len(a) == 1 and len(b) == 1:
+        return ()
+    if len(b) == 1:
+        return tuple(a[:-1])
+    if len(a) == 1:
+        return tuple(b[:-2]) + (b[-1],)
+    batch = broadcast_shapes("matmul", tuple(a[:-2]), tuple(b[:-2]))
+    return tuple(batch) + (a[-2], b[-1])
+
+
+def _matmul_dtype(a, b):
+    if a.dtype is not b.dtype:
+        raise RuntimeError(
+            f"matmul: expected both arguments to have the same dtype, but got {a.dtype.name} and {b.dtype.name}; "
+            "convert one with .to(other.dtype)")
+    if a.dtype is D.bool_:
+        raise RuntimeError("matmul: \"addmm_impl_cpu_\" not implemented for 'Bool'")
+    return a.dtype
+
+
+def _matmul_impl(out, a, b):
+    if a.dtype == np.float16:  # no float16 BLAS: compute in float32, round once
+        a32, b32 = _cpu.to_f32(a), _cpu.to_f32(b)
+        tmp = np.empty(out.shape, np.float32)
+        np.matmul(a32, b32, out=tmp)
+        _cpu.from_f32_into(tmp, out)
+        return out
+    np.matmul(a, b, out=out)
+    return out
+
+
+register(OpDef("matmul", shape_rule=_matmul_shape, dtype_rule=_matmul_dtype, reference=np.matmul,
+               impl={"cpu": _matmul_impl}, tags=frozenset({"linalg", "contraction"}),
+               doc="torch.matmul: dot (1-D x 1-D), mv, mm and broadcast batched products"))
