@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 
-from .._dispatch import hooks
 from ..tensor import Tensor
 
 __all__ = ["gradcheck", "gradgradcheck", "GradcheckError"]
@@ -35,13 +34,9 @@ def _diff_outputs(out):
 
 
 def _eval(func, inputs):
-    prev = hooks.grad_enabled
-    hooks.grad_enabled = False
-    try:
-        outs = _diff_outputs(func(*inputs))
-        return [np.array(o._data, dtype=np.float64, copy=True) for o in outs]
-    finally:
-        hooks.grad_enabled = prev
+    # grad mode stays as it is: gradgradcheck's function calls autograd.grad itself
+    outs = _diff_outputs(func(*inputs))
+    return [np.array(o._data, dtype=np.float64, copy=True) for o in outs]
 
 
 def _numerical_jacobians(func, inputs, diff_idx, eps):

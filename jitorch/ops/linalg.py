@@ -59,3 +59,56 @@ def _matmul_impl(out, a, b):
 register(OpDef("matmul", shape_rule=_matmul_shape, dtype_rule=_matmul_dtype, reference=np.matmul,
                impl={"cpu": _matmul_impl}, tags=frozenset({"linalg", "contraction"}),
                doc="torch.matmul: dot (1-D x 1-D), mv, mm and broadcast batched products"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradient rules (owned by autograd): rule(ctx, grad) -> (grad_a, grad_b), written with jitorch ops.
+# 1-D operands are promoted to matrices (as matmul does) and the gradients reduced back to their shapes;
+# a batched input times a matrix (linear layers) folds the batch into one product for the matrix's gradient.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import call as _c, register_vjps as _register_vjps, saves as _saves  # noqa: E402
+from ..autograd._vjp import sum_to as _sum_to  # noqa: E402
+
+
+def _mT(x):
+    nd = x.ndim
+    return _c("permute", x, dims=tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+def _reshape(x, shape):
+    return x.reshape(shape)
+
+
+@_saves(0, 1)
+def _matmul_vjp(ctx, g):
+    a, b = ctx.inputs
+    na, nb = ctx.needs_input_grad
+    ad, bd = a.ndim, b.ndim
+    if ad == 1 and bd == 1:  # dot
+        return (_c("mul", g, b) if na else None), (_c("mul", g, a) if nb else None)
+    a2 = _c("unsqueeze", a, dim=0) if ad == 1 else a
+    b2 = _c("unsqueeze", b, dim=1) if bd == 1 else b
+    g2 = g
+    if ad == 1:
+        g2 = _c("unsqueeze", g2, dim=g2.ndim - 1)
+    if bd == 1:
+        g2 = _c("unsqueeze", g2, dim=g2.ndim)
+    ga = gb = None
+    if na:
+        ga = _sum_to(_c("matmul", g2, _mT(b2)), tuple(a2.shape))
+        if ad == 1:
+            ga = _reshape(ga, tuple(a.shape))
+    if nb:
+        if b2.ndim == 2 and a2.ndim > 2:
+            k, m = a2.shape[-1], g2.shape[-1]
+            gb = _c("matmul", _mT(_reshape(a2, (-1, k))), _reshape(g2, (-1, m)))
+        else:
+            gb = _sum_to(_c("matmul", _mT(a2), g2), tuple(b2.shape))
+        if bd == 1:
+            gb = _reshape(gb, tuple(b.shape))
+    return ga, gb
+
+
+VJPS = {"matmul": _matmul_vjp}
+
+_register_vjps(VJPS)
