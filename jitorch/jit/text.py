@@ -123,6 +123,9 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 class _Tok:
     __slots__ = ("kind", "text", "line")
 
@@ -329,7 +332,9 @@ class _Parser:
         self.expect("PUNCT", "(")
         inputs, attrs = [], []
         while not self.at("PUNCT", ")"):
-            if self.at("NAME") and self.peek(1).kind == "PUNCT" and self.peek(1).text == "=":
+            t = self.peek()
+            if (t.kind in ("NAME", "NUMBER") and _IDENT.match(t.text) and self.peek(1).kind == "PUNCT"
+                    and self.peek(1).text == "="):  # an attribute (named 'nan' or 'inf' too)
                 k = self.next().text
                 self.next()
                 attrs.append((k, self.attr_value()))
