@@ -90,10 +90,11 @@ def user_line():
 
 class _Storage:
     """Memory owned by one traced tensor: its current IR value and a version bumped by writes."""
-    __slots__ = ("value", "version", "type", "kind", "input")
+    __slots__ = ("value", "version", "type", "kind", "input", "origin", "first_write")
 
     def __init__(self, value, type_, kind, input_name=None):
         self.value, self.version, self.type, self.kind, self.input = value, 0, type_, kind, input_name
+        self.origin = self.first_write = None
 
 
 class _TState:
@@ -182,6 +183,7 @@ class _Session:
         self.closed = False
         self.saved_hook = None
         self.sub_counter = 0
+        self.warned = set()
 
     # ------------------------------------------------------------ names and nodes
     def fresh(self):
@@ -221,6 +223,7 @@ class _Session:
         self._remember(t)
         if kind == "const":
             self.constants[name] = np.array(_host(t), copy=True)
+            storage.origin = weakref.ref(t)
         return name
 
     def _remember(self, t):
@@ -358,11 +361,8 @@ class _Session:
         storage.value = root_value
         storage.version += 1
         st.value, st.version = new, storage.version
-        if storage.kind == "const" and self.parent is None:
-            warnings.warn(TracerWarning(
-                f"{op.name}_ writes into a tensor captured from outside the traced function (%{storage.input}) at "
-                f"{user_line()}; the graph starts from its value at trace time on every call and does not write it "
-                "back. Pass it as an argument (or register it as a buffer) to keep the update."), stacklevel=2)
+        if storage.first_write is None:
+            storage.first_write = f"{op.name}_ at {user_line()}"
 
     # ------------------------------------------------------------ Python values
     def chain(self, value):
@@ -393,6 +393,23 @@ class _Session:
     def build(self, outputs, updates=()):
         return Graph(self.name, tuple(self.inputs), tuple(self.nodes), tuple(outputs), tuple(updates),
                      constants=dict(self.constants))
+
+    def warn_captured_writes(self, outputs):
+        """Warn about writes into captured tensors that outlive the call (a global buffer, say).
+
+        Tensors made inside the function (``jitorch.ones`` fills an empty tensor in place) are
+        gone by now or are outputs; the graph handles them exactly, so they stay quiet.
+        """
+        keep = {id(t) for t in outputs} | {id(t._base) for t in outputs if t._base is not None}
+        for st in self.storages:
+            if st.kind == "const" and st.version > 0 and st.origin is not None:
+                t = st.origin()
+                if t is not None and id(t) not in keep and id(t._base) not in keep:
+                    warnings.warn(TracerWarning(
+                        f"the traced function writes into a tensor captured from outside it (%{st.input}, first by "
+                        f"{st.first_write}); the graph starts from its value at trace time on every call and does not "
+                        "write it back. Pass it as an argument (or register it as a buffer) to keep the update."),
+                        stacklevel=4)
 
     def updates(self):
         return tuple((s.input, s.value) for s in self.storages
@@ -433,6 +450,10 @@ def on_python_value(tensor, what):
     name = {"bool": "bool()", "item": ".item()", "int": "int()", "float": "float()", "tolist": ".tolist()",
             "numpy": ".numpy()", "__array__": "np.asarray()", "index": "using it as an int (shape, size, index)",
             "iteration": "iterating over it"}.get(what, what)
+    key = (value, user_loc())
+    if key in session.warned:  # float(t) calls t.item(): one decision, one message
+        return
+    session.warned.add(key)
     session.decide(
         f"{name} on a traced tensor {session.types[value]} whose value depends on the inputs; the Python value "
         f"would be baked into the graph.\n  The value comes from: {session.chain(value)}\n  Python decision",
@@ -599,6 +620,8 @@ def run_trace(fn, args, kwargs, inputs, params, name, strict=True):
         leaves, spec = _pytree.flatten(out)
         values = [s.value_of(t) for t in leaves]
         graph = s.build(values, s.updates())
+        del out
+        s.warn_captured_writes(leaves)
     except BaseException as e:
         if s.nodes and not isinstance(e, TracerError) and hasattr(e, "add_note"):
             last = s.nodes[-1]
