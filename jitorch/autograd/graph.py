@@ -353,14 +353,14 @@ class AccumulateGrad(Node):
         return ()
 
 
-def accumulate_grad(var, g):
-    """torch's AccumulateGrad: a fresh copy the first time, then in-place ``+=`` (out of place, recorded,
-    under create_graph)."""
+def accumulate_grad(var, g, steal=False):
+    """torch's AccumulateGrad: the gradient itself the first time when nobody else holds it (``steal``),
+    else a copy; then in-place ``+=`` (out of place, recorded, under create_graph)."""
     if g is None:
         return
     old = var.grad
     if old is None:
-        var.grad = call("clone", g)
+        var.grad = g if steal and not hooks.grad_enabled else call("clone", g)
     elif hooks.grad_enabled:
         var.grad = call("add", old, g, alpha=1)
     else:

@@ -326,6 +326,18 @@ def _scatter_rule(opname):
 
 
 @_saves()
+def _select_vjp(ctx, g):
+    # written into a length-1 slice (a NumPy 0-d selection would be a copy, not a view)
+    x = ctx.inputs[0]
+    shape = tuple(x.shape)
+    d = normalize_dim("select", ctx.attrs["dim"], len(shape))
+    i = ctx.attrs["index"]
+    i = i + shape[d] if i < 0 else i
+    return (_scatter_view(shape, x.dtype, "slice", {"dim": d, "start": i, "stop": i + 1, "step": 1},
+                          _c("unsqueeze", g, dim=d)),)
+
+
+@_saves()
 def _unsqueeze_vjp(ctx, g):
     return (_reshape_to(g, ctx.inputs[0].shape),)
 
@@ -342,7 +354,7 @@ VJPS = {
     "permute": _permute_vjp,
     "expand": _expand_vjp,
     "slice": _scatter_rule("slice"),
-    "select": _scatter_rule("select"),
+    "select": _select_vjp,
     "diagonal": _scatter_rule("diagonal"),
     "unsqueeze": _unsqueeze_vjp,
     "squeeze": _view_vjp,
