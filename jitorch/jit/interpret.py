@@ -181,12 +181,11 @@ def interpret(graph, inputs, *, rng=None, return_updates=False):
             raise InterpretError(f"interpret {graph.name}: node %{node.outputs[0]} = {node.op}(...) at "
                                  f"{node.loc or 'unknown location'} failed: {type(e).__name__}: {e}") from e
         env.update(zip(node.outputs, outs))
-    outputs = tuple(_own(env[o]) for o in graph.outputs)
+    bound = {id(env[i.name]) for i in graph.inputs}
+
+    def own(a):  # results never alias the caller's inputs or the graph's constants
+        return a if a.flags.owndata and a.flags.writeable and id(a) not in bound else np.array(a, copy=True)
+    outputs = tuple(own(env[o]) for o in graph.outputs)
     if return_updates:
-        return outputs, {name: _own(env[v]) for name, v in graph.updates}
+        return outputs, {name: own(env[v]) for name, v in graph.updates}
     return outputs
-
-
-def _own(a):
-    """A result that aliases nothing the caller could mutate (inputs, constants)."""
-    return a if a.flags.owndata and a.flags.writeable else np.array(a, copy=True)

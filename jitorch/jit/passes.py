@@ -405,20 +405,27 @@ def renumber_values(g: Graph) -> Graph:
 
 # ---------------------------------------------------------------- pipeline
 
-PIPELINE = (canonicalize, simplify_algebra, fold_constants, eliminate_common_subexpressions, eliminate_dead_nodes,
+PIPELINE = (canonicalize, fold_constants, simplify_algebra, eliminate_common_subexpressions, eliminate_dead_nodes,
             renumber_values)
 
 
-def run_passes(g: Graph, passes=PIPELINE, check: bool = True) -> Graph:
-    """Apply ``passes`` in order; with ``check`` verify after each. ``JITORCH_LOGS=graph`` prints
-    the graph after each pass that changed it."""
-    for p in passes:
-        g2 = p(g)
-        if check and g2 is not g:
-            verify(g2, after=p.__name__)
-        if g2 is not g and _logging.enabled("graph"):
-            _logging.log("graph", f"after {p.__name__}", str(g2))
-        g = g2
+def run_passes(g: Graph, passes=PIPELINE, check: bool = True, max_rounds: int = 4) -> Graph:
+    """Apply ``passes`` in order, again while a round changes the graph (at most ``max_rounds``:
+    a rewrite can expose more, e.g. an inlined ``cond`` branch on constants folds). With ``check``
+    verify after each pass; ``JITORCH_LOGS=graph`` prints the graph after each pass that changed it.
+    """
+    for _ in range(max_rounds):
+        start = g
+        for p in passes:
+            g2 = p(g)
+            if g2 is not g:
+                if check:
+                    verify(g2, after=p.__name__)
+                if _logging.enabled("graph"):
+                    _logging.log("graph", f"after {p.__name__}", str(g2))
+            g = g2
+        if g == start:
+            break
     return g
 
 

@@ -48,6 +48,9 @@ def _has_graph(v):
     return isinstance(v, Graph) or (isinstance(v, tuple) and any(_has_graph(x) for x in v))
 
 
+_TAG_ARITY = {"unary": 1, "binary": 2, "ternary": 3}  # the rules of these families take *shapes
+
+
 def infer_types(op_name, args, attrs):
     """Output (shape, dtype) pairs of ``op_name`` applied to ``args`` (TensorTypes or literals).
 
@@ -57,6 +60,9 @@ def infer_types(op_name, args, attrs):
     op = OPS[op_name]
     kw = dict(attrs)
     check_attrs(op, attrs)
+    for tag, n in _TAG_ARITY.items():
+        if tag in op.tags and len(args) != n:
+            raise ValueError(f"{op_name} is {tag}: it takes {n} operand{'s' if n > 1 else ''}, got {len(args)}")
     shapes = [a.shape if isinstance(a, TensorType) else () for a in args]
     try:
         shape = op.shape_rule(*shapes, **kw)
