@@ -609,3 +609,33 @@ def test_no_warnings_on_plain_step():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         optim.AdamW([p]).step()
+
+
+def test_step_after_real_backward():
+    """Grads from the autograd engine; the in-place update must not trip autograd's leaf checks."""
+    if not hasattr(jitorch.Tensor, "backward"):
+        pytest.skip("autograd not available")
+    w = jitorch.tensor([1.0, 2.0], dtype=jitorch.float64, requires_grad=True)
+    x = jitorch.tensor([3.0, 4.0], dtype=jitorch.float64)
+    opt = optim.Adam([w], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        (w * w * x).backward(jitorch.ones(2, dtype=jitorch.float64))
+        np.testing.assert_allclose(w.grad._data, 2 * w._data * x._data)
+        opt.step()
+        assert w.is_leaf and w.requires_grad and w.grad_fn is None
+    np.testing.assert_allclose(w._data, _replay_adam([1.0, 2.0], [3.0, 4.0], 3, 0.1))
+    with jitorch.no_grad():
+        opt.step()  # also fine under no_grad
+
+
+def _replay_adam(w0, x, steps, lr):
+    w = np.array(w0)
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    for t in range(1, steps + 1):
+        g = 2 * w * np.array(x)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        w = w - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return w
