@@ -9,6 +9,8 @@ an entry to ``OP_SAMPLES`` (or a tag provider) for it.
 from __future__ import annotations
 
 import functools
+import importlib
+import pkgutil
 
 import numpy as np
 import pytest
@@ -18,6 +20,14 @@ from jitorch import _dtype as D
 from jitorch import jit
 from jitorch._dispatch import call, call_inplace
 from jitorch.ops.registry import OPS
+
+# every op module of the table, so OPS is complete whatever the other tests imported
+_IMPORT_ERRORS = {}
+for _m in pkgutil.iter_modules(jitorch.ops.__path__):
+    try:
+        importlib.import_module(f"jitorch.ops.{_m.name}")
+    except Exception as _e:  # reported by test_every_op_module_imports
+        _IMPORT_ERRORS[_m.name] = f"{type(_e).__name__}: {_e}"
 
 
 class Sample:
@@ -99,11 +109,55 @@ OP_SAMPLES = {
                      Sample([_arr((3, 4)), _arr((4,), np.int32)], inplace=True)],
     "matmul": lambda: [Sample([_arr((3, 4)), _arr((4, 5))]), Sample([_arr((2, 3, 4)), _arr((4,))]),
                        Sample([_arr((4,)), _arr((4,))])],
+    "convolution": lambda: [
+        Sample([_arr((1, 2, 5, 5)), _arr((3, 2, 3, 3)), _arr((3,))],
+               dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)),
+        Sample([_arr((2, 4, 7)), _arr((2, 2, 3))], dict(stride=(2,), padding=(0,), dilation=(2,), groups=2))],
+    "conv_transpose": lambda: [
+        Sample([_arr((1, 2, 4, 4)), _arr((2, 3, 3, 3)), _arr((3,))],
+               dict(stride=(2, 2), padding=(1, 1), output_padding=(1, 1), dilation=(1, 1), groups=1))],
+    "convolution_weight_grad": lambda: [
+        Sample([_arr((1, 2, 5, 5)), _arr((1, 3, 5, 5))],
+               dict(weight_size=(3, 2, 3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1))],
+    "max_pool2d_with_indices": lambda: [
+        Sample([_arr((1, 2, 4, 5))], dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1),
+                                          ceil_mode=True))],
+    "max_pool2d_backward": lambda: [
+        Sample([_arr((1, 2, 2, 2)), np.array([0, 3, 9, 15, 1, 6, 8, 14], np.int64).reshape(1, 2, 2, 2)],
+               dict(input_size=(4, 4)))],
+    "max_pool2d_gather": lambda: [
+        Sample([_arr((1, 2, 4, 4)), np.array([0, 3, 9, 15, 1, 6, 8, 14], np.int64).reshape(1, 2, 2, 2)])],
+    "avg_pool2d": lambda: [
+        Sample([_arr((1, 2, 5, 5))], dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False,
+                                          count_include_pad=False, divisor_override=None))],
+    "avg_pool2d_backward": lambda: [
+        Sample([_arr((1, 2, 3, 3))], dict(input_size=(5, 5), kernel_size=(3, 3), stride=(2, 2), padding=(1, 1),
+                                          ceil_mode=False, count_include_pad=True, divisor_override=None))],
+    "adaptive_avg_pool2d": lambda: [Sample([_arr((1, 2, 5, 4))], dict(output_size=(2, 3)))],
+    "adaptive_avg_pool2d_backward": lambda: [Sample([_arr((1, 2, 2, 3))], dict(input_size=(5, 4)))],
+    "adaptive_max_pool2d": lambda: [Sample([_arr((1, 2, 5, 4))], dict(output_size=(2, 3)))],
     "cat": lambda: [Sample([_arr((2, 3)), _arr((1, 3)), _arr((4, 3), np.float64)], {"dim": 0}),
                     Sample([_arr((2, 3)), _arr((2, 1))], {"dim": -1})],
 }
 
-TAG_SAMPLES = {"elementwise": _elementwise}
+def _along_dim(op, dims=(1, -1, None, (1,), (0, 1))):
+    """Reductions, scans, softmax-like ops: attrs from the record, over dim 1 and over all dims."""
+    out = []
+    base = dict(op.attrs)
+    for x in (_arr((3, 4)), _arr((3, 4), np.int32)):
+        for dim in dims:
+            attrs = dict(base, dim=dim) if "dim" in base else base
+            if _works(op.name, [x], attrs) and not any(s.attrs == attrs and s.operands[0].dtype == x.dtype for s in out):
+                out.append(Sample([x], attrs))
+        if "keepdim" in base and out:
+            attrs = dict(out[0].attrs, keepdim=True)
+            if _works(op.name, [x], attrs):
+                out.append(Sample([x], attrs))
+    return out
+
+
+TAG_SAMPLES = {"elementwise": _elementwise, "reduction": _along_dim,
+               "scan": lambda op: _along_dim(op, (1, -1)), "normalization": lambda op: _along_dim(op, (1, -1))}
 
 
 @functools.lru_cache(maxsize=None)
@@ -154,6 +208,10 @@ def outputs_of(result):
 
 
 # ---------------------------------------------------------------- tests
+
+def test_every_op_module_imports():
+    assert not _IMPORT_ERRORS, f"op modules that fail to import: {_IMPORT_ERRORS}"
+
 
 def test_every_op_has_samples():
     missing = [name for name in sorted(OPS) if not samples(name)]

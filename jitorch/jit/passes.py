@@ -409,7 +409,7 @@ PIPELINE = (canonicalize, fold_constants, simplify_algebra, eliminate_common_sub
             renumber_values)
 
 
-def run_passes(g: Graph, passes=PIPELINE, check: bool = True, max_rounds: int = 4) -> Graph:
+def run_passes(g: Graph, passes=PIPELINE, check: bool = True, max_rounds: int = 4, log: bool = True) -> Graph:
     """Apply ``passes`` in order, again while a round changes the graph (at most ``max_rounds``:
     a rewrite can expose more, e.g. an inlined ``cond`` branch on constants folds). With ``check``
     verify after each pass; ``JITORCH_LOGS=graph`` prints the graph after each pass that changed it.
@@ -421,7 +421,7 @@ def run_passes(g: Graph, passes=PIPELINE, check: bool = True, max_rounds: int = 
             if g2 is not g:
                 if check:
                     verify(g2, after=p.__name__)
-                if _logging.enabled("graph"):
+                if log and _logging.enabled("graph"):
                     _logging.log("graph", f"after {p.__name__}", str(g2))
             g = g2
         if g == start:

@@ -201,7 +201,7 @@ def _trace_impl(fn, args, kwargs, strict, allow_python=False, log=True, names=No
     if log and _logging.enabled("graph"):
         _logging.log("graph", f"after trace of {raw.name}", str(raw))
     verify(raw, after="trace")
-    graph = run_passes(raw)
+    graph = run_passes(raw, log=log)
     cls = TracedModule if module is not None else TracedFunction
     return cls(fn, raw, graph, in_spec, out_spec, module), out_leaves
 
