@@ -9,12 +9,15 @@ roundings where that is cheap (``lerp`` uses torch's two-sided formula). Argumen
   without amsgrad, ...) may be any array of that dtype (an empty one is fine): they are never read.
 - scalars: numpy scalars of the compute dtype (``np.float32(lr)``), so the loop stays in that
   dtype; step-dependent factors (bias corrections, ``lr / bias_correction1``, ...) are computed
-  by the caller in Python doubles, as torch computes them, then passed in.
+  in Python doubles, as torch computes them, then rounded to the compute dtype.
 - flags: Python bools.
 
 The caller validates shapes and dtypes: kernels check nothing (numba does not check bounds).
-Each kernel exists twice, ``*_serial`` and ``*_parallel`` (``prange``); the Python wrappers
-(``sgd_step``, ``adam_step``, ...) pick one by size against :data:`PARALLEL_THRESHOLD`.
+Each kernel exists twice, serial and parallel (``prange``); the Python wrappers pick one by size
+against :data:`PARALLEL_THRESHOLD`. Per optimizer there are three wrappers: ``X_scalars(dtype, ...)``
+turns hyperparameters (and the step count) into the kernel's scalar tuple, ``X_apply(arrays...,
+scalars)`` runs the kernel, and ``X_step(arrays..., hyperparameters...)`` does both. The optimizers
+call ``X_scalars`` once per group, dtype and step count, then ``X_apply`` per parameter.
 """
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from numba import njit, prange
 
 from ._config import NJIT, NJIT_PARALLEL, PARALLEL_THRESHOLD
 
-__all__ = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "adadelta_step", "adamax_step",
-           "nadam_step", "radam_step", "PARALLEL_THRESHOLD"]
+__all__ = [f"{n}_{k}" for n in ("sgd", "adam", "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "radam")
+           for k in ("step", "scalars", "apply")] + ["PARALLEL_THRESHOLD"]
 
 # numba wants a mutable ``set`` for fastmath
 _NJIT = dict(NJIT, fastmath=set(NJIT["fastmath"]))
@@ -102,14 +105,22 @@ def _sgd_impl(p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, maximi
 _sgd = _twin(_sgd_impl)
 
 
+def sgd_scalars(dtype, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
+    t = np.dtype(dtype).type
+    return (t(lr), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), bool(maximize),
+            bool(first_step), momentum != 0)
+
+
+def sgd_apply(param, grad, momentum_buffer, scalars):
+    _pick(_sgd, param.size)(param, grad, momentum_buffer, *scalars)
+
+
 def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
              first_step):
     """SGD: ``g = ±grad + wd p``; ``buf = g`` (first step) or ``momentum buf + (1 - dampening) g``;
     ``g = g + momentum buf`` (nesterov) or ``buf``; ``p -= lr g``. ``momentum == 0`` skips the buffer."""
-    t = param.dtype.type
-    _pick(_sgd, param.size)(param, grad, momentum_buffer, t(lr), t(momentum), t(1.0 - dampening),
-                            t(weight_decay), bool(nesterov), bool(maximize), bool(first_step),
-                            momentum != 0)
+    sgd_apply(param, grad, momentum_buffer,
+              sgd_scalars(param.dtype, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step))
 
 
 # ---------------------------------------------------------------- Adam / AdamW
@@ -139,17 +150,25 @@ def _adam_impl(p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_b
 _adam = _twin(_adam_impl)
 
 
+def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay):
+    t = np.dtype(dtype).type
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(lr / bc1),
+            t(bc2 ** 0.5), t(eps), bool(amsgrad), bool(maximize), bool(decoupled_weight_decay))
+
+
+def adam_apply(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, scalars):
+    _pick(_adam, param.size)(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *scalars)
+
+
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
               amsgrad, maximize, decoupled_weight_decay):
     """Adam (``decoupled_weight_decay=False``) and AdamW; ``step`` is the step count after the
     increment (1 on the first step)."""
-    t = param.dtype.type
-    bc1 = 1 - beta1 ** step
-    bc2 = 1 - beta2 ** step
-    _pick(_adam, param.size)(
-        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, t(1 - lr * weight_decay), t(weight_decay),
-        t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(lr / bc1), t(bc2 ** 0.5), t(eps),
-        bool(amsgrad), bool(maximize), bool(decoupled_weight_decay))
+    adam_apply(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
+               adam_scalars(param.dtype, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
+                            decoupled_weight_decay))
 
 
 # ---------------------------------------------------------------- RMSprop
@@ -178,12 +197,20 @@ def _rmsprop_impl(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, mome
 _rmsprop = _twin(_rmsprop_impl)
 
 
+def rmsprop_scalars(dtype, lr, alpha, eps, weight_decay, momentum, centered, maximize):
+    t = np.dtype(dtype).type
+    return (t(lr), t(alpha), t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered), bool(maximize),
+            momentum > 0)
+
+
+def rmsprop_apply(param, grad, square_avg, grad_avg, momentum_buffer, scalars):
+    _pick(_rmsprop, param.size)(param, grad, square_avg, grad_avg, momentum_buffer, *scalars)
+
+
 def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay, momentum,
                  centered, maximize):
-    t = param.dtype.type
-    _pick(_rmsprop, param.size)(param, grad, square_avg, grad_avg, momentum_buffer, t(lr), t(alpha),
-                                t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered),
-                                bool(maximize), momentum > 0)
+    rmsprop_apply(param, grad, square_avg, grad_avg, momentum_buffer,
+                  rmsprop_scalars(param.dtype, lr, alpha, eps, weight_decay, momentum, centered, maximize))
 
 
 # ---------------------------------------------------------------- Adagrad
@@ -199,10 +226,18 @@ def _adagrad_impl(p, g, ssum, clr, wd, eps, maximize):
 _adagrad = _twin(_adagrad_impl)
 
 
-def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
-    t = param.dtype.type
+def adagrad_scalars(dtype, step, lr, lr_decay, weight_decay, eps, maximize):
+    t = np.dtype(dtype).type
     clr = lr / (1 + (step - 1) * lr_decay)
-    _pick(_adagrad, param.size)(param, grad, state_sum, t(clr), t(weight_decay), t(eps), bool(maximize))
+    return (t(clr), t(weight_decay), t(eps), bool(maximize))
+
+
+def adagrad_apply(param, grad, state_sum, scalars):
+    _pick(_adagrad, param.size)(param, grad, state_sum, *scalars)
+
+
+def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    adagrad_apply(param, grad, state_sum, adagrad_scalars(param.dtype, step, lr, lr_decay, weight_decay, eps, maximize))
 
 
 # ---------------------------------------------------------------- Adadelta
@@ -222,10 +257,17 @@ def _adadelta_impl(p, g, sq, acc, lr, rho, one_minus_rho, eps, wd, maximize):
 _adadelta = _twin(_adadelta_impl)
 
 
+def adadelta_scalars(dtype, lr, rho, eps, weight_decay, maximize):
+    t = np.dtype(dtype).type
+    return (t(lr), t(rho), t(1 - rho), t(eps), t(weight_decay), bool(maximize))
+
+
+def adadelta_apply(param, grad, square_avg, acc_delta, scalars):
+    _pick(_adadelta, param.size)(param, grad, square_avg, acc_delta, *scalars)
+
+
 def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
-    t = param.dtype.type
-    _pick(_adadelta, param.size)(param, grad, square_avg, acc_delta, t(lr), t(rho), t(1 - rho), t(eps),
-                                 t(weight_decay), bool(maximize))
+    adadelta_apply(param, grad, square_avg, acc_delta, adadelta_scalars(param.dtype, lr, rho, eps, weight_decay, maximize))
 
 
 # ---------------------------------------------------------------- Adamax
@@ -243,11 +285,19 @@ def _adamax_impl(p, g, m, u, clr, w1, one_minus_w1, beta2, eps, wd, maximize):
 _adamax = _twin(_adamax_impl)
 
 
-def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay, maximize):
-    t = param.dtype.type
+def adamax_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, maximize):
+    t = np.dtype(dtype).type
     clr = lr / (1 - beta1 ** step)
-    _pick(_adamax, param.size)(param, grad, exp_avg, exp_inf, t(clr), t(1 - beta1), t(beta1), t(beta2),
-                               t(eps), t(weight_decay), bool(maximize))
+    return (t(clr), t(1 - beta1), t(beta1), t(beta2), t(eps), t(weight_decay), bool(maximize))
+
+
+def adamax_apply(param, grad, exp_avg, exp_inf, scalars):
+    _pick(_adamax, param.size)(param, grad, exp_avg, exp_inf, *scalars)
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay, maximize):
+    adamax_apply(param, grad, exp_avg, exp_inf,
+                 adamax_scalars(param.dtype, step, lr, beta1, beta2, eps, weight_decay, maximize))
 
 
 # ---------------------------------------------------------------- NAdam
@@ -275,15 +325,25 @@ def _nadam_impl(p, g, m, v, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2,
 _nadam = _twin(_nadam_impl)
 
 
+def nadam_scalars(dtype, step, mu, mu_next, mu_product, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                  maximize):
+    t = np.dtype(dtype).type
+    c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
+    c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+    return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2),
+            t(1 - beta2 ** step), t(eps), t(c_grad), t(c_avg), bool(maximize), bool(decoupled_weight_decay))
+
+
+def nadam_apply(param, grad, exp_avg, exp_avg_sq, scalars):
+    _pick(_nadam, param.size)(param, grad, exp_avg, exp_avg_sq, *scalars)
+
+
 def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu, mu_next, mu_product, lr, beta1, beta2, eps,
                weight_decay, decoupled_weight_decay, maximize):
     """NAdam; ``mu_product`` is the product of the ``mu`` of steps 1..step (this step's included)."""
-    t = param.dtype.type
-    c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
-    c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
-    _pick(_nadam, param.size)(param, grad, exp_avg, exp_avg_sq, t(1 - lr * weight_decay), t(weight_decay),
-                              t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(1 - beta2 ** step), t(eps),
-                              t(c_grad), t(c_avg), bool(maximize), bool(decoupled_weight_decay))
+    nadam_apply(param, grad, exp_avg, exp_avg_sq,
+                nadam_scalars(param.dtype, step, mu, mu_next, mu_product, lr, beta1, beta2, eps, weight_decay,
+                              decoupled_weight_decay, maximize))
 
 
 # ---------------------------------------------------------------- RAdam
@@ -313,15 +373,24 @@ def _radam_impl(p, g, m, v, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2,
 _radam = _twin(_radam_impl)
 
 
-def radam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
-               decoupled_weight_decay, maximize):
-    t = param.dtype.type
+def radam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize):
+    t = np.dtype(dtype).type
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * step * (beta2 ** step) / bc2
     rectify = rho_t > 5.0
     rect = (((rho_t - 4) * (rho_t - 2) * rho_inf) / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5 if rectify else 0.0
-    _pick(_radam, param.size)(param, grad, exp_avg, exp_avg_sq, t(1 - lr * weight_decay), t(weight_decay),
-                              t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(bc1), t(bc2 ** 0.5), t(lr),
-                              t(rect), t(eps), bool(rectify), bool(maximize), bool(decoupled_weight_decay))
+    return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(bc1),
+            t(bc2 ** 0.5), t(lr), t(rect), t(eps), bool(rectify), bool(maximize), bool(decoupled_weight_decay))
+
+
+def radam_apply(param, grad, exp_avg, exp_avg_sq, scalars):
+    _pick(_radam, param.size)(param, grad, exp_avg, exp_avg_sq, *scalars)
+
+
+def radam_step(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+               decoupled_weight_decay, maximize):
+    radam_apply(param, grad, exp_avg, exp_avg_sq,
+                radam_scalars(param.dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                              maximize))

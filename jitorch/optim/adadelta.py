@@ -41,6 +41,7 @@ class Adadelta(Optimizer):
         for group in self.param_groups:
             lr, rho, eps = _to_float(group["lr"]), float(group["rho"]), float(group["eps"])
             wd, maximize = _to_float(group["weight_decay"]), group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("Adadelta", p, g)
                 state = self.state[p]
@@ -49,7 +50,9 @@ class Adadelta(Optimizer):
                     state["square_avg"] = _zeros_like(p)
                     state["acc_delta"] = _zeros_like(p)
                 _bump_step(state)
-                K.adadelta_step(st.rw(p), st.ro(g), st.rw(state["square_avg"]), st.rw(state["acc_delta"]), lr, rho,
-                                eps, wd, maximize)
+                sc = cache.get(st.cdt)
+                if sc is None:
+                    sc = cache[st.cdt] = K.adadelta_scalars(st.cdt, lr, rho, eps, wd, maximize)
+                K.adadelta_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), st.rw(state["acc_delta"]), sc)
                 st.finish()
         return loss

@@ -55,6 +55,7 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             lr, lr_decay = _to_float(group["lr"]), float(group["lr_decay"])
             wd, eps, maximize = _to_float(group["weight_decay"]), float(group["eps"]), group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("Adagrad", p, g)
                 state = self.state[p]
@@ -62,6 +63,9 @@ class Adagrad(Optimizer):
                     state["step"] = _step_tensor()
                     state["sum"] = _zeros_like(p, self.defaults["initial_accumulator_value"])
                 step = _bump_step(state)
-                K.adagrad_step(st.rw(p), st.ro(g), st.rw(state["sum"]), step, lr, lr_decay, wd, eps, maximize)
+                sc = cache.get((st.cdt, step))
+                if sc is None:
+                    sc = cache[st.cdt, step] = K.adagrad_scalars(st.cdt, step, lr, lr_decay, wd, eps, maximize)
+                K.adagrad_apply(st.rw(p), st.ro(g), st.rw(state["sum"]), sc)
                 st.finish()
         return loss

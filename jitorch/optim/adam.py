@@ -57,6 +57,7 @@ class Adam(Optimizer):
             lr, (beta1, beta2) = _to_float(group["lr"]), (_to_float(b) for b in group["betas"])
             eps, wd = float(group["eps"]), _to_float(group["weight_decay"])
             amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage(self._name, p, g)
                 state = self.state[p]
@@ -70,7 +71,10 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = _zeros_like(p)
                 step = _bump_step(state)
                 vmax = st.rw(state["max_exp_avg_sq"]) if amsgrad else st.empty()
-                K.adam_step(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), vmax, step,
-                            lr, beta1, beta2, eps, wd, amsgrad, maximize, decoupled)
+                sc = cache.get((st.cdt, step))
+                if sc is None:
+                    sc = cache[st.cdt, step] = K.adam_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, amsgrad,
+                                                              maximize, decoupled)
+                K.adam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), vmax, sc)
                 st.finish()
         return loss

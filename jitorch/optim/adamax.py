@@ -35,6 +35,7 @@ class Adamax(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2) = _to_float(group["lr"]), (_to_float(b) for b in group["betas"])
             eps, wd, maximize = float(group["eps"]), _to_float(group["weight_decay"]), group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("Adamax", p, g)
                 state = self.state[p]
@@ -43,7 +44,9 @@ class Adamax(Optimizer):
                     state["exp_avg"] = _zeros_like(p)
                     state["exp_inf"] = _zeros_like(p)
                 step = _bump_step(state)
-                K.adamax_step(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_inf"]), step, lr,
-                              beta1, beta2, eps, wd, maximize)
+                sc = cache.get((st.cdt, step))
+                if sc is None:
+                    sc = cache[st.cdt, step] = K.adamax_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, maximize)
+                K.adamax_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_inf"]), sc)
                 st.finish()
         return loss

@@ -50,6 +50,7 @@ class NAdam(Optimizer):
             eps, wd = float(group["eps"]), _to_float(group["weight_decay"])
             momentum_decay, decoupled = float(group["momentum_decay"]), group["decoupled_weight_decay"]
             maximize = group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("NAdam", p, g)
                 state = self.state[p]
@@ -66,7 +67,11 @@ class NAdam(Optimizer):
                     mp = state["mu_product"] = _step_tensor(float(mp))
                 mp._data[...] = mp._data * mp._data.dtype.type(mu)  # rounded in its dtype, as torch's mul_
                 mp._bump()
-                K.nadam_step(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), step, mu,
-                             mu_next, float(np.asarray(mp._data)), lr, beta1, beta2, eps, wd, decoupled, maximize)
+                mpv = float(np.asarray(mp._data))
+                sc = cache.get((st.cdt, step, mpv))
+                if sc is None:
+                    sc = cache[st.cdt, step, mpv] = K.nadam_scalars(st.cdt, step, mu, mu_next, mpv, lr, beta1, beta2,
+                                                                    eps, wd, decoupled, maximize)
+                K.nadam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
                 st.finish()
         return loss

@@ -82,7 +82,7 @@ class _Stage:
     __slots__ = ("cdt", "writeback", "touched")
 
     def __init__(self, name, p, g):
-        if p._device.type != "cpu":
+        if p._device.type != "cpu" or g._device.type != "cpu":
             raise NotImplementedError(f"{name}: optimizer kernels for device '{p._device}' are not available; "
                                       "keep parameters on cpu")
         dt = p._data.dtype
@@ -95,8 +95,6 @@ class _Stage:
         if tuple(g._data.shape) != tuple(p._data.shape):
             raise RuntimeError(f"{name}: the gradient's shape {list(g.shape)} does not match the parameter's "
                                f"shape {list(p.shape)}")
-        if g._device != p._device:
-            raise RuntimeError(f"{name}: the gradient is on {g._device} but the parameter is on {p._device}")
         self.writeback = []
         self.touched = []
 
@@ -105,7 +103,7 @@ class _Stage:
         a = t._data
         self.touched.append(t)
         if a.dtype == self.cdt and a.flags.c_contiguous and a.flags.writeable:
-            return a.reshape(-1)
+            return a.ravel()
         tmp = np.ascontiguousarray(a, dtype=self.cdt).reshape(-1)
         self.writeback.append((t, tmp))
         return tmp
@@ -113,7 +111,7 @@ class _Stage:
     def ro(self, t):
         a = t._data
         if a.dtype == self.cdt and a.flags.c_contiguous:
-            return a.reshape(-1)
+            return a.ravel()
         return np.ascontiguousarray(a, dtype=self.cdt).reshape(-1)
 
     def empty(self):
@@ -141,9 +139,10 @@ def _bump_step(state, key="step"):
     if not isinstance(s, Tensor):
         s = _step_tensor(0.0 if s is None else float(s))
         state[key] = s
-    s._data[...] += 1
+    a = s._data
+    a.fill(a.item() + 1.0)  # rounded to the counter's dtype, as torch's ``step_t += 1``
     s._bump()
-    return float(s._data)
+    return a.item()
 
 
 class Optimizer:

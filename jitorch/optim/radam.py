@@ -42,6 +42,7 @@ class RAdam(Optimizer):
             lr, (beta1, beta2) = _to_float(group["lr"]), (_to_float(b) for b in group["betas"])
             eps, wd = float(group["eps"]), _to_float(group["weight_decay"])
             decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("RAdam", p, g)
                 state = self.state[p]
@@ -50,7 +51,10 @@ class RAdam(Optimizer):
                     state["exp_avg"] = _zeros_like(p)
                     state["exp_avg_sq"] = _zeros_like(p)
                 step = _bump_step(state)
-                K.radam_step(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), step, lr,
-                             beta1, beta2, eps, wd, decoupled, maximize)
+                sc = cache.get((st.cdt, step))
+                if sc is None:
+                    sc = cache[st.cdt, step] = K.radam_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, decoupled,
+                                                               maximize)
+                K.radam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
                 st.finish()
         return loss

@@ -47,6 +47,7 @@ class RMSprop(Optimizer):
             lr, alpha, eps = _to_float(group["lr"]), float(group["alpha"]), float(group["eps"])
             wd, momentum = _to_float(group["weight_decay"]), float(group["momentum"])
             centered, maximize = group["centered"], group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("RMSprop", p, g)
                 state = self.state[p]
@@ -64,7 +65,9 @@ class RMSprop(Optimizer):
                 _bump_step(state)
                 gavg = st.rw(state["grad_avg"]) if centered else st.empty()
                 buf = st.rw(state["momentum_buffer"]) if momentum > 0 else st.empty()
-                K.rmsprop_step(st.rw(p), st.ro(g), st.rw(state["square_avg"]), gavg, buf, lr, alpha, eps, wd,
-                               momentum, centered, maximize)
+                sc = cache.get(st.cdt)
+                if sc is None:
+                    sc = cache[st.cdt] = K.rmsprop_scalars(st.cdt, lr, alpha, eps, wd, momentum, centered, maximize)
+                K.rmsprop_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), gavg, buf, sc)
                 st.finish()
         return loss

@@ -44,6 +44,7 @@ class SGD(Optimizer):
             lr, momentum = _to_float(group["lr"]), float(group["momentum"])
             dampening, wd = float(group["dampening"]), _to_float(group["weight_decay"])
             nesterov, maximize = group["nesterov"], group["maximize"]
+            cache = {}
             for p, g in self._params_with_grad(group):
                 st = _Stage("SGD", p, g)
                 buf_t, first = None, False
@@ -54,6 +55,10 @@ class SGD(Optimizer):
                     if first:
                         buf_t = state["momentum_buffer"] = _zeros_like(p)
                 buf = st.rw(buf_t) if buf_t is not None else st.empty()
-                K.sgd_step(st.rw(p), st.ro(g), buf, lr, momentum, dampening, wd, nesterov, maximize, first)
+                sc = cache.get((st.cdt, first))
+                if sc is None:
+                    sc = cache[st.cdt, first] = K.sgd_scalars(st.cdt, lr, momentum, dampening, wd, nesterov, maximize,
+                                                              first)
+                K.sgd_apply(st.rw(p), st.ro(g), buf, sc)
                 st.finish()
         return loss
