@@ -267,3 +267,26 @@ _literals = st.one_of(st.integers(-2 ** 70, 2 ** 70), st.floats(allow_nan=True, 
 def test_random_attrs_round_trip(attrs):
     g = graph_of([Node("op", ("x", 1.5), attrs, ("0",), (T(1),))], [Input("x", T(1))], ["0"])
     assert jit.parse(str(g)) == g
+
+
+# ---------------------------------------------------------------- docs and doctests
+
+def test_docs_examples_parse_verify_and_print_back():
+    import pathlib
+    import re
+    doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "jit.md").read_text()
+    blocks = re.findall(r"```\n(jitorch-ir 1\n.*?)```", doc, re.S)
+    assert len(blocks) >= 2
+    for text in blocks:
+        g = jit.verify(jit.parse(text))
+        assert str(g) == text
+
+
+@pytest.mark.parametrize("module", ["jitorch.jit.text", "jitorch.jit.verify", "jitorch.jit.interpret",
+                                    "jitorch.jit.trace", "jitorch._control_flow"])
+def test_doctests(module):
+    import doctest
+    import importlib
+    m = importlib.import_module(module)
+    result = doctest.testmod(m, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

@@ -473,3 +473,29 @@ def test_strict_warning_only_once_per_decision():
         warnings.simplefilter("always")
         jit.trace(lambda x: x * float(x[0]), ones(2), strict=False, check_trace=False)
     assert sum(isinstance(x.message, jit.TracerWarning) for x in w) == 1
+
+
+# ---------------------------------------------------------------- state inputs (the RNG protocol)
+
+def test_state_tensors_are_inputs_read_and_written_by_reference():
+    """A random generator exposes its (seed, offset) as a tensor marked ``_jit_state``: the graph
+    takes it as a ``state`` input and returns the advanced offset as an update (docs/jit.md)."""
+    gen = jitorch.tensor([7, 0])
+    gen._jit_state = "rng"
+
+    def draw(x):  # stands in for a counter-based random op: a pure function of (seed, offset)
+        noise = (gen[0:1] * 31 + gen[1:2]).float()
+        gen[1:2] += x.numel()  # advance the offset by the counters used
+        return x + noise
+
+    tr = jit.trace(draw, ones(4))
+    g = tr.graph
+    assert g.input("rng").kind == "state" and "state %rng: i64[2]" in str(g)
+    assert [u[0] for u in g.updates] == ["rng"]
+    assert jit.parse(str(g)) == g
+    offset = int(gen[1:2].sum()) if hasattr(gen, "sum") else int(gen._data[1])
+    out = tr(ones(4))
+    assert int(gen._data[1]) == offset + 4  # the live state advanced, as eagerly
+    np.testing.assert_array_equal(out._data, 1 + 7 * 31 + offset)
+    outs, ups = jit.interpret(g, {"x": np.ones(4, np.float32), "rng": np.array([7, 100])}, return_updates=True)
+    assert ups["rng"].tolist() == [7, 104] and outs[0][0] == 1 + 7 * 31 + 100

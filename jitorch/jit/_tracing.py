@@ -184,6 +184,7 @@ class _Session:
         self.saved_hook = None
         self.sub_counter = 0
         self.warned = set()
+        self.state_tensors = {}    # input name -> the live tensor of a ``state`` input
 
     # ------------------------------------------------------------ names and nodes
     def fresh(self):
@@ -267,6 +268,12 @@ class _Session:
             new = _TState(self, _Storage(name, self.types[name], "lifted"), (), name, 0)
             self.foreign[id(t)] = (t, new)
             return new
+        state = getattr(t, "_jit_state", None)
+        if isinstance(state, str):
+            # a tensor that asks to be read and written by reference (a random generator's state)
+            self.add_input(t, state, "state")
+            self.state_tensors[t._trace_id.value] = t
+            return t._trace_id
         # a tensor made outside the traced function (or outside the op table): a constant
         self.add_input(t, f"c{len(self.constants)}", "const")
         return t._trace_id
@@ -413,7 +420,7 @@ class _Session:
 
     def updates(self):
         return tuple((s.input, s.value) for s in self.storages
-                     if s.kind in ("input", "param", "buffer") and s.version > 0 and s.value != s.input)
+                     if s.kind in ("input", "param", "buffer", "state") and s.version > 0 and s.value != s.input)
 
 
 def _host(t):
@@ -601,7 +608,8 @@ def trace_while(cond_fn, body_fn, carried):
 
 def run_trace(fn, args, kwargs, inputs, params, name, strict=True):
     """Trace ``fn(*args, **kwargs)``; ``inputs`` are (tensor, name) pairs of the flattened arguments,
-    ``params`` (tensor, name, kind) pairs of module state. Returns (graph, output spec, outputs)."""
+    ``params`` (tensor, name, kind) pairs of module state. Returns (graph, output spec, outputs,
+    {state input name: live tensor})."""
     s = _Session(name, strict=strict)
     _push(s)
     try:
@@ -629,4 +637,4 @@ def run_trace(fn, args, kwargs, inputs, params, name, strict=True):
         raise
     finally:
         _pop(s)
-    return graph, spec, leaves
+    return graph, spec, leaves, dict(s.state_tensors)

@@ -14,8 +14,10 @@ they change nothing.
   str, dtype, tuples of those (lists are stored as tuples), and sub-graphs (:class:`Graph`, for
   ``cond``/``while_loop``).
 - ``Input.kind`` says where an input comes from: ``input`` (an argument), ``param`` / ``buffer``
-  (module state, bound by name at call time) or ``const`` (a tensor captured while tracing; its
-  data lives in ``Graph.constants``, outside the text and outside equality, like weights).
+  (module state, bound by name at call time), ``state`` (a tensor the function reads and writes by
+  reference, such as a random generator's ``(seed, offset)``: bound to the live tensor at call
+  time) or ``const`` (a tensor captured while tracing; its data lives in ``Graph.constants``,
+  outside the text and outside equality, like weights).
 - ``Graph.updates`` lists ``(input name, value name)`` pairs: in-place writes to an input
   (a BatchNorm running mean, ``x.add_(1)`` on an argument) are functionalized into new values,
   and the caller writes them back after the call.
@@ -34,7 +36,7 @@ import numpy as np
 from .. import _dtype as D
 
 IR_VERSION = 1
-INPUT_KINDS = ("input", "param", "buffer", "const")
+INPUT_KINDS = ("input", "param", "buffer", "state", "const")
 VALUE_NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
 GRAPH_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -97,7 +97,7 @@ def _type_str(t):
 class TracedFunction:
     """The result of jit.trace: call it like the original; ``.graph``, ``.code``, ``.raw_graph``."""
 
-    def __init__(self, fn, raw_graph, graph, in_spec, out_spec, module=None):
+    def __init__(self, fn, raw_graph, graph, in_spec, out_spec, module=None, states=None):
         self._fn = fn
         self.raw_graph = raw_graph
         self.graph = graph
@@ -107,6 +107,7 @@ class TracedFunction:
         self._training = getattr(module, "training", None) if module is not None else None
         self._run, self.code = compile_python(graph)
         self._consts = None
+        self._states = dict(states or {})  # state input name -> the live tensor (read and written by reference)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
 
@@ -143,6 +144,7 @@ class TracedFunction:
                     if i.name not in state:
                         raise RuntimeError(f"traced {g.name}: the module no longer has {i.kind} {i.name!r}")
                     bound[i.name] = state[i.name]
+        bound.update(self._states)
         bound.update(self._constants())
         for i in g.inputs:
             t = bound[i.name]
@@ -197,13 +199,13 @@ def _trace_impl(fn, args, kwargs, strict, allow_python=False, log=True, names=No
     if names is not None:
         named = [(t, n) for (t, _), n in zip(named, names)]
     params = _module_state(module) if module is not None else []
-    raw, out_spec, out_leaves = run_trace(fn, args, kwargs, named, params, name, strict)
+    raw, out_spec, out_leaves, states = run_trace(fn, args, kwargs, named, params, name, strict)
     if log and _logging.enabled("graph"):
         _logging.log("graph", f"after trace of {raw.name}", str(raw))
     verify(raw, after="trace")
     graph = run_passes(raw, log=log)
     cls = TracedModule if module is not None else TracedFunction
-    return cls(fn, raw, graph, in_spec, out_spec, module), out_leaves
+    return cls(fn, raw, graph, in_spec, out_spec, module, states), out_leaves
 
 
 def _clone_args(x):
@@ -211,10 +213,10 @@ def _clone_args(x):
     return _pytree.unflatten(spec, [t.detach().clone() for t in leaves])
 
 
-def _snapshot(module):
-    if module is None:
-        return []
-    return [(t, np.array(t._data, copy=True)) for t, _, _ in _module_state(module) if isinstance(t._data, np.ndarray)]
+def _snapshot(module, states=()):
+    ts = [t for t, _, _ in _module_state(module)] if module is not None else []
+    ts += list(states)
+    return [(t, np.array(t._data, copy=True)) for t in ts if isinstance(t._data, np.ndarray)]
 
 
 def _restore(snap):
@@ -247,7 +249,7 @@ def _check(fn, traced, check_inputs, tol, strict):
     module = traced._module
     for k, ci in enumerate(check_inputs):
         ci = (ci,) if isinstance(ci, _dispatch._Tensor) else tuple(ci)
-        snap = _snapshot(module)
+        snap = _snapshot(module, traced._states.values())
         try:
             other, outs = _trace_impl(fn, _clone_args(ci), {}, strict, log=False)
         finally:
@@ -261,7 +263,7 @@ def _check(fn, traced, check_inputs, tol, strict):
                 f"jitorch.cond / jitorch.where / jitorch.while_loop to keep the decision in the graph.\n{diff}")
         same_types = format_graph(traced.graph) == format_graph(other.graph)
         if same_types and all(is_pure(n) for n in traced.graph.nodes):
-            snap = _snapshot(module)
+            snap = _snapshot(module, traced._states.values())
             try:
                 _compare_outputs(traced, _clone_args(ci), outs, tol, k)
             finally:
@@ -282,10 +284,17 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     differs; with ``check_trace`` and no check inputs, the example inputs are traced twice.
 
     >>> import jitorch
-    >>> f = jitorch.jit.trace(lambda x: (x * 2).relu(), jitorch.ones(3))
-    >>> print(f.graph, end="")  # doctest: +ELLIPSIS
+    >>> def f(x):
+    ...     return (x * 2).relu()
+    >>> traced = jitorch.jit.trace(f, jitorch.ones(3))
+    >>> print(traced.graph, end="")  # doctest: +ELLIPSIS
     jitorch-ir 1
-    graph <lambda>...
+    graph f(%x: f32[3]):
+      %0: f32[3] = mul(%x, 2)        # <doctest ...>:2
+      %1: f32[3] = relu(%0)          # <doctest ...>:2
+      return %1
+    >>> traced(jitorch.tensor([-1.0, 0.5, 2.0]))
+    tensor([0., 1., 4.])
     """
     if example_inputs is None and example_kwarg_inputs is None:
         raise ValueError("jit.trace needs example_inputs (a tensor or a tuple of tensors)")
