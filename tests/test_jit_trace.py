@@ -499,3 +499,17 @@ def test_state_tensors_are_inputs_read_and_written_by_reference():
     np.testing.assert_array_equal(out._data, 1 + 7 * 31 + offset)
     outs, ups = jit.interpret(g, {"x": np.ones(4, np.float32), "rng": np.array([7, 100])}, return_updates=True)
     assert ups["rng"].tolist() == [7, 104] and outs[0][0] == 1 + 7 * 31 + 100
+
+
+def test_keyword_example_inputs():
+    tr = jit.trace(lambda x, *, scale: x * scale, example_kwarg_inputs={"x": ones(2), "scale": ones(2) * 3})
+    assert tr.graph.input_names() == ("x", "scale")
+    np.testing.assert_array_equal(tr(x=ones(2), scale=ones(2))._data, [1.0, 1.0])
+
+
+def test_returning_a_constant_gives_a_fresh_tensor():
+    table = jitorch.tensor([1.0, 2.0])
+    tr = jit.trace(lambda x: (x + 1, table), ones(2), check_trace=False)
+    _, t1 = tr(ones(2))
+    t1.mul_(0)
+    np.testing.assert_array_equal(tr(ones(2))[1]._data, [1.0, 2.0])

@@ -382,8 +382,6 @@ class _Session:
             if not nxt:
                 break
             v = nxt[0]
-        else:
-            pass
         if v in self.producer:
             start = "..."
         else:

@@ -157,7 +157,9 @@ class TracedFunction:
         n = len(g.outputs)
         for (name, _), value in zip(g.updates, res[n:]):
             _dispatch.call_inplace("copy", bound[name], value)
-        return _pytree.unflatten(self._out_spec, list(res[:n]))
+        outs = [r.clone() if o in g.constants else r  # never hand out the graph's own constant data
+                for o, r in zip(g.outputs, res[:n])]
+        return _pytree.unflatten(self._out_spec, outs)
 
     def __repr__(self):
         return f"<traced {self.graph.name}: {len(self.graph.nodes)} nodes>"
