@@ -797,3 +797,34 @@ def test_mlp_gradients_match_torch():
     want = run(torch, torch.matmul, torch.relu)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- functional, anomaly
+
+def test_functional_api():
+    from jitorch.autograd import functional as AF
+
+    def f(x, y):
+        return call("mul", x.exp(), y) * y
+
+    x, y = T([0.5, -1.0], False), T([2.0, 3.0], False)
+    out, (gx, gy) = AF.vjp(f, (x, y), T([1.0, 1.0], False))
+    np.testing.assert_allclose(A(gx), np.exp(A(x)) * A(y) ** 2)
+    np.testing.assert_allclose(A(gy), 2 * np.exp(A(x)) * A(y))
+    _, jv = AF.jvp(f, (x, y), (T([1.0, 0.0], False), T([0.0, 1.0], False)))
+    np.testing.assert_allclose(A(jv), [np.exp(0.5) * 4, 2 * np.exp(-1.0) * 3])
+    J = AF.jacobian(lambda a: a * a * 3, T([1.0, 2.0], False))
+    np.testing.assert_allclose(A(J), np.diag([6.0, 12.0]))
+    H = AF.hessian(lambda a: call("matmul", a * a, a), T([1.0, 2.0], False))  # sum a^3
+    np.testing.assert_allclose(A(H), np.diag([6.0, 12.0]))
+    _, hv = AF.hvp(lambda a: call("matmul", a * a, a), T([1.0, 2.0], False), T([1.0, 1.0], False))
+    np.testing.assert_allclose(A(hv), [6.0, 12.0])
+
+
+def test_detect_anomaly_names_the_node():
+    x = T([0.0, 1.0])
+    y = x.sqrt() * 0.0  # d sqrt at 0 is inf; times 0 -> nan
+    with autograd.detect_anomaly():
+        with pytest.raises(RuntimeError, match="Function 'SqrtBackward0' returned nan values in its 0th output"):
+            y.backward(T([1.0, 1.0], False))
+    assert not autograd.is_anomaly_enabled()

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import _dispatch
 from ..tensor import Tensor
 from . import graph as _graph
-from .engine import backward, grad
+from .engine import backward, detect_anomaly, grad, is_anomaly_enabled, set_detect_anomaly
 from .function import Function, FunctionCtx, InplaceFunction, once_differentiable
 from .grad_mode import (enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
                         set_grad_enabled)
@@ -25,7 +25,8 @@ from .graph import Node, RemovableHandle
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "InplaceFunction", "once_differentiable", "no_grad",
            "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled", "is_inference_mode_enabled",
-           "gradcheck", "gradgradcheck", "GradcheckError", "Node", "Variable"]
+           "gradcheck", "gradgradcheck", "GradcheckError", "Node", "Variable", "detect_anomaly",
+           "set_detect_anomaly", "is_anomaly_enabled", "functional"]
 
 
 class _Variable:
@@ -115,3 +116,4 @@ _dispatch.hooks.autograd = _graph.record
 _dispatch.hooks.inplace_check = _graph.inplace_check
 
 from . import _vjp  # noqa: E402,F401  (rule kit, imported by the op modules' VJPS sections)
+from . import functional  # noqa: E402,F401

@@ -156,6 +156,8 @@ def run_backward(roots, root_grads, keep_graph, create_graph, targets=None):
                     if n.released and getattr(n, "had_saved", False):
                         from .graph import FREED_MSG
                         raise RuntimeError(FREED_MSG)
+                if ANOMALY["enabled"]:
+                    _check_nan(n, out)
                 if n._post_hooks is not None:
                     for fn in list(n._post_hooks.values()):
                         r = fn(tuple(out), tuple(buf))
@@ -179,6 +181,60 @@ def run_backward(roots, root_grads, keep_graph, create_graph, targets=None):
     finally:
         hooks.grad_enabled = prev_mode
     return results
+
+
+ANOMALY = {"enabled": False, "check_nan": True}
+
+
+def _check_nan(n, out):
+    import numpy as np
+    for i, g in enumerate(out):
+        if g is not None and ANOMALY["check_nan"] and g._data.dtype.kind == "f" and np.isnan(g._data).any():
+            raise RuntimeError(f"Function '{n.name()}' returned nan values in its {i}th output.")
+
+
+class detect_anomaly:
+    """Context manager / decorator: backward raises as soon as a node returns nan (naming the node)."""
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+        self.prev = None
+
+    def __enter__(self):
+        self.prev = dict(ANOMALY)
+        ANOMALY.update(enabled=True, check_nan=self.check_nan)
+
+    def __exit__(self, *exc):
+        ANOMALY.update(self.prev)
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            with self.__class__(self.check_nan):
+                return fn(*a, **k)
+        return wrapper
+
+
+class set_detect_anomaly:
+    """``set_detect_anomaly(True)`` turns anomaly checks on now (a context manager restores them)."""
+
+    def __init__(self, mode, check_nan=True):
+        self.prev = dict(ANOMALY)
+        ANOMALY.update(enabled=bool(mode), check_nan=check_nan)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        ANOMALY.update(self.prev)
+        return False
+
+
+def is_anomaly_enabled():
+    return ANOMALY["enabled"]
 
 
 def _sole_owner(g):
