@@ -828,3 +828,13 @@ def test_detect_anomaly_names_the_node():
         with pytest.raises(RuntimeError, match="Function 'SqrtBackward0' returned nan values in its 0th output"):
             y.backward(T([1.0, 1.0], False))
     assert not autograd.is_anomaly_enabled()
+
+
+def test_vjp_of_runs_a_rule_outside_the_graph():
+    from jitorch.autograd.graph import vjp_of
+    x = T([[1.0, 2.0], [3.0, 4.0]], False)
+    y = T([10.0, 20.0], False)
+    out = x * y
+    gx, gy = vjp_of("mul", (x, y), (out,), {}, (T([[1.0, 1.0], [1.0, 1.0]], False),))
+    np.testing.assert_allclose(A(gx), [[10, 20], [10, 20]])
+    np.testing.assert_allclose(A(gy), [4, 6])  # summed over the broadcast dim

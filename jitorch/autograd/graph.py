@@ -692,3 +692,20 @@ class CopySlices(Node):
         else:
             call_inplace("copy", region, sub[0])
         return [res] + list(sub[1:])
+
+
+def vjp_of(op, inputs, outputs, attrs, grads, needs=None):
+    """Run ``op``'s gradient rule outside the graph, for the tracer/compiler that builds backward
+    graphs: ``inputs``/``outputs`` are the op's values (tensors, possibly traced), ``grads`` one per
+    output (None for non-differentiable ones). Returns one gradient per input, reduced to the input's
+    shape and cast to its dtype exactly as the engine does (None where there is none)."""
+    if isinstance(op, str):
+        op = OPS[op]
+    if op.vjp is None:
+        raise NotImplementedError(f"the derivative for '{op.name}' is not implemented")
+    if needs is None:
+        diff = op.differentiable
+        needs = tuple(isinstance(x, Tensor) and x._data.dtype.kind == "f" and (diff is None or i in diff)
+                      for i, x in enumerate(inputs))
+    res = op.vjp(_Ctx(tuple(inputs), tuple(outputs), dict(attrs), tuple(needs), op), *grads)
+    return validate(backward_name(op.name), res, needs, tuple(inputs))
