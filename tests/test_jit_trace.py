@@ -513,3 +513,85 @@ def test_returning_a_constant_gives_a_fresh_tensor():
     _, t1 = tr(ones(2))
     t1.mul_(0)
     np.testing.assert_array_equal(tr(ones(2))[1]._data, [1.0, 2.0])
+
+
+# ---------------------------------------------------------------- random programs with views and in-place ops
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_ACTIONS = ["slice", "transpose", "select", "unsqueeze", "inplace_add", "inplace_mul", "fill", "copy", "compute",
+            "setitem"]
+
+
+def _run_program(program, x, y, keep=None):
+    """Apply the actions to a pool of tensors; with ``keep`` (a list), record which actions ran."""
+    pool = [x, y]
+    for action in program:
+        kind, i, j, k = action
+        t = pool[i % len(pool)]
+        o = pool[j % len(pool)]
+        try:
+            if kind == "slice":
+                new = t[k % max(t.shape[0], 1):] if t.ndim else None
+            elif kind == "transpose":
+                new = t.t() if t.ndim == 2 else None
+            elif kind == "select":
+                new = t[k % t.shape[0]] if t.ndim >= 2 and t.shape[0] else None
+            elif kind == "unsqueeze":
+                new = t.unsqueeze(0) if t.ndim < 3 else None
+            elif kind == "inplace_add":
+                t.add_(o if k % 2 else 1.5)
+                new = None
+            elif kind == "inplace_mul":
+                t.mul_(0.5 + k % 3)
+                new = None
+            elif kind == "fill":
+                t.fill_(float(k))
+                new = None
+            elif kind == "copy":
+                t.copy_(o)
+                new = None
+            elif kind == "setitem":
+                if t.ndim == 0 or t.shape[0] == 0:
+                    raise ValueError
+                t[k % t.shape[0]:] = o[..., :1] if o.ndim else o
+                new = None
+            else:
+                new = (t * 2 + o).exp() if k % 2 else t * 0.5 - 1
+        except Exception:
+            if keep is None:
+                raise
+            continue
+        if keep is not None:
+            keep.append(action)
+        if new is not None:
+            pool.append(new)
+    return pool
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.tuples(st.sampled_from(_ACTIONS), st.integers(0, 20), st.integers(0, 20), st.integers(0, 5)),
+                min_size=1, max_size=12))
+def test_random_programs_with_views_and_inplace_match_eager(actions):
+    x0, y0 = arange(12, (3, 4)), arange(4) + 1
+    program = []
+    _run_program(actions, x0.clone(), y0.clone(), keep=program)  # drop what eager rejects
+
+    def f(x, y):
+        return tuple(_run_program(program, x, y))
+    ex, ey = x0.clone(), y0.clone()
+    want = f(ex, ey)
+    tr = jit.trace(f, (x0.clone(), y0.clone()), check_trace=False)
+    jit.verify(tr.raw_graph)
+    assert jit.parse(str(tr.raw_graph)) == tr.raw_graph
+    tx, ty = x0.clone(), y0.clone()
+    got = tr(tx, ty)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g._data, w._data, rtol=1e-6, err_msg=str(tr.raw_graph))
+    np.testing.assert_allclose(tx._data, ex._data, rtol=1e-6)  # updates written back like eager
+    np.testing.assert_allclose(ty._data, ey._data, rtol=1e-6)
+    outs, ups = jit.interpret(tr.graph, [x0._data, y0._data], return_updates=True)
+    for w, o in zip(want, outs):
+        np.testing.assert_allclose(o, w._data, rtol=1e-5, atol=1e-6, err_msg=str(tr.graph))
+    for name, arr in ups.items():
+        np.testing.assert_allclose(arr, {"x": ex, "y": ey}[name]._data, rtol=1e-5)
