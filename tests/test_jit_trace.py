@@ -595,3 +595,9 @@ def test_random_programs_with_views_and_inplace_match_eager(actions):
         np.testing.assert_allclose(o, w._data, rtol=1e-5, atol=1e-6, err_msg=str(tr.graph))
     for name, arr in ups.items():
         np.testing.assert_allclose(arr, {"x": ex, "y": ey}[name]._data, rtol=1e-5)
+
+
+def test_library_data_checks_are_named():
+    """jitorch's own integer division checks for zero divisors on the data: the error says so."""
+    with pytest.raises(jit.TracerError, match=r"asked by jitorch itself, _check_int_zero_div in jitorch/_functional"):
+        jit.trace(lambda a, b: a // b, (jitorch.tensor([4, 5]), jitorch.tensor([2, 3])))

@@ -455,6 +455,9 @@ def on_python_value(tensor, what):
     name = {"bool": "bool()", "item": ".item()", "int": "int()", "float": "float()", "tolist": ".tolist()",
             "numpy": ".numpy()", "__array__": "np.asarray()", "index": "using it as an int (shape, size, index)",
             "iteration": "iterating over it"}.get(what, what)
+    asker = _library_caller()
+    if asker:
+        name += f" (asked by jitorch itself, {asker}: a data-dependent check or size in the library)"
     key = (value, user_loc())
     if key in session.warned:  # float(t) calls t.item(): one decision, one message
         return
@@ -463,6 +466,17 @@ def on_python_value(tensor, what):
         f"{name} on a traced tensor {session.types[value]} whose value depends on the inputs; the Python value "
         f"would be baked into the graph.\n  The value comes from: {session.chain(value)}\n  Python decision",
         _FIXES.get(what, _FIXES["item"]))
+
+
+def _library_caller():
+    """'floor_divide in _functional.py:140' when jitorch code (not the user) asked for the value."""
+    tensor_py = os.path.join(_JITORCH_DIR, "tensor.py")
+    f = sys._getframe(2)
+    while f is not None and (f.f_code.co_filename == __file__ or f.f_code.co_filename == tensor_py):
+        f = f.f_back
+    if f is None or not f.f_code.co_filename.startswith(_JITORCH_DIR):
+        return ""
+    return f"{f.f_code.co_name} in {os.path.relpath(f.f_code.co_filename, os.path.dirname(_JITORCH_DIR.rstrip(os.sep)))}:{f.f_lineno}"
 
 
 # ---------------------------------------------------------------- cond / while_loop
