@@ -15,7 +15,8 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 PARALLEL_THRESHOLD = int(os.environ.get("JITORCH_PARALLEL_THRESHOLD", 1 << 20))
 
 #: Keyword arguments for every serial CPU kernel.
-NJIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+# (numba takes fastmath as a bool, dict or set -- not a frozenset -- hence the copies)
+NJIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 
 #: Keyword arguments for every parallel CPU kernel.
-NJIT_PARALLEL = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+NJIT_PARALLEL = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", parallel=True)
