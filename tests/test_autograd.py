@@ -838,3 +838,30 @@ def test_vjp_of_runs_a_rule_outside_the_graph():
     gx, gy = vjp_of("mul", (x, y), (out,), {}, (T([[1.0, 1.0], [1.0, 1.0]], False),))
     np.testing.assert_allclose(A(gx), [[10, 20], [10, 20]])
     np.testing.assert_allclose(A(gy), [4, 6])  # summed over the broadcast dim
+
+
+def test_function_materialize_grads_and_once_differentiable():
+    seen = []
+
+    def make(materialize):
+        class Two(autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.set_materialize_grads(materialize)
+                return x * 2, x * 3
+
+            @staticmethod
+            @autograd.once_differentiable
+            def backward(ctx, g1, g2):
+                seen.append((g1 is None, g2 is None, jitorch.is_grad_enabled()))
+                g2 = g2 if g2 is not None else jitorch.zeros(g1.shape, dtype=g1.dtype)
+                return g1 * 2 + g2 * 3
+        return Two
+
+    x = T([1.0, 2.0])
+    a, b = make(True).apply(x)
+    a.backward(T([1.0, 1.0], False))
+    a, b = make(False).apply(x)
+    a.backward(T([1.0, 1.0], False))
+    assert seen == [(False, False, False), (False, True, False)]
+    np.testing.assert_allclose(A(x.grad), [4, 4])
