@@ -8,6 +8,7 @@ Impure nodes (ops tagged ``random``/``nondeterministic``) are never folded, merg
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -69,12 +70,24 @@ def _fresh_counter(g):
 
 # ---------------------------------------------------------------- canonicalize
 
+def _attr_order(op):
+    """Declared attributes in order, then the shape rule's named parameters in signature order."""
+    names = [k for k, _ in op.attrs]
+    try:
+        params = list(inspect.signature(op.shape_rule).parameters.values())[1:]
+    except (TypeError, ValueError):
+        params = []
+    names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
+    return names
+
+
 def canonicalize(g: Graph) -> Graph:
     """Give every node its attributes in one canonical form.
 
     Assumes: a verified graph. Guarantees: for a table op with declared attributes
-    (``OpDef.attrs``) every declared attribute is present (defaults filled in) and they come in the
-    declared order, followed by any others alphabetically; graph ops keep theirs alphabetically.
+    (``OpDef.attrs``) every declared attribute is present (defaults filled in); attributes come in
+    the declared order, then in the order of the shape rule's parameters (``slice``: dim, start,
+    stop, step), then alphabetically; graph ops keep theirs alphabetically.
     Values and names are unchanged, so two graphs that differ only in how attributes were spelled
     print the same, and CSE sees them as equal.
     """
@@ -84,11 +97,11 @@ def canonicalize(g: Graph) -> Graph:
         n2 = _map_subgraphs(n, canonicalize)
         op = OPS.get(n.op)
         given = dict(n2.attrs)
-        declared = [k for k, _ in op.attrs] if op is not None else []
+        declared = _attr_order(op) if op is not None else []
         if op is not None:
             for k, v in op.attrs:
                 given.setdefault(k, v)
-        order = declared + sorted(k for k in given if k not in declared)
+        order = [k for k in declared if k in given] + sorted(k for k in given if k not in declared)
         attrs = tuple((k, given[k]) for k in order)
         if attrs != n2.attrs or any(value_key(a[1]) != value_key(b[1]) for a, b in zip(attrs, n2.attrs)):
             n2 = n2.replace(attrs=attrs)
