@@ -10,7 +10,7 @@ roundings where that is cheap (``lerp`` uses torch's two-sided formula). Argumen
 - scalars: numpy scalars of the compute dtype (``np.float32(lr)``), so the loop stays in that
   dtype; step-dependent factors (bias corrections, ``lr / bias_correction1``, ...) are computed
   in Python doubles, as torch computes them, then rounded to the compute dtype.
-- flags: Python bools.
+- flags: Python bools; ``maximize`` is passed as ``sign`` = -1.0/+1.0 (a multiply keeps loops branch-free).
 
 The caller validates shapes and dtypes: kernels check nothing (numba does not check bounds).
 Each kernel exists twice, serial and parallel (``prange``); the Python wrappers pick one by size
@@ -74,32 +74,45 @@ def _max_nan(a, b):
 
 
 @njit(**_INLINE)
-def _grad(g, p, maximize, wd):
-    """``g`` negated for ``maximize``, plus L2 weight decay ``wd * p`` (torch's order)."""
-    if maximize:
-        g = -g
+def _grad(g, p, sign, wd):
+    """``g * sign`` (``sign`` is -1 for ``maximize``: exact, and branch-free so loops vectorize), plus L2
+    weight decay ``wd * p`` (torch's order)."""
+    g = g * sign
     if wd != 0:
         g = g + wd * p
     return g
 
 
 # ---------------------------------------------------------------- SGD
-def _sgd_impl(p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, maximize, first_step,
-              use_momentum):
-    for i in prange(p.size):
-        pi = p[i]
-        gi = _grad(g[i], pi, maximize, wd)
-        if use_momentum:
-            if first_step:
-                b = gi
-            else:
-                b = buf[i] * momentum + one_minus_dampening * gi
-            buf[i] = b
-            if nesterov:
-                gi = gi + momentum * b
-            else:
-                gi = b
-        p[i] = pi - lr * gi
+@njit(**_INLINE)
+def _sgd_elem(i, p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, use_momentum, first_step):
+    pi = p[i]
+    gi = _grad(g[i], pi, sign, wd)
+    if use_momentum:
+        if first_step:
+            b = gi
+        else:
+            b = buf[i] * momentum + one_minus_dampening * gi
+        buf[i] = b
+        if nesterov:
+            gi = gi + momentum * b
+        else:
+            gi = b
+    p[i] = pi - lr * gi
+
+
+def _sgd_impl(p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, first_step, use_momentum):
+    # one loop per combination of the flags that guard memory accesses: constant flags let LLVM
+    # vectorize each loop (a loop with data-dependent optional loads stays scalar)
+    if not use_momentum:
+        for i in prange(p.size):
+            _sgd_elem(i, p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, False, False)
+    elif first_step:
+        for i in prange(p.size):
+            _sgd_elem(i, p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, True, True)
+    else:
+        for i in prange(p.size):
+            _sgd_elem(i, p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, True, False)
 
 
 _sgd = _twin(_sgd_impl)
@@ -107,7 +120,7 @@ _sgd = _twin(_sgd_impl)
 
 def sgd_scalars(dtype, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step):
     t = np.dtype(dtype).type
-    return (t(lr), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), bool(maximize),
+    return (t(lr), t(momentum), t(1.0 - dampening), t(weight_decay), bool(nesterov), t(-1.0 if maximize else 1.0),
             bool(first_step), momentum != 0)
 
 
@@ -124,27 +137,37 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
 
 
 # ---------------------------------------------------------------- Adam / AdamW
-def _adam_impl(p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size,
-               bc2_sqrt, eps, amsgrad, maximize, decoupled):
-    for i in prange(p.size):
-        pi = p[i]
-        gi = g[i]
-        if maximize:
-            gi = -gi
-        if wd != 0:
-            if decoupled:
-                pi = pi * decay
-            else:
-                gi = gi + wd * pi
-        mi = _lerp(m[i], gi, w1, one_minus_w1)
-        m[i] = mi
-        vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
-        v[i] = vi
-        if amsgrad:
-            vi = _max_nan(vmax[i], vi)
-            vmax[i] = vi
-        denom = np.sqrt(vi) / bc2_sqrt + eps
-        p[i] = pi - step_size * (mi / denom)
+@njit(**_INLINE)
+def _adam_elem(i, p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps,
+               amsgrad, sign, decoupled):
+    pi = p[i]
+    gi = g[i] * sign
+    if wd != 0:
+        if decoupled:
+            pi = pi * decay
+        else:
+            gi = gi + wd * pi
+    mi = _lerp(m[i], gi, w1, one_minus_w1)
+    m[i] = mi
+    vi = v[i] * beta2 + one_minus_beta2 * (gi * gi)
+    v[i] = vi
+    if amsgrad:
+        vi = _max_nan(vmax[i], vi)
+        vmax[i] = vi
+    denom = np.sqrt(vi) / bc2_sqrt + eps
+    p[i] = pi - step_size * (mi / denom)
+
+
+def _adam_impl(p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps,
+               amsgrad, sign, decoupled):
+    if amsgrad:
+        for i in prange(p.size):
+            _adam_elem(i, p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size, bc2_sqrt,
+                       eps, True, sign, decoupled)
+    else:
+        for i in prange(p.size):
+            _adam_elem(i, p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size, bc2_sqrt,
+                       eps, False, sign, decoupled)
 
 
 _adam = _twin(_adam_impl)
@@ -155,7 +178,7 @@ def adam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maxi
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
     return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(lr / bc1),
-            t(bc2 ** 0.5), t(eps), bool(amsgrad), bool(maximize), bool(decoupled_weight_decay))
+            t(bc2 ** 0.5), t(eps), bool(amsgrad), t(-1.0 if maximize else 1.0), bool(decoupled_weight_decay))
 
 
 def adam_apply(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, scalars):
@@ -172,26 +195,47 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
 
 
 # ---------------------------------------------------------------- RMSprop
-def _rmsprop_impl(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, maximize,
+@njit(**_INLINE)
+def _rmsprop_elem(i, p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, sign,
                   use_momentum):
-    for i in prange(p.size):
-        pi = p[i]
-        gi = _grad(g[i], pi, maximize, wd)
-        s = sq[i] * alpha + one_minus_alpha * (gi * gi)
-        sq[i] = s
-        if centered:
-            ga = _lerp(gavg[i], gi, one_minus_alpha, alpha)
-            gavg[i] = ga
-            avg = np.sqrt(s - ga * ga)
-        else:
-            avg = np.sqrt(s)
-        avg = avg + eps
+    pi = p[i]
+    gi = _grad(g[i], pi, sign, wd)
+    s = sq[i] * alpha + one_minus_alpha * (gi * gi)
+    sq[i] = s
+    if centered:
+        ga = _lerp(gavg[i], gi, one_minus_alpha, alpha)
+        gavg[i] = ga
+        avg = np.sqrt(s - ga * ga)
+    else:
+        avg = np.sqrt(s)
+    avg = avg + eps
+    if use_momentum:
+        b = buf[i] * momentum + gi / avg
+        buf[i] = b
+        p[i] = pi - lr * b
+    else:
+        p[i] = pi - lr * (gi / avg)
+
+
+def _rmsprop_impl(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, sign,
+                  use_momentum):
+    if centered:
         if use_momentum:
-            b = buf[i] * momentum + gi / avg
-            buf[i] = b
-            p[i] = pi - lr * b
+            for i in prange(p.size):
+                _rmsprop_elem(i, p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, True, sign,
+                              True)
         else:
-            p[i] = pi - lr * (gi / avg)
+            for i in prange(p.size):
+                _rmsprop_elem(i, p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, True, sign,
+                              False)
+    elif use_momentum:
+        for i in prange(p.size):
+            _rmsprop_elem(i, p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, False, sign,
+                          True)
+    else:
+        for i in prange(p.size):
+            _rmsprop_elem(i, p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, False, sign,
+                          False)
 
 
 _rmsprop = _twin(_rmsprop_impl)
@@ -199,8 +243,8 @@ _rmsprop = _twin(_rmsprop_impl)
 
 def rmsprop_scalars(dtype, lr, alpha, eps, weight_decay, momentum, centered, maximize):
     t = np.dtype(dtype).type
-    return (t(lr), t(alpha), t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered), bool(maximize),
-            momentum > 0)
+    return (t(lr), t(alpha), t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered),
+            t(-1.0 if maximize else 1.0), momentum > 0)
 
 
 def rmsprop_apply(param, grad, square_avg, grad_avg, momentum_buffer, scalars):
@@ -214,10 +258,10 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
 
 
 # ---------------------------------------------------------------- Adagrad
-def _adagrad_impl(p, g, ssum, clr, wd, eps, maximize):
+def _adagrad_impl(p, g, ssum, clr, wd, eps, sign):
     for i in prange(p.size):
         pi = p[i]
-        gi = _grad(g[i], pi, maximize, wd)
+        gi = _grad(g[i], pi, sign, wd)
         s = ssum[i] + gi * gi
         ssum[i] = s
         p[i] = pi - clr * (gi / (np.sqrt(s) + eps))
@@ -229,7 +273,7 @@ _adagrad = _twin(_adagrad_impl)
 def adagrad_scalars(dtype, step, lr, lr_decay, weight_decay, eps, maximize):
     t = np.dtype(dtype).type
     clr = lr / (1 + (step - 1) * lr_decay)
-    return (t(clr), t(weight_decay), t(eps), bool(maximize))
+    return (t(clr), t(weight_decay), t(eps), t(-1.0 if maximize else 1.0))
 
 
 def adagrad_apply(param, grad, state_sum, scalars):
@@ -241,10 +285,10 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
 
 
 # ---------------------------------------------------------------- Adadelta
-def _adadelta_impl(p, g, sq, acc, lr, rho, one_minus_rho, eps, wd, maximize):
+def _adadelta_impl(p, g, sq, acc, lr, rho, one_minus_rho, eps, wd, sign):
     for i in prange(p.size):
         pi = p[i]
-        gi = _grad(g[i], pi, maximize, wd)
+        gi = _grad(g[i], pi, sign, wd)
         s = sq[i] * rho + one_minus_rho * (gi * gi)
         sq[i] = s
         std = np.sqrt(s + eps)
@@ -259,7 +303,7 @@ _adadelta = _twin(_adadelta_impl)
 
 def adadelta_scalars(dtype, lr, rho, eps, weight_decay, maximize):
     t = np.dtype(dtype).type
-    return (t(lr), t(rho), t(1 - rho), t(eps), t(weight_decay), bool(maximize))
+    return (t(lr), t(rho), t(1 - rho), t(eps), t(weight_decay), t(-1.0 if maximize else 1.0))
 
 
 def adadelta_apply(param, grad, square_avg, acc_delta, scalars):
@@ -271,10 +315,10 @@ def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay
 
 
 # ---------------------------------------------------------------- Adamax
-def _adamax_impl(p, g, m, u, clr, w1, one_minus_w1, beta2, eps, wd, maximize):
+def _adamax_impl(p, g, m, u, clr, w1, one_minus_w1, beta2, eps, wd, sign):
     for i in prange(p.size):
         pi = p[i]
-        gi = _grad(g[i], pi, maximize, wd)
+        gi = _grad(g[i], pi, sign, wd)
         mi = _lerp(m[i], gi, w1, one_minus_w1)
         m[i] = mi
         ui = _max_nan(u[i] * beta2, abs(gi) + eps)
@@ -288,7 +332,7 @@ _adamax = _twin(_adamax_impl)
 def adamax_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, maximize):
     t = np.dtype(dtype).type
     clr = lr / (1 - beta1 ** step)
-    return (t(clr), t(1 - beta1), t(beta1), t(beta2), t(eps), t(weight_decay), bool(maximize))
+    return (t(clr), t(1 - beta1), t(beta1), t(beta2), t(eps), t(weight_decay), t(-1.0 if maximize else 1.0))
 
 
 def adamax_apply(param, grad, exp_avg, exp_inf, scalars):
@@ -302,12 +346,10 @@ def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weig
 
 # ---------------------------------------------------------------- NAdam
 def _nadam_impl(p, g, m, v, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, bc2, eps, c_grad, c_avg,
-                maximize, decoupled):
+                sign, decoupled):
     for i in prange(p.size):
         pi = p[i]
-        gi = g[i]
-        if maximize:
-            gi = -gi
+        gi = g[i] * sign
         if wd != 0:
             if decoupled:
                 pi = pi * decay
@@ -331,7 +373,8 @@ def nadam_scalars(dtype, step, mu, mu_next, mu_product, lr, beta1, beta2, eps, w
     c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
     c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
     return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2),
-            t(1 - beta2 ** step), t(eps), t(c_grad), t(c_avg), bool(maximize), bool(decoupled_weight_decay))
+            t(1 - beta2 ** step), t(eps), t(c_grad), t(c_avg), t(-1.0 if maximize else 1.0),
+            bool(decoupled_weight_decay))
 
 
 def nadam_apply(param, grad, exp_avg, exp_avg_sq, scalars):
@@ -348,12 +391,10 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu, mu_next, mu_product, 
 
 # ---------------------------------------------------------------- RAdam
 def _radam_impl(p, g, m, v, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, bc1, bc2_sqrt, lr, rect,
-                eps, rectify, maximize, decoupled):
+                eps, rectify, sign, decoupled):
     for i in prange(p.size):
         pi = p[i]
-        gi = g[i]
-        if maximize:
-            gi = -gi
+        gi = g[i] * sign
         if wd != 0:
             if decoupled:
                 pi = pi * decay
@@ -382,7 +423,7 @@ def radam_scalars(dtype, step, lr, beta1, beta2, eps, weight_decay, decoupled_we
     rectify = rho_t > 5.0
     rect = (((rho_t - 4) * (rho_t - 2) * rho_inf) / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5 if rectify else 0.0
     return (t(1 - lr * weight_decay), t(weight_decay), t(1 - beta1), t(beta1), t(beta2), t(1 - beta2), t(bc1),
-            t(bc2 ** 0.5), t(lr), t(rect), t(eps), bool(rectify), bool(maximize), bool(decoupled_weight_decay))
+            t(bc2 ** 0.5), t(lr), t(rect), t(eps), bool(rectify), t(-1.0 if maximize else 1.0), bool(decoupled_weight_decay))
 
 
 def radam_apply(param, grad, exp_avg, exp_avg_sq, scalars):

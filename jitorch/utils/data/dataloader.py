@@ -381,8 +381,9 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
     def _check_workers(self):
         dead = [w for w in self._workers if not w.is_alive()]
         if dead:
-            desc = ", ".join(f"{w.pid} ({'killed by signal: ' + _signal_name(w.exitcode) if w.exitcode and w.exitcode < 0 else 'exit code ' + str(w.exitcode)})"
-                             for w in dead)
+            desc = ", ".join(
+                f"{w.pid} (killed by signal: {_signal_name(w.exitcode)})" if w.exitcode is not None and w.exitcode < 0
+                else f"{w.pid} (exit code {w.exitcode})" for w in dead)
             self._shutdown_workers()
             raise RuntimeError(f"DataLoader worker (pid(s) {desc}) exited unexpectedly. A worker may have crashed "
                                "or been killed (e.g. by the out-of-memory killer); try num_workers=0 to see the "
