@@ -865,3 +865,18 @@ def test_function_materialize_grads_and_once_differentiable():
     a.backward(T([1.0, 1.0], False))
     assert seen == [(False, False, False), (False, True, False)]
     np.testing.assert_allclose(A(x.grad), [4, 4])
+
+
+def test_inplace_on_views_second_derivatives():
+    def f(x, y):
+        b = x * 1
+        b[1:3].mul_(y)
+        b.view(2, 2)[:, 0].exp_()
+        return b * b
+
+    rng = np.random.default_rng(3)
+    x, y = T(rng.random(4)), T(rng.random(2))
+    assert autograd.gradcheck(f, (x, y))
+    assert autograd.gradgradcheck(f, (x, y))
+    u = T(rng.random(5))
+    assert autograd.gradgradcheck(lambda a: a.unfold(0, 3, 1) * a.unfold(0, 3, 1).exp(), (u,))
