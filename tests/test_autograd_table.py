@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover
 
 # ops without a gradient (torch: not differentiable; their outputs are bool/int, or they only read indices)
 NON_DIFFERENTIABLE = {
+    "nonzero", "unique", "searchsorted",
     "argmax", "argmin", "any", "all", "count_nonzero",
     "bitwise_not", "logical_not", "isnan", "isinf", "isposinf", "isneginf", "isfinite", "signbit",
     "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
@@ -136,6 +137,14 @@ def _fixed(values, gc=True):
         t._gc_ok = gc
         return t
     return make
+
+
+def _I(values):
+    return jitorch.tensor(values, dtype=jitorch.int64)
+
+
+def _M(values):
+    return jitorch.tensor(values, dtype=jitorch.bool)
 
 
 _AVG = dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), ceil_mode=False, count_include_pad=False,
@@ -328,6 +337,78 @@ CASES = [
     Case("adaptive_max_pool2d", lambda x: call("adaptive_max_pool2d", x, output_size=(2, 2))[0],
          [[((1, 2, 3, 4), "any", "contiguous")]],
          torch_fn=lambda x: torch.nn.functional.adaptive_max_pool2d(x, (2, 2))),
+    # indexing, scatter/gather, sorting
+    Case("index", lambda x: call("index", x, _I([0, 2, 2, -1]), dims=(0,)),                 # duplicates add up
+         [[((4, 3), "any", "noncontig")]], torch_fn=lambda x: x[[0, 2, 2, -1]]),
+    Case("index", lambda x: call("index", x, _I([[0], [2]]), _I([1, 3, 3]), dims=(0, 1)),
+         [[((3, 4), "any", "contiguous")]], torch_fn=lambda x: x[[[0], [2]], [1, 3, 3]]),
+    Case("index", lambda x: call("index", x, _I([1, 0]), _I([3, 0]), dims=(0, 2)),          # non-adjacent dims
+         [[((2, 3, 4), "any", "contiguous")]], torch_fn=lambda x: x[[1, 0], :, [3, 0]]),
+    Case("index_put", lambda x, v: call("index_put", x, v, _I([1, 3]), dims=(0,), accumulate=False),
+         [[((4, 3), "any", "contiguous"), ((2, 3), "any", "contiguous")],
+          [((4, 3), "any", "noncontig"), ((3,), "any", "contiguous")]],
+         torch_fn=lambda x, v: x.index_put((torch.tensor([1, 3]),), v)),
+    Case("index_put", lambda x, v: call("index_put", x, v, _I([1, 1]), dims=(0,), accumulate=True),
+         [[((4, 3), "any", "contiguous"), ((2, 3), "any", "contiguous")]],
+         torch_fn=lambda x, v: x.index_put((torch.tensor([1, 1]),), v, accumulate=True)),
+    Case("index_select", lambda x: call("index_select", x, _I([2, 0, 2]), dim=1),
+         [[((2, 4), "any", "noncontig")]], torch_fn=lambda x: x.index_select(1, torch.tensor([2, 0, 2]))),
+    Case("gather", lambda x: call("gather", x, _I([[0, 3], [1, 1], [2, 0]]), dim=1),
+         [[((3, 4), "any", "contiguous")]], torch_fn=lambda x: x.gather(1, torch.tensor([[0, 3], [1, 1], [2, 0]]))),
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 1, 2, 0], [2, 0, 1, 1]]), s, dim=0, reduce=None,
+                                      include_self=True),
+         [[((3, 4), "any", "contiguous"), ((2, 4), "any", "contiguous")]],
+         torch_fn=lambda x, s: x.scatter(0, torch.tensor([[0, 1, 2, 0], [2, 0, 1, 1]]), s)),
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 1, 2, 0], [2, 0, 1, 1]]), s, dim=0, reduce=None,
+                                      include_self=True),
+         [[((3, 4), "any", "contiguous"), ((3, 5), "any", "noncontig")]]),   # src bigger than index (torch errors)
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 0], [2, 0]]), s, dim=0, reduce="sum", include_self=False),
+         [[((3, 2), "any", "contiguous"), ((2, 2), "any", "contiguous")]],
+         torch_fn=lambda x, s: x.scatter_reduce(0, torch.tensor([[0, 0], [2, 0]]), s, "sum", include_self=False)),
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 0], [2, 0]]), s, dim=0, reduce="mean", include_self=True),
+         [[((3, 2), "any", "contiguous"), ((2, 2), "any", "contiguous")]],
+         torch_fn=lambda x, s: x.scatter_reduce(0, torch.tensor([[0, 0], [2, 0]]), s, "mean", include_self=True)),
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 0], [2, 0]]), s, dim=0, reduce="amax", include_self=True),
+         [[((3, 2), "any", "contiguous"), ((2, 2), "any", "contiguous")]], smooth=False,
+         torch_fn=lambda x, s: x.scatter_reduce(0, torch.tensor([[0, 0], [2, 0]]), s, "amax", include_self=True)),
+    Case("scatter", lambda x, s: call("scatter", x, _I([[0, 0], [2, 0]]), s, dim=0, reduce="prod", include_self=True),
+         [[((3, 2), "pos", "contiguous"), ((2, 2), "pos", "contiguous")]],
+         torch_fn=lambda x, s: x.scatter_reduce(0, torch.tensor([[0, 0], [2, 0]]), s, "prod", include_self=True)),
+    Case("index_add", lambda x, s: call("index_add", x, _I([0, 2, 0]), s, dim=0, alpha=2),
+         [[((4, 3), "any", "contiguous"), ((3, 3), "any", "noncontig")]],
+         torch_fn=lambda x, s: x.index_add(0, torch.tensor([0, 2, 0]), s, alpha=2)),
+    Case("take", lambda x: call("take", x, _I([[0, 5], [5, -1]])),
+         [[((2, 3), "any", "noncontig")]], torch_fn=lambda x: x.take(torch.tensor([[0, 5], [5, -1]]))),
+    Case("masked_select", lambda x: call("masked_select", x, _M([[True, False, True], [False, False, True]])),
+         [[((2, 3), "any", "contiguous")], [((3,), "any", "contiguous")]],                  # x broadcast to the mask
+         torch_fn=lambda x: x.masked_select(torch.tensor([[True, False, True], [False, False, True]]))),
+    Case("masked_scatter", lambda x, s: call("masked_scatter", x, _M([[True, False, True], [False, False, True]]), s),
+         [[((2, 3), "any", "contiguous"), ((2, 2), "any", "contiguous")]],
+         torch_fn=lambda x, s: x.masked_scatter(torch.tensor([[True, False, True], [False, False, True]]), s)),
+    Case("sort", lambda x: call("sort", x, dim=1, descending=True, stable=True)[0],
+         [[((2, 4), "any", "noncontig")]], torch_fn=lambda x: x.sort(1, descending=True)[0]),
+    Case("topk", lambda x: call("topk", x, k=2, dim=0, largest=True, sorted=True)[0],
+         [[((3, 2), "any", "contiguous")]], torch_fn=lambda x: x.topk(2, 0)[0]),
+    Case("kthvalue", lambda x: call("kthvalue", x, k=2, dim=1, keepdim=True)[0],
+         [[((2, 3), "any", "contiguous")]], torch_fn=lambda x: x.kthvalue(2, 1, keepdim=True)[0]),
+    Case("median_dim", lambda x: call("median_dim", x, dim=0, keepdim=False)[0],
+         [[((3, 2), "any", "noncontig")]], torch_fn=lambda x: x.median(0)[0]),
+    Case("nanmedian_dim", lambda x: call("nanmedian_dim", x, dim=1, keepdim=False)[0],
+         [[((2, 3), "any", "contiguous")]], torch_fn=lambda x: x.nanmedian(1)[0]),
+    Case("mode_dim", lambda x: call("mode_dim", x, dim=1, keepdim=False)[0],
+         [[_fixed([[1.0, 2.0, 2.0], [3.0, 3.0, 1.0]], gc=False)]]),   # the gradient goes to the returned index
+    Case("flip", lambda x: call("flip", x, dims=(0, 1)), [[((2, 3), "any", "noncontig")]],
+         torch_fn=lambda x: x.flip(0, 1)),
+    Case("roll", lambda x: call("roll", x, shifts=(1,), dims=(1,)), [[((2, 3), "any", "contiguous")]],
+         torch_fn=lambda x: x.roll(1, 1)),
+    Case("roll", lambda x: call("roll", x, shifts=(2,), dims=()), [[((2, 3), "any", "contiguous")]],
+         torch_fn=lambda x: x.roll(2)),
+    Case("repeat_interleave", lambda x: call("repeat_interleave", x, _I([1, 0, 2]), dim=0),
+         [[((3, 2), "any", "noncontig")]], torch_fn=lambda x: x.repeat_interleave(torch.tensor([1, 0, 2]), 0)),
+    Case("tril", lambda x: call("tril", x, diagonal=0), [[((3, 3), "any", "noncontig")]],
+         torch_fn=lambda x: x.tril()),
+    Case("triu", lambda x: call("triu", x, diagonal=1), [[((2, 3, 3), "any", "contiguous")]],
+         torch_fn=lambda x: x.triu(1)),
     # joins
     Case("cat", lambda a, b, c: call("cat", a, b, c, dim=1),
          [[((2, 1), "any", "contiguous"), ((2, 3), "any", "noncontig"), ((2, 2), "any", "contiguous")]],
