@@ -880,3 +880,13 @@ def test_inplace_on_views_second_derivatives():
     assert autograd.gradgradcheck(f, (x, y))
     u = T(rng.random(5))
     assert autograd.gradgradcheck(lambda a: a.unfold(0, 3, 1) * a.unfold(0, 3, 1).exp(), (u,))
+
+
+def test_inplace_nondifferentiable_op_cuts_the_old_history():
+    from jitorch._dispatch import call_inplace
+    x = T([0.5, 1.0])
+    a = x * 2
+    call_inplace("eq", a, 1.0)  # a.eq_(1.0): a now holds 0/1, not a function of x
+    assert a.grad_fn.name() == "EqBackward0"
+    (a * x).backward(T([1.0, 1.0], False))
+    np.testing.assert_allclose(A(x.grad), [1.0, 0.0])

@@ -466,9 +466,10 @@ def record(op, inputs, outputs, attrs, inplace=False):
     elif not _has_float_output(outputs):
         return
     if rule is None:
-        if "nondifferentiable" in op.tags:
-            return
-        _record_not_implemented(op, inputs, outputs)
+        if "nondifferentiable" not in op.tags:
+            _record_not_implemented(op, inputs, outputs)
+        elif inplace:  # e.g. x.eq_(y) on a float x: its old history must not survive (torch: zero gradient)
+            _record_inplace(op, inputs, outputs[0], attrs, _zero_rule)
         return
     if inplace:
         _record_inplace(op, inputs, outputs[0], attrs)
@@ -616,8 +617,29 @@ def _any_requires_grad(inputs):
     return False
 
 
-def _record_inplace(op, inputs, target, attrs):
+def _zero_rule(ctx, g):
+    return tuple(zeros_expanded(x.shape, x.np_dtype if type(x) is TensorMeta else x._data.dtype) if n else None
+                 for x, n in zip(ctx.inputs, ctx.needs_input_grad))
+
+
+_zero_rule.save_inputs = ()
+_zero_rule.save_outputs = False
+
+
+class _ZeroOp:
+    """Stands in for a non-differentiable op's record when it writes a float tensor in place."""
+
+    def __init__(self, op):
+        self.name = op.name
+        self.vjp = _zero_rule
+        self.differentiable = ()
+        self.tags = op.tags
+
+
+def _record_inplace(op, inputs, target, attrs, rule=None):
     global _pending
+    if rule is not None:
+        op = _ZeroOp(op)
     clones = None
     p = _pending
     if p is not None:
