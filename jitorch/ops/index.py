@@ -620,12 +620,12 @@ def _searchsorted_shape(sshape, vshape, right=False):
 def _searchsorted_impl(out, seq, values, right=False):
     s = _c(seq, np.float64 if seq.dtype.kind == "f" or values.dtype.kind == "f" else np.int64)
     v = _c(np.asarray(values), s.dtype)
+    if out.size == 0:
+        return out
     if s.ndim <= 1:
-        _kso.searchsorted(s.reshape(-1), v.reshape(-1), right, out.reshape(-1))
+        _kso.searchsorted(s.reshape(1, -1), v.reshape(1, -1), right, out.reshape(1, -1))
     else:
-        s2, v2, o2 = s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1]), out.reshape(-1, v.shape[-1])
-        for r in range(s2.shape[0]):
-            _kso.searchsorted(s2[r], v2[r], right, o2[r])
+        _kso.searchsorted(s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1]), right, out.reshape(-1, v.shape[-1]))
     return out
 
 
