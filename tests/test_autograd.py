@@ -890,3 +890,18 @@ def test_inplace_nondifferentiable_op_cuts_the_old_history():
     assert a.grad_fn.name() == "EqBackward0"
     (a * x).backward(T([1.0, 1.0], False))
     np.testing.assert_allclose(A(x.grad), [1.0, 0.0])
+
+
+@needs_torch
+def test_advanced_indexing_and_setitem_match_torch():
+    def run(L):
+        x = L.tensor(np.arange(12.0).reshape(3, 4), dtype=L.float64, requires_grad=True)
+        v = L.tensor([1.0, 2.0], dtype=L.float64, requires_grad=True)
+        y = x * 1
+        y[L.tensor([0, 2]), L.tensor([1, 3])] = v * 3
+        m = y > 5
+        z = y[m].sum() + y[:, L.tensor([0, 0])].sum() + (y.masked_fill(m, 0.0) * x).sum()
+        z.backward()
+        return np.array(x.grad.numpy()), np.array(v.grad.numpy())
+    for g, w in zip(run(jitorch), run(torch)):
+        np.testing.assert_allclose(g, w)
