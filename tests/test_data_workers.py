@@ -222,6 +222,40 @@ def test_killed_worker_raises_quickly():
     assert it._shutdown
 
 
+class DiesWhileSending(Dataset):
+    """Index 1 is a 32 MB batch; a timer SIGKILLs the worker while that batch is still being written."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        if i == 1:
+            import threading
+            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGKILL)).start()
+            return np.ones(4 << 20)
+        return np.zeros(1)
+
+
+def test_worker_killed_mid_message_is_detected_not_a_hang():
+    def alarm(*_):
+        raise TimeoutError("DataLoader hung on a half-written batch")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(30)
+    try:
+        it = iter(DataLoader(DiesWhileSending(), batch_size=None, num_workers=1))
+        next(it)
+        time.sleep(2.5)  # the main process is busy: the worker's pipe fills, then the worker is killed
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match="worker"):
+            for _ in it:
+                pass
+        assert time.monotonic() - t0 < 5.0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_timeout():
     t0 = time.monotonic()
     it = iter(DataLoader(Slow(delay=5.0, at=2), batch_size=1, num_workers=1, timeout=0.5))

@@ -1,10 +1,18 @@
 """DataLoader worker processes: the worker loop, WorkerInfo/get_worker_info, exception transport.
 
-Protocol (parent -> worker, one index queue per worker): ``(epoch, idx, index)`` tasks, ``_Resume(epoch)``
-at the start of each epoch of a persistent iterator, ``None`` to exit. Worker -> parent (one shared
-result queue): ``(epoch, idx, payload)`` where ``payload`` is the batch, an :class:`ExceptionWrapper` or
-an :class:`_IterableDatasetStopIteration`, pickled *in the worker* so that an unpicklable batch becomes
-an error the parent sees (a ``multiprocessing.Queue`` would drop it silently in its feeder thread).
+Protocol. Parent -> worker, one ``multiprocessing.Queue`` per worker: ``(epoch, idx, index)`` tasks,
+``_Resume(epoch)`` at the start of each epoch of a persistent iterator, ``None`` to exit.
+Worker -> parent: one pipe *per worker* (the worker holds the only write end), carrying pickled
+``(epoch, idx, data)`` where ``data`` is the batch, an :class:`ExceptionWrapper` or an
+:class:`_IterableDatasetStopIteration`.
+
+- Pickling happens in the worker's main thread, so an unpicklable batch becomes an error the parent
+  sees (a ``multiprocessing.Queue`` would drop it silently in its feeder thread).
+- A feeder thread in the worker writes the pipe, so the worker computes the next batches while a big
+  one is still being sent (prefetching).
+- Because no other process holds a worker's write end, a worker that dies — even in the middle of
+  writing a batch — gives the parent an EOF on that pipe instead of a read that blocks forever (a
+  shared result queue cannot tell a half-written message from a slow one).
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ import pickle
 import queue
 import random
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 
@@ -132,18 +141,54 @@ def _generate_state(base_seed, worker_id):
     return state
 
 
-def _dumps(obj, worker_id):
+def _dumps(obj, worker_id, epoch, idx):
     try:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         err = ExceptionWrapper(where=f"in DataLoader worker process {worker_id} (while pickling the batch to send "
                                      "it to the main process)")
-        return pickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((epoch, idx, err), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, auto_collation, collate_fn, drop_last,
+class _Sender:
+    """Writes pickled results to the worker's pipe from a background thread (bounded only by the parent's
+    prefetch limit, which caps the tasks a worker can have)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.q = queue.SimpleQueue()
+        self.broken = False
+        self.thread = threading.Thread(target=self._run, name="jitorch DataLoader sender", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            try:
+                self.conn.send_bytes(item)
+            except (OSError, EOFError, ValueError):  # the parent closed its end: shutting down
+                self.broken = True
+                return
+
+    def send(self, payload):
+        self.q.put(payload)
+
+    def close(self, flush):
+        self.q.put(None)
+        if flush:
+            self.thread.join()
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+def _worker_loop(dataset_kind, dataset, index_queue, data_conn, done_event, auto_collation, collate_fn, drop_last,
                  base_seed, init_fn, worker_id, num_workers, parent_pid):
     from .dataloader import _make_fetcher, _DatasetKind
+    sender = _Sender(data_conn)
     try:
         seed = base_seed + worker_id
         random.seed(seed)
@@ -160,7 +205,7 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
         except Exception:
             init_exception = ExceptionWrapper(where=f"in DataLoader worker process {worker_id}")
         iteration_end = False
-        while True:
+        while not sender.broken:
             try:
                 r = index_queue.get(timeout=MP_STATUS_CHECK_INTERVAL)
             except queue.Empty:
@@ -191,10 +236,10 @@ def _worker_loop(dataset_kind, dataset, index_queue, data_queue, done_event, aut
                         iteration_end = True
                     else:
                         data = ExceptionWrapper(where=f"in DataLoader worker process {worker_id}")
-            data_queue.put((epoch, idx, _dumps(data, worker_id)))
+            sender.send(_dumps((epoch, idx, data), worker_id, epoch, idx))
             del data, idx, index, r
     except KeyboardInterrupt:
         pass
-    if done_event.is_set():
-        data_queue.cancel_join_thread()
-        data_queue.close()
+    # on shutdown nobody reads any more: do not wait for unsent results
+    sender.close(flush=not done_event.is_set())
+    index_queue.cancel_join_thread()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
 import pickle
-import queue
 import signal
 import time
 import warnings
@@ -315,7 +315,7 @@ def _signal_name(code):
 
 
 class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
-    """Worker processes fed through one index queue each; results come back on one shared queue."""
+    """Worker processes fed through one index queue each; results come back on one pipe per worker."""
 
     def __init__(self, loader):
         super().__init__(loader)
@@ -324,20 +324,25 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._epoch = 0
         self._workers = []
         self._index_queues = []
-        self._worker_result_queue = ctx.Queue()
+        self._readers = []  # one result pipe per worker; the worker holds the only write end
         self._workers_done_event = ctx.Event()
         self._worker_queue_idx_cycle = itertools.cycle(range(self._num_workers))
         try:
             for i in range(self._num_workers):
                 index_queue = ctx.Queue()
                 index_queue.cancel_join_thread()
+                reader, writer = ctx.Pipe(duplex=False)
                 w = ctx.Process(target=_worker_loop, daemon=True, name=f"jitorch DataLoader worker {i}",
-                                args=(self._dataset_kind, self._dataset, index_queue, self._worker_result_queue,
+                                args=(self._dataset_kind, self._dataset, index_queue, writer,
                                       self._workers_done_event, self._auto_collation, self._collate_fn,
                                       self._drop_last, self._base_seed, self._worker_init_fn, i, self._num_workers,
                                       os.getpid()))
-                w.start()
                 self._index_queues.append(index_queue)
+                self._readers.append(reader)
+                try:
+                    w.start()
+                finally:
+                    writer.close()  # before the next fork, so no later worker inherits it
                 self._workers.append(w)
         except BaseException:
             self._shutdown_workers()
@@ -378,7 +383,11 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._send_idx += 1
 
     # ------------------------------------------------------------ receiving
-    def _check_workers(self):
+    def _check_workers(self, grace=0.0):
+        if grace:  # a closed pipe: give the process a moment to be reaped so its exit status is known
+            end = time.monotonic() + grace
+            while time.monotonic() < end and all(w.is_alive() for w in self._workers):
+                time.sleep(0.01)
         dead = [w for w in self._workers if not w.is_alive()]
         if dead:
             desc = ", ".join(
@@ -399,17 +408,22 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                     self._check_workers()
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds")
                 wait = min(wait, remaining)
-            try:
-                epoch, idx, payload = self._worker_result_queue.get(timeout=wait)
-            except queue.Empty:
+            ready = mp_connection.wait(self._readers, timeout=wait)
+            if not ready:
                 self._check_workers()
                 continue
-            except (EOFError, OSError) as e:
-                self._check_workers()
-                raise RuntimeError(f"DataLoader lost the connection to its workers: {e}") from e
-            if epoch != self._epoch:
-                continue  # a batch of an abandoned epoch (persistent workers)
-            return idx, pickle.loads(payload)
+            for reader in ready:
+                try:
+                    payload = reader.recv_bytes()
+                except (EOFError, OSError) as e:
+                    self._check_workers(grace=2.0)
+                    self._shutdown_workers()
+                    raise RuntimeError(f"DataLoader worker (pid {self._workers[self._readers.index(reader)].pid}) "
+                                       f"closed its connection unexpectedly ({type(e).__name__})") from e
+                epoch, idx, data = pickle.loads(payload)
+                if epoch != self._epoch:
+                    continue  # a batch of an abandoned epoch (persistent workers)
+                return idx, data
 
     def _next_data(self):
         if self._shutdown:
@@ -465,6 +479,8 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
                     q.put(None)
                 except Exception:
                     pass
+            for r in self._readers:  # a worker blocked sending a batch gets EPIPE and exits
+                r.close()
             deadline = time.monotonic() + _JOIN_TIMEOUT
             for w in self._workers:
                 w.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -478,8 +494,6 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
             for q in self._index_queues:
                 q.cancel_join_thread()
                 q.close()
-            self._worker_result_queue.cancel_join_thread()
-            self._worker_result_queue.close()
         except Exception:  # interpreter shutdown: modules may be half torn down
             pass
 
