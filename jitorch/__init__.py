@@ -13,7 +13,7 @@ from ._dtype import (bool_ as bool, uint8, int8, int16, int32, int64, float16, f
 from ._device import device  # noqa: F401
 from .tensor import Tensor, Size  # noqa: F401
 from . import ops  # noqa: F401
-from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops, join as _join_ops, linalg as _la_ops, reduce as _red_ops, index as _idx_ops  # noqa: F401
+from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops, join as _join_ops, linalg as _la_ops, reduce as _red_ops, index as _idx_ops, random as _rnd_ops  # noqa: F401
 from ._printing import set_printoptions, get_printoptions  # noqa: F401
 from ._creation import (tensor, as_tensor, from_numpy, from_dlpack, empty, zeros, ones, full, empty_like,  # noqa: F401
                         zeros_like, ones_like, full_like, arange, linspace, logspace, eye)
@@ -29,6 +29,9 @@ from ._index import (index_select, gather, take_along_dim, scatter, scatter_add,
                      argwhere, sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, unique,
                      unique_consecutive, searchsorted, bucketize, flip, fliplr, flipud, roll, tile, repeat_interleave,
                      tril, triu, diag, diag_embed, diagflat, tril_indices, triu_indices, bincount)
+from ._random import (Generator, default_generator, manual_seed, seed, initial_seed, get_rng_state,  # noqa: F401
+                      set_rng_state, rand, randn, randint, randperm, normal, bernoulli, multinomial, rand_like,
+                      randn_like, randint_like, poisson)
 from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, dstack, column_stack  # noqa: F401
 from . import autograd  # noqa: F401,E402
 from .autograd import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,  # noqa: F401,E402
