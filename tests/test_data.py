@@ -366,3 +366,31 @@ def test_training_loop_with_optimizer():
             opt.step()
     np.testing.assert_allclose(w._data, w_true, atol=1e-3)
     assert math.isfinite(float(w._data.sum()))
+
+
+def test_tensor_dataset_getitems_are_views():
+    x = jitorch.arange(12.0).reshape(6, 2)
+    y = jitorch.arange(6)
+    ds = TensorDataset(x, y)
+    batch = ds.__getitems__([4, 0, -1, np.int64(2)])
+    assert [s[1].item() for s in batch] == [4, 0, 5, 2]
+    for (a, b), i in zip(batch, [4, 0, 5, 2]):
+        assert a.tolist() == ds[i][0].tolist() and a.shape == (2,) and b.shape == ()
+        assert np.shares_memory(a._data, x._data)  # views, as t[i] gives
+    with pytest.raises(IndexError):
+        ds.__getitems__([6])
+    w = jitorch.ones(3, 2, requires_grad=True)  # tensors that need autograd take the dispatching path
+    assert all(s[0].requires_grad for s in TensorDataset(w).__getitems__([0, 1]))
+
+
+def test_collate_fast_path_matches_stack():
+    ts = [jitorch.tensor(np.full((2, 3), k, np.int16)) for k in range(4)]
+    b = default_collate(ts)
+    assert b.dtype is jitorch.int16 and b.shape == (4, 2, 3) and b.tolist() == jitorch.stack(ts).tolist()
+    assert not np.shares_memory(b._data, ts[0]._data)
+    mixed = default_collate([jitorch.tensor([1.0]), jitorch.tensor([2.0], dtype=jitorch.float64)])
+    assert mixed.dtype is jitorch.float64  # promotion: the op path
+    with pytest.raises(Exception):
+        default_collate([jitorch.zeros(2), jitorch.zeros(3)])
+    g = default_collate([jitorch.ones(2, requires_grad=True), jitorch.ones(2)])
+    assert g.requires_grad

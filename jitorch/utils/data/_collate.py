@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from ... import _dispatch
 from ...tensor import Tensor
 
 __all__ = ["default_collate", "default_convert", "collate", "default_collate_fn_map",
@@ -107,7 +108,17 @@ def collate(batch, *, collate_fn_map=None):
     raise TypeError(default_collate_err_msg_format.format(elem_type))
 
 
+def _plain_cpu(t):
+    return type(t) is Tensor and t._device.type == "cpu" and not t.requires_grad
+
+
 def collate_tensor_fn(batch, *, collate_fn_map=None):
+    """``jitorch.stack(batch)``; plain cpu tensors of one dtype and shape (the usual batch) are stacked
+    straight from their arrays, skipping op dispatch (nothing to record for autograd)."""
+    if _dispatch.hooks.tracer is None and all(_plain_cpu(t) for t in batch):
+        a0 = batch[0]._data
+        if all(t._data.shape == a0.shape and t._data.dtype == a0.dtype for t in batch):
+            return Tensor._wrap(np.stack([t._data for t in batch]))
     return _jt().stack(list(batch), 0)
 
 
