@@ -54,6 +54,9 @@ class TracerWarning(UserWarning):
 
 _JITORCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 GENERATED_PREFIX = "<jitorch-code"  # file name of generated code (jit.trace's .code)
+# Library code whose lines are what a user wants to see in a graph (a layer's forward, the demo),
+# as TorchScript points at torch/nn/modules/*.py: not skipped when looking for the source line.
+_USER_LEVEL = (_JITORCH_DIR + "nn" + os.sep, _JITORCH_DIR + "cli.py")
 
 
 # ---------------------------------------------------------------- user source locations
@@ -63,7 +66,7 @@ def user_frame():
     f = sys._getframe(1)
     while f is not None:
         fn = f.f_code.co_filename
-        if not (fn.startswith(_JITORCH_DIR) or fn.startswith(GENERATED_PREFIX)):
+        if fn.startswith(_USER_LEVEL) or not (fn.startswith(_JITORCH_DIR) or fn.startswith(GENERATED_PREFIX)):
             return f
         f = f.f_back
     return None
