@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover
 
 # ops without a gradient (torch: not differentiable; their outputs are bool/int, or they only read indices)
 NON_DIFFERENTIABLE = {
+    "uniform", "normal", "randint", "randperm", "bernoulli", "bernoulli_p", "dropout_mask", "exponential",
+    "multinomial",
     "nonzero", "unique", "searchsorted",
     "argmax", "argmin", "any", "all", "count_nonzero",
     "bitwise_not", "logical_not", "isnan", "isinf", "isposinf", "isneginf", "isfinite", "signbit",

@@ -221,3 +221,15 @@ for _rec in [
     register(_rec)
 
 _ = math
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gradients (owned by autograd): samplers are not differentiable (torch: zero gradient for bernoulli's p,
+# none for the others); their outputs never require grad.
+# ---------------------------------------------------------------------------------------------------------------
+from ..autograd._vjp import register_vjps as _register_vjps  # noqa: E402
+
+NON_DIFFERENTIABLE = ("uniform", "normal", "randint", "randperm", "bernoulli", "bernoulli_p", "dropout_mask",
+                      "exponential", "multinomial")
+
+_register_vjps({}, NON_DIFFERENTIABLE)
