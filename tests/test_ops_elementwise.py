@@ -35,8 +35,13 @@ SMALL_INT = {"pow", "bitwise_left_shift", "bitwise_right_shift", "mul", "square"
 SKIP_REF = {"nan_to_num", "erfinv", "fill"}  # tested separately below
 
 
+NO_BOOL = {"floor", "ceil", "round", "trunc"}
+
+
 def dtypes_for(name):
     fam = FAMILY[name]
+    if name in NO_BOOL:
+        return [d for d in ALL if d is not D.bool_]
     if fam == "int":
         return INTS_BOOL if name.startswith("bitwise") and "shift" not in name else [d for d in INTS_BOOL if d is not D.bool_]
     if name in ("sub", "neg"):
@@ -56,10 +61,13 @@ def default_attrs(name, dtype=None):
     attrs = {}
     for k, v in op.attrs:
         attrs[k] = v
+    signed = dtype is None or dtype is not D.uint8
     if name == "clamp":
-        attrs.update(min=-1, max=2)
+        attrs.update(min=-1 if signed else 1, max=2)
     if name == "clamp_min":
-        attrs.update(min=-1)
+        attrs.update(min=-1 if signed else 1)
+    if name == "hardtanh" and not signed:
+        attrs.update(min_val=1.0, max_val=20.0)
     if name == "clamp_max":
         attrs.update(max=1)
     if name == "round_decimals":

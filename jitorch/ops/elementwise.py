@@ -29,6 +29,13 @@ def _np_erf(x):
     return np.vectorize(math.erf, otypes=[x.dtype])(x) if x.size else x.copy()
 
 
+def _lgamma(v):
+    try:
+        return math.lgamma(v)
+    except ValueError:  # the poles
+        return math.inf
+
+
 def _np_sigmoid(x):
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-x))
@@ -110,8 +117,8 @@ SPECS = [
     ("erf", 1, (), "float", _np_erf, "error function"),
     ("erfc", 1, (), "float", lambda x: 1 - _np_erf(x), "1 - erf(x)"),
     ("erfinv", 1, (), "float", _np_erfinv, "inverse error function"),
-    ("lgamma", 1, (), "float", lambda x: np.vectorize(math.lgamma, otypes=[x.dtype])(x) if x.size else x.copy(),
-     "log |gamma(x)|"),
+    ("lgamma", 1, (), "float", lambda x: np.vectorize(_lgamma, otypes=[x.dtype])(x) if x.size else x.copy(),
+     "log |gamma(x)| (inf at the poles 0, -1, -2, ...)"),
     ("sigmoid", 1, (), "float", _np_sigmoid, "1 / (1 + e**-x), no overflow for large |x|"),
     ("reciprocal", 1, (), "float", lambda x: 1 / x, "1 / x"),
     ("frac", 1, (), "same", lambda x: x - np.trunc(x), "x - trunc(x)"),
@@ -193,7 +200,11 @@ SPECS = [
     ("addcdiv", 3, (("value", 1),), "float3", lambda a, b, c, value=1: a + value * b / c, "a + value * b / c"),
 ]
 
-_TEMPLATE = {"add": "add_alpha", "sub": "sub_alpha"}  # add/sub carry alpha as a kernel parameter
+_TEMPLATE = {"add": "add_alpha", "sub": "sub_alpha"}
+# ops torch refuses on bool tensors
+_NO_BOOL = frozenset({"floor", "ceil", "round", "trunc", "round_decimals", "frac", "abs", "relu",
+                      "clamp", "clamp_min", "clamp_max", "hardtanh", "leaky_relu", "elu", "softplus", "div_trunc",
+                      "div_floor", "remainder", "fmod", "neg", "sub"})  # add/sub carry alpha as a kernel parameter
 
 
 def _dtype_rule_for(name, family):
@@ -206,12 +217,16 @@ def _dtype_rule_for(name, family):
 
     def rule(*operands, **attrs):
         t = D.result_type(*operands)
+        if t is D.bool_ and name in _NO_BOOL:
+            raise RuntimeError(f"{name}: \"{name}_vml_cpu\" not implemented for 'Bool'; convert with .float() or .long()")
         if family == "float":
             if name in ("div",) or t.category < 2:
                 return to_float(t)
             return t
         if family == "same":
             check_bool_arith(t)
+            if name == "square" and t is D.bool_:
+                return D.int64
             if name in ("div_trunc", "div_floor", "remainder", "fmod", "pow") and t is D.bool_:
                 return D.int64 if name == "pow" else t
             return t
