@@ -905,3 +905,26 @@ def test_advanced_indexing_and_setitem_match_torch():
         return np.array(x.grad.numpy()), np.array(v.grad.numpy())
     for g, w in zip(run(jitorch), run(torch)):
         np.testing.assert_allclose(g, w)
+
+
+@needs_torch
+def test_training_composites_match_torch():
+    """Gradients through the nn composites (linear, gelu, layer_norm, cross_entropy, mse, softmax, std ...),
+    i.e. through every rule they are made of."""
+    import jitorch.nn.functional  # noqa: F401
+    rng = np.random.default_rng(0)
+    xs, ys = rng.standard_normal((8, 6)), rng.integers(0, 4, 8)
+    arrays = [rng.standard_normal(s) for s in ((10, 6), (10,), (4, 10), (4,))]
+
+    def run(L):
+        F = L.nn.functional
+        ps = [L.tensor(a, dtype=L.float64, requires_grad=True) for a in arrays]
+        x, y = L.tensor(xs, dtype=L.float64), L.tensor(ys)
+        h = F.layer_norm(F.gelu(F.linear(x, ps[0], ps[1])), (10,))
+        out = F.linear(F.dropout(h, 0.0), ps[2], ps[3])
+        loss = (F.cross_entropy(out, y) + F.mse_loss(out.softmax(-1), F.one_hot(y, 4).to(L.float64))
+                + out.logsumexp(1).mean() + out.std())
+        loss.backward()
+        return [np.array(p.grad.numpy()) for p in ps]
+    for g, w in zip(run(jitorch), run(torch)):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
