@@ -115,6 +115,7 @@ def call(name, *inputs, **attrs):
     device = _device_of(name, inputs)
     if "view" in op.tags:
         x = inputs[0]
+        op.shape_rule(x._data.shape, **attrs)  # validates (torch's errors) before building the view
         arr = op.impl["cpu"](None, x._data, **attrs)
         out = _Tensor._make_view(arr, x)
         _record(op, inputs, (out,), attrs)

@@ -204,7 +204,7 @@ _TEMPLATE = {"add": "add_alpha", "sub": "sub_alpha"}
 # ops torch refuses on bool tensors
 _NO_BOOL = frozenset({"floor", "ceil", "round", "trunc", "round_decimals", "frac", "abs", "relu",
                       "clamp", "clamp_min", "clamp_max", "hardtanh", "leaky_relu", "elu", "softplus", "div_trunc",
-                      "div_floor", "remainder", "fmod", "neg", "sub"})  # add/sub carry alpha as a kernel parameter
+                      "div_floor", "remainder", "fmod"})  # add/sub carry alpha as a kernel parameter
 
 
 def _dtype_rule_for(name, family):
