@@ -23,6 +23,7 @@ import pickle
 import signal
 import time
 import warnings
+import weakref
 
 from . import _random
 from ._collate import default_collate, default_convert
@@ -314,6 +315,54 @@ def _signal_name(code):
         return str(-code)
 
 
+class _WorkerPool:
+    """The processes and channels of one iterator, and their shutdown.
+
+    Kept apart from the iterator so that a ``weakref.finalize`` (not ``__del__``) can shut the workers
+    down: when an iterator dies inside a reference cycle (e.g. held by an exception's traceback), the
+    cyclic GC may run the ``__del__`` of its pipe connections first, which closes their fds *without*
+    marking them closed; a later ``close()`` from the iterator's ``__del__`` would then close fd numbers
+    that may already belong to something else. The finalizer holds the pool strongly, so the pool's
+    connections are never part of that garbage.
+    """
+
+    def __init__(self, done_event):
+        self.workers = []
+        self.index_queues = []
+        self.readers = []  # one result pipe per worker; the worker holds the only write end
+        self.done_event = done_event
+        self.shutdown = False
+
+    def shutdown_workers(self):
+        if self.shutdown:
+            return
+        self.shutdown = True
+        try:
+            self.done_event.set()
+            for q in self.index_queues:
+                try:
+                    q.put(None)
+                except Exception:
+                    pass
+            for r in self.readers:  # a worker blocked sending a batch gets EPIPE and exits
+                r.close()
+            deadline = time.monotonic() + _JOIN_TIMEOUT
+            for w in self.workers:
+                w.join(timeout=max(0.0, deadline - time.monotonic()))
+            for w in self.workers:
+                if w.is_alive():
+                    w.terminate()
+                    w.join(timeout=1.0)
+                if w.is_alive():
+                    w.kill()
+                    w.join()
+            for q in self.index_queues:
+                q.cancel_join_thread()
+                q.close()
+        except Exception:  # interpreter shutdown: modules may be half torn down
+            pass
+
+
 class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
     """Worker processes fed through one index queue each; results come back on one pipe per worker."""
 
@@ -322,10 +371,13 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         self._worker_init_fn = loader.worker_init_fn
         ctx = loader._mp_context
         self._epoch = 0
-        self._workers = []
-        self._index_queues = []
-        self._readers = []  # one result pipe per worker; the worker holds the only write end
         self._workers_done_event = ctx.Event()
+        self._pool = _WorkerPool(self._workers_done_event)
+        self._workers = self._pool.workers
+        self._index_queues = self._pool.index_queues
+        self._readers = self._pool.readers
+        # shuts the workers down when this iterator is garbage-collected, and at interpreter exit
+        self._finalizer = weakref.finalize(self, self._pool.shutdown_workers)
         self._worker_queue_idx_cycle = itertools.cycle(range(self._num_workers))
         try:
             for i in range(self._num_workers):
@@ -468,35 +520,14 @@ class _MultiProcessingDataLoaderIter(_BaseDataLoaderIter):
         return data
 
     # ------------------------------------------------------------ shutdown
-    def _shutdown_workers(self):
-        if self._shutdown:
-            return
-        self._shutdown = True
-        try:
-            self._workers_done_event.set()
-            for q in self._index_queues:
-                try:
-                    q.put(None)
-                except Exception:
-                    pass
-            for r in self._readers:  # a worker blocked sending a batch gets EPIPE and exits
-                r.close()
-            deadline = time.monotonic() + _JOIN_TIMEOUT
-            for w in self._workers:
-                w.join(timeout=max(0.0, deadline - time.monotonic()))
-            for w in self._workers:
-                if w.is_alive():
-                    w.terminate()
-                    w.join(timeout=1.0)
-                if w.is_alive():
-                    w.kill()
-                    w.join()
-            for q in self._index_queues:
-                q.cancel_join_thread()
-                q.close()
-        except Exception:  # interpreter shutdown: modules may be half torn down
-            pass
+    @property
+    def _shutdown(self):
+        pool = self.__dict__.get("_pool")
+        return True if pool is None else pool.shutdown
 
-    def __del__(self):
-        if not getattr(self, "_shutdown", True):
-            self._shutdown_workers()
+    @_shutdown.setter
+    def _shutdown(self, value):  # set by the base class before the pool exists
+        pass
+
+    def _shutdown_workers(self):
+        self._finalizer()
