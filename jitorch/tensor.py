@@ -273,7 +273,8 @@ class Tensor:
 
     def __reduce_ex__(self, proto):
         # multiprocessing (DataLoader workers) sends tensors between processes as arrays
-        return (_rebuild_tensor, (np.ascontiguousarray(self._data), str(self._device), self.requires_grad))
+        # np.array(copy, order C) keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+        return (_rebuild_tensor, (np.array(self._data, copy=True, order="C"), str(self._device), self.requires_grad))
 
     # ---------------------------------------------------------------- dtype / device moves
     def to(self, *args, **kwargs):

@@ -364,8 +364,6 @@ def test_spawn_worker_exception():
         list(DataLoader(Failing(bad=0), num_workers=1, multiprocessing_context="spawn", timeout=60))
 
 
-@pytest.mark.xfail(reason="Tensor.__reduce_ex__ sends np.ascontiguousarray(_data), which makes 0-d arrays 1-d "
-                          "(jitorch/tensor.py, not this package)", strict=False)
 def test_zero_dim_tensor_crosses_process_boundary():
     out = list(DataLoader([jitorch.tensor(3.0)], batch_size=None, num_workers=1))
     assert out[0].shape == ()
