@@ -327,3 +327,13 @@ def test_run_passes_verifies_after_each_pass():
 
 
 _ = GRAPH_OPS
+
+
+def test_simplify_copy_of_same_type_is_the_source():
+    g = parse("  %0: f32[2,3] = exp(%x)\n  %1: f32[2,3] = copy(%k, %0)\n  return %1\n",
+              "graph f(%x: f32[2,3], const %k: f32[2,3]):", consts={"k": np.zeros((2, 3), np.float32)})
+    ops, g2 = ops_after(lambda g: jit.eliminate_dead_nodes(jit.simplify_algebra(g)), g)
+    assert ops == ["exp"] and not g2.input_names("const")
+    g = parse("  %0: f32[3] = exp(%y)\n  %1: f32[2,3] = copy(%x, %0)\n  return %1\n",
+              "graph f(%x: f32[2,3], %y: f32[3]):")
+    assert ops_after(jit.simplify_algebra, g)[0] == ["exp", "copy"]  # a broadcast write is not a rename

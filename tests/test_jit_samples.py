@@ -9,6 +9,7 @@ an entry to ``OP_SAMPLES`` (or a tag provider) for it.
 from __future__ import annotations
 
 import functools
+import warnings
 import importlib
 import pkgutil
 
@@ -48,6 +49,10 @@ def _arr(shape, dtype=np.float32, seed=0, low=0.2, high=0.9):
     if np.dtype(dtype).kind in "iu":
         return rng.integers(1, 6, size=shape).astype(dtype)
     return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def _idx(shape, n, seed=1):
+    return np.random.default_rng(seed).integers(0, n, size=shape).astype(np.int64)
 
 
 def _works(name, operands, attrs, inplace=False):
@@ -136,6 +141,48 @@ OP_SAMPLES = {
     "adaptive_avg_pool2d": lambda: [Sample([_arr((1, 2, 5, 4))], dict(output_size=(2, 3)))],
     "adaptive_avg_pool2d_backward": lambda: [Sample([_arr((1, 2, 2, 3))], dict(input_size=(5, 4)))],
     "adaptive_max_pool2d": lambda: [Sample([_arr((1, 2, 5, 4))], dict(output_size=(2, 3)))],
+    # random draws (compared under the same seed: interpret runs their kernels on the default generator)
+    "uniform": lambda: [Sample([], dict(size=(3, 4), dtype=D.float32, low=-1.0, high=2.0, generator=None))],
+    "normal": lambda: [Sample([], dict(size=(5,), dtype=D.float64, mean=1.0, std=2.0, generator=None))],
+    "randint": lambda: [Sample([], dict(size=(2, 3), dtype=D.int64, low=-3, high=9, generator=None))],
+    "randperm": lambda: [Sample([], dict(n=7, dtype=D.int64, generator=None))],
+    "bernoulli": lambda: [Sample([_arr((3, 4), low=0.05, high=0.95)], dict(generator=None))],
+    "bernoulli_p": lambda: [Sample([], dict(size=(3, 4), p=0.3, dtype=D.float32, generator=None))],
+    "dropout_mask": lambda: [Sample([], dict(size=(12,), p=0.5, dtype=D.float32, generator=None))],
+    "exponential": lambda: [Sample([], dict(size=(4,), dtype=D.float32, lambd=2.0, generator=None))],
+    "multinomial": lambda: [Sample([_arr((2, 5))], dict(num_samples=3, replacement=True, generator=None)),
+                            Sample([_arr((5,))], dict(num_samples=4, replacement=False, generator=None))],
+    # indexing, sorting, data-dependent sizes
+    "flip": lambda: [Sample([_arr((3, 4))], dict(dims=(0,))), Sample([_arr((2, 3, 4))], dict(dims=(0, 2)))],
+    "roll": lambda: [Sample([_arr((3, 4))], dict(shifts=(1,), dims=(1,))), Sample([_arr((3, 4))], dict(shifts=(5,), dims=()))],
+    "tril": lambda: [Sample([_arr((3, 4))], dict(diagonal=0)), Sample([_arr((2, 3, 3))], dict(diagonal=-1))],
+    "triu": lambda: [Sample([_arr((3, 4))], dict(diagonal=1))],
+    "gather": lambda: [Sample([_arr((3, 4)), _idx((3, 2), 4)], dict(dim=1))],
+    "index": lambda: [Sample([_arr((3, 4)), _idx((2,), 3)], dict(dims=(0,))),
+                      Sample([_arr((3, 4)), _idx((2,), 3), _idx((2,), 4)], dict(dims=(0, 1)))],
+    "index_add": lambda: [Sample([_arr((3, 4)), np.array([0, 2, 0]), _arr((3, 4))], dict(dim=0, alpha=2))],
+    "index_put": lambda: [Sample([_arr((3, 4)), _arr((4,)), np.array([0, 2])], dict(dims=(0,), accumulate=False)),
+                          Sample([_arr((3, 4)), _arr((2,)), np.array([0, 0]), np.array([1, 1])],
+                                 dict(dims=(0, 1), accumulate=True))],
+    "index_select": lambda: [Sample([_arr((3, 4)), np.array([3, 0, 3])], dict(dim=1))],
+    "masked_scatter": lambda: [Sample([_arr((3, 4)), _arr((3, 4), np.bool_, seed=3), _arr((12,))])],
+    "masked_select": lambda: [Sample([_arr((3, 4)), _arr((3, 4), np.bool_, seed=3)])],
+    "nonzero": lambda: [Sample([_arr((3, 4), np.bool_, seed=5)])],
+    "take": lambda: [Sample([_arr((3, 4)), _idx((2, 3), 12)])],
+    "scatter": lambda: [Sample([_arr((3, 4)), _idx((3, 2), 4), _arr((3, 2))], dict(dim=1, reduce=None, include_self=True)),
+                        Sample([_arr((3, 4)), _idx((3, 2), 4), _arr((3, 2))], dict(dim=1, reduce="sum", include_self=True))],
+    "repeat_interleave": lambda: [Sample([_arr((3, 2)), np.array([1, 0, 2])], dict(dim=0))],
+    "searchsorted": lambda: [Sample([np.sort(_arr((5,))), _arr((2, 3))], dict(right=False)),
+                             Sample([np.sort(_arr((5,))), _arr((4,))], dict(right=True))],
+    "sort": lambda: [Sample([_arr((3, 4))], dict(dim=-1, descending=False, stable=True)),
+                     Sample([_arr((3, 4))], dict(dim=0, descending=True, stable=True))],
+    "topk": lambda: [Sample([_arr((3, 4))], dict(k=2, dim=-1, largest=True, sorted=True))],
+    "kthvalue": lambda: [Sample([_arr((3, 4))], dict(k=2, dim=-1, keepdim=False))],
+    "median_dim": lambda: [Sample([_arr((3, 4))], dict(dim=-1, keepdim=True))],
+    "nanmedian_dim": lambda: [Sample([np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, 2.0]], np.float32)],
+                                     dict(dim=1, keepdim=False))],
+    "mode_dim": lambda: [Sample([np.array([[1, 2, 2], [3, 3, 1]], np.int64)], dict(dim=-1, keepdim=False))],
+    "unique": lambda: [Sample([np.array([3, 1, 3, 2, 1, 3])], dict(sorted=True, return_inverse=True, return_counts=True))],
     "cat": lambda: [Sample([_arr((2, 3)), _arr((1, 3)), _arr((4, 3), np.float64)], {"dim": 0}),
                     Sample([_arr((2, 3)), _arr((2, 1))], {"dim": -1})],
 }
@@ -203,6 +250,13 @@ def assert_same(got, want, what=""):
         np.testing.assert_array_equal(got, want, err_msg=what)
 
 
+def _seeder(name):
+    """Random ops draw from the default generator: reseed before each run so runs compare."""
+    if "random" in OPS[name].tags:
+        return lambda: jitorch.manual_seed(1234)
+    return lambda: None
+
+
 def outputs_of(result):
     return result if isinstance(result, (tuple, list)) else (result,)
 
@@ -221,7 +275,16 @@ def test_every_op_has_samples():
         "are tested for them.")
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+# eager bugs found by these samples, owned by the op's author: the test fails until fixed, then
+# xfail(strict) says to drop the entry
+KNOWN_EAGER_BUGS = {
+    "dropout_mask": "ops/random.py calls kernels.random.dropout_mask(seed, offset, out, p) but the kernel takes "
+                    "(seed, offset, p, out)",
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_EAGER_BUGS[n], strict=True))
+                                  if n in KNOWN_EAGER_BUGS else n for n in sorted(OPS)])
 def test_op_traces_parses_verifies_interprets(name):
     cases = samples(name)
     if not cases:
@@ -230,8 +293,12 @@ def test_op_traces_parses_verifies_interprets(name):
         what = f"{name} {sample}"
         fn = fn_of(name, sample)
         ts = tensors_of(sample)
+        seed = _seeder(name)
+        seed()
         eager = outputs_of(fn(*[t.clone() for t in ts]))
-        traced = jit.trace(fn, tuple(ts), check_trace=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", jit.TracerWarning)  # data-dependent sizes say so
+            traced = jit.trace(fn, tuple(ts), check_trace=False)
         raw = traced.raw_graph
         assert any(n.op == name for n in raw.nodes), f"{what}: no {name} node in\n{raw}"
         text = str(raw)
@@ -240,9 +307,11 @@ def test_op_traces_parses_verifies_interprets(name):
         jit.verify(raw)
         arrays = [t._data for t in ts]
         for g in (raw, traced.graph):
+            seed()
             got = jit.interpret(g, arrays)
             for o, e in zip(got, eager):
                 assert_same(o, e._data, f"{what}: interpret vs eager\n{g}")
+        seed()
         for o, e in zip(outputs_of(traced(*ts)), eager):
             assert o.dtype is e.dtype and o.shape == e.shape
             np.testing.assert_array_equal(o._data, e._data, err_msg=f"{what}: traced vs eager")

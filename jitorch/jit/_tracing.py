@@ -319,6 +319,8 @@ class _Session:
 
     # ------------------------------------------------------------ recording
     def record(self, op, inputs, outputs, attrs, inplace):
+        if "generator" in attrs:
+            attrs = dict(attrs, generator=_generator_attr(op, attrs["generator"]))
         try:
             attrs = attrs_tuple(attrs)
         except IRError as e:
@@ -330,6 +332,12 @@ class _Session:
         operands = [self.operand(x, op) for x in inputs]
         types = tuple(TensorType(o.shape, o.dtype) for o in outputs)
         outs = self.emit(op.name, operands, attrs, types)
+        if "dynamic_shape" in op.tags and self.depends.get(outs[0]) and (op.name, user_loc()) not in self.warned:
+            self.warned.add((op.name, user_loc()))
+            warnings.warn(TracerWarning(
+                f"{op.name}: the size of its result ({', '.join(str(t) for t in types)}) depends on the data; the graph "
+                f"records this size at {user_line()}. The traced function still computes any size (it runs the op), "
+                "but the graph's types, interpret and compiled code assume this one."), stacklevel=4)
         if "view" in op.tags:
             src = self._state(inputs[0])
             for o, name in zip(outputs, outs):
@@ -422,6 +430,22 @@ class _Session:
     def updates(self):
         return tuple((s.input, s.value) for s in self.storages
                      if s.kind in ("input", "param", "buffer", "state") and s.version > 0 and s.value != s.input)
+
+
+def _generator_attr(op, g):
+    """A random op's ``generator`` attribute: None (the default generator, drawn from at each call)."""
+    if g is None:
+        return None
+    try:
+        from ..ops.random import default_generator
+    except ImportError:  # pragma: no cover - the random ops are not there
+        default_generator = None
+    if g is default_generator:
+        return None
+    raise TracerError(
+        f"{op.name}: an explicit Generator object cannot be recorded in a graph (at {user_line()}); traced random "
+        "ops draw from the default generator on every call. Seed it with jitorch.manual_seed(...) and pass "
+        "generator=None (docs/jit.md, section 7).")
 
 
 def _host(t):

@@ -298,6 +298,8 @@ def _simplify_node(n, g, types, producers):
             return p.inputs[0]
     elif op == "clone":
         return same(ins[0])
+    elif op == "copy" and len(ins) == 2:  # the write overwrites every element: the result is src
+        return same(ins[1])
     elif op == "to_dtype":
         return same(ins[0])
     elif op == "where" and len(ins) == 3 and ins[1] == ins[2]:
@@ -339,7 +341,8 @@ def _simplify_node(n, g, types, producers):
 
 def simplify_algebra(g: Graph) -> Graph:
     """Rewrite identities that hold bit for bit: ``x*1``, ``x+(-0.0)``/``x+0`` (integers), ``x-0``,
-    ``x/1``, ``x**1``, ``-(-x)``, ``clone``, a cast to the same dtype, ``where(c, x, x)``, no-op
+    ``x/1``, ``x**1``, ``-(-x)``, ``clone``, ``copy(t, s)`` with s of t's type (s), a cast to the
+    same dtype, ``where(c, x, x)``, no-op
     ``expand``/``slice``/``permute``/reshapes, ``permute`` of ``permute`` (composed), chains of
     ``view``/``squeeze``/``unsqueeze`` (one ``view``), and ``cond`` on a constant predicate (the
     branch inlined).
