@@ -24,6 +24,8 @@ from ._config import NJIT, NJIT_PARALLEL, PARALLEL_THRESHOLD
 # numba accepts fastmath only as a bool, set or dict, not the frozenset _config holds.
 _NJIT = dict(NJIT, fastmath=set(NJIT["fastmath"]))
 _NJIT_PAR = dict(NJIT_PARALLEL, fastmath=set(NJIT_PARALLEL["fastmath"]))
+# helpers called only from other kernels: no Python entry point (about 10% less compile time)
+_HELPER = dict(_NJIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: Inner-axis elements per parallel task in the scatter-like kernels.
 _INNER_BLOCK = 256
@@ -76,7 +78,7 @@ def wrap_indices(idx, n, out):
 # gather / scatter along a dim
 # --------------------------------------------------------------------------------------
 
-@njit(**_NJIT)
+@njit(**_HELPER)
 def _gather_rows(src, idx, out, t0, t1):
     m, inner = idx.shape[1], idx.shape[2]
     for t in range(t0, t1):
@@ -200,7 +202,7 @@ def scatter_add(out, idx, src):
 # index_select / index_add with one index vector
 # --------------------------------------------------------------------------------------
 
-@njit(**_NJIT)
+@njit(**_HELPER)
 def _index_select_rows(src, idx, out, t0, t1):
     m, inner = out.shape[1], out.shape[2]
     for t in range(t0, t1):
@@ -236,7 +238,7 @@ def index_select(src, idx, out):
         index_select_serial(src, idx, out)
 
 
-@njit(**_NJIT)
+@njit(**_HELPER)
 def _index_add_block(out, idx, src, alpha, a0, a1, b0, b1):
     m = idx.shape[0]
     for a in range(a0, a1):
@@ -279,39 +281,15 @@ def index_add(out, idx, src, alpha=1):
 # embedding rows
 # --------------------------------------------------------------------------------------
 
-@njit(**_NJIT)
-def _index_rows_range(table, idx, out, i0, i1):
-    d = table.shape[1]
-    for i in range(i0, i1):
-        r = idx[i]
-        for k in range(d):
-            out[i, k] = table[r, k]
-
-
-@njit(**_NJIT)
-def index_rows_serial(table, idx, out):
-    _index_rows_range(table, idx, out, 0, idx.shape[0])
-
-
-@njit(**_NJIT_PAR)
-def index_rows_par(table, idx, out):
-    n = idx.shape[0]
-    chunk = max(1, 4096 // max(1, table.shape[1]))
-    for c in prange((n + chunk - 1) // chunk):
-        _index_rows_range(table, idx, out, c * chunk, min(c * chunk + chunk, n))
-
-
 def index_rows(table, idx, out):
     """out[i, :] = table[idx[i], :] (embedding lookup). Writes ``out``.
 
     ``table``: (V, D) C-contiguous; ``idx``: (N,) int64 in [0, V); ``out``: (N, D), table's
-    dtype. Parallel over N above PARALLEL_THRESHOLD output elements. The backward pass is
-    ``index_add`` with outer = 1.
+    dtype. This is ``index_select`` with outer = 1 (parallel over N above
+    PARALLEL_THRESHOLD output elements); the backward pass is ``index_add`` with outer = 1.
     """
-    if _use_par(out.size, idx.shape[0]):
-        index_rows_par(table, idx, out)
-    else:
-        index_rows_serial(table, idx, out)
+    index_select(table.reshape(1, table.shape[0], table.shape[1]), idx,
+                 out.reshape(1, out.shape[0], out.shape[1]))
 
 
 # --------------------------------------------------------------------------------------
