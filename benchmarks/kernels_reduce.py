@@ -4,7 +4,7 @@
 
 Times sum over the last axis, sum over axis 0, softmax over the last axis (and a few more
 reductions) on a (size, size) float32 array. Every time is the median of ``repeats`` calls,
-taken after waiting (up to 20 s) for both CPUs to be at least 90% idle, because other jobs
+taken after waiting (up to 5 s) for both CPUs to be at least 90% idle, because other jobs
 share this machine. torch runs in a subprocess: its OpenMP pool and numba's, in one process,
 slow each other down (research/feasibility.md section 2).
 """
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 
-def wait_for_idle(limit_s=20.0, idle_fraction=0.9):
+def wait_for_idle(limit_s=5.0, idle_fraction=0.9):
     """Wait until the CPUs were idle for idle_fraction of a 0.5 s window; False on timeout."""
     def snapshot():
         with open("/proc/stat") as f:

@@ -1,7 +1,7 @@
 """Reduction, scan and softmax kernels over the middle axis of a 3-D array.
 
-Contract shared by every entry point (the ``sum_``-style Python functions at the end of each
-section; the ``_*_serial`` / ``_*_parallel`` numba kernels behind them are private):
+Contract shared by every entry point (the public Python functions at the end of each section:
+``sum_``, ``prod``, ``max_``, ``argmax``, ...; the numba kernels behind them are private):
 
 - ``x`` is a C-contiguous array of shape ``(outer, n, inner)``; the reduction runs over ``n``.
   The caller has already validated shapes and moved the reduced axis to the middle with a
@@ -31,10 +31,9 @@ from numba.extending import intrinsic, overload
 from . import _config
 from ._config import FASTMATH, NJIT, NJIT_PARALLEL
 
-# numba 0.68 accepts ``fastmath`` only as a bool, dict or set; _config stores a frozenset.
-_SERIAL = {**NJIT, "fastmath": set(FASTMATH)}
-_PARALLEL = {**NJIT_PARALLEL, "fastmath": set(FASTMATH)}
-# exp's Cody-Waite reduction ``x - k*ln2_hi - k*ln2_lo`` must not be reassociated.
+#: For code whose evaluation order matters (exp's Cody-Waite reduction x - k*ln2_hi - k*ln2_lo,
+#: log_softmax's (x - max) - log_sum): fast-math flags are per instruction, so this code keeps
+#: its order even after LLVM inlines it into a reassociating loop.
 _EXACT = {**NJIT, "fastmath": set(FASTMATH) - {"reassoc"}}
 
 #: Elements per block of a row sum; each block is summed in the output dtype (vectorized).
@@ -43,6 +42,8 @@ _BLOCK = 1024
 _ROWS = 64
 #: Columns processed together when accumulating rows, so accumulator rows stay in L1/L2.
 _TILE = 4096
+#: Slabs narrower than this are reduced "folded": see _folded.
+_FOLD_INNER = 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,19 +187,23 @@ def _exp_overload(x):
 # Scans and softmax need the whole length-n slice, so their items are (row o, column group g)
 # instead.
 
+# The wrappers run on every call, so they avoid building np.dtype objects (about 1 us each)
+# and pass dtype instances, which are also the keys of _NO_PART.
+_F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
 _NO_PART = {}
 
 
 def _no_part(dtype):
     """Placeholder for the partial-result arguments when bands == 1 (never written)."""
-    dtype = np.dtype(dtype)
-    if dtype not in _NO_PART:
-        _NO_PART[dtype] = np.empty((0, 1, 0), dtype)
-    return _NO_PART[dtype]
+    part = _NO_PART.get(dtype)
+    if part is None:
+        part = _NO_PART[dtype] = np.empty((0, 1, 0), dtype)
+    return part
 
 
 def _wide_dtype(dtype):
-    return np.dtype(np.float64) if dtype.kind == "f" else np.dtype(np.int64)
+    return _F64 if dtype.kind == "f" else _I64
 
 
 def _use_parallel(x, parallel):
@@ -249,7 +254,7 @@ def _reduce(x, parallel, kernels, outs, part_dtypes, *args):
 
 def _as_numeric(a):
     """Bool arrays are reduced as uint8 views: same results, one compiled kernel fewer."""
-    return a.view(np.uint8) if a.dtype == np.bool_ else a
+    return a.view(np.uint8) if a.dtype.kind == "b" else a
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,20 +263,20 @@ def _as_numeric(a):
 # walk the columns in tiles of _TILE so the accumulators stay in cache.
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _store(src, dst):
     """dst[:] = src[:dst.size], converting to dst's dtype."""
     for k in range(dst.size):
         dst[k] = src[k]
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _fill(dst, value):
     for k in range(dst.size):
         dst[k] = value
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_sum(v, z):
     """Sum of the contiguous 1-D v, returned in the wide type of z (z: zero of the block dtype).
 
@@ -289,7 +294,7 @@ def _row_sum(v, z):
     return acc
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _mid_sum(xo, j0, j1, k0, k1, wide, tmp):
     """wide[k - k0] = sum of xo[j0:j1, k] (wide: wide dtype; tmp: block dtype, same length).
 
@@ -310,7 +315,7 @@ def _mid_sum(xo, j0, j1, k0, k1, wide, tmp):
                 w[k] += t[k]
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_extreme(v, is_max):
     """NaN-propagating max (is_max) or min of the non-empty 1-D v."""
     m = v[0]
@@ -323,7 +328,12 @@ def _row_extreme(v, is_max):
     return m
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
+def _extreme(a, b, is_max):
+    return _maximum(a, b) if is_max else _minimum(a, b)
+
+
+@njit(**NJIT)
 def _mid_extreme(xo, j0, j1, k0, k1, acc, is_max):
     """acc[k - k0] = NaN-propagating max/min of xo[j0:j1, k]; needs j1 > j0."""
     for t0 in range(k0, k1, _TILE):
@@ -340,11 +350,45 @@ def _mid_extreme(xo, j0, j1, k0, k1, acc, is_max):
                     a[k] = _minimum(a[k], r[k])
 
 
+@njit(**NJIT)
+def _mid_count(xo, j0, j1, acc):
+    """acc[k] = number of nonzero xo[j, k] for j in [j0, j1) (acc: int64, length inner)."""
+    inner = xo.shape[1]
+    for t0 in range(0, inner, _TILE):
+        a = acc[t0:min(t0 + _TILE, inner)]
+        _fill(a, 0)
+        for j in range(j0, j1):
+            r = xo[j, t0:t0 + a.size]
+            for k in range(a.size):
+                a[k] += r[k] != 0
+
+
+@njit(**NJIT)
+def _fold_lanes(inner):
+    """Lane count of the folded layout: the multiple of inner nearest below 64."""
+    return inner * max(1, 64 // inner)
+
+
+@njit(**NJIT)
+def _folded(xo, j0, j1, lanes):
+    """Rows [j0, j1) of a narrow (n, inner) slab as a (rows, lanes) array plus a flat tail.
+
+    With inner < _FOLD_INNER the row loops would run only a few iterations each. Since lanes
+    is a multiple of inner, element t of every length-lanes row (and of the tail) belongs to
+    column t % inner: reducing the long rows vectorizes, and folding the lanes (lane
+    q * inner + k into column k) finishes the job.
+    """
+    inner = xo.shape[1]
+    flat = xo.reshape(xo.size)[j0 * inner:j1 * inner]
+    rows = flat.size // lanes
+    return flat[:rows * lanes].reshape(rows, lanes), flat[rows * lanes:]
+
+
 # ---------------------------------------------------------------------------------------------
 # sum
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _sum_items(x, out, part, bands, i0, i1):
     """Work items [i0, i1) of sum: out[o, :] (bands == 1) or part[o, b, :] (wide dtype) =
     sum over the band's rows of x[o, j, :]. out: int64 for int/bool x, else x's float dtype."""
@@ -362,23 +406,37 @@ def _sum_items(x, out, part, bands, i0, i1):
         return
     wide = np.full(inner, _widen(z))
     tmp = np.empty(inner, out.dtype)
+    lanes = _fold_lanes(inner)
+    lane_wide = np.full(lanes, _widen(z))
+    lane_tmp = np.empty(lanes, out.dtype)
     for i in range(i0, i1):
         o, b = i // bands, i % bands
-        if bands == 1:
-            _mid_sum(x[o], 0, n, 0, inner, wide, tmp)
-            _store(wide, out[o])
+        j0, j1 = b * n // bands, (b + 1) * n // bands
+        dst = wide if bands == 1 else part[o, b]
+        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
+            rows, tail = _folded(x[o], j0, j1, lanes)
+            _mid_sum(rows, 0, rows.shape[0], 0, lanes, lane_wide, lane_tmp)
+            for t in range(tail.size):
+                lane_wide[t] += tail[t]
+            for k in range(inner):
+                acc = lane_wide[k]
+                for q in range(1, lanes // inner):
+                    acc += lane_wide[q * inner + k]
+                dst[k] = acc
         else:
-            _mid_sum(x[o], b * n // bands, (b + 1) * n // bands, 0, inner, part[o, b], tmp)
+            _mid_sum(x[o], j0, j1, 0, inner, dst, tmp)
+        if bands == 1:
+            _store(wide, out[o])
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _sum_parallel(x, out, part, bands, chunks):
     items = x.shape[0] * bands
     for c in prange(chunks):
         _sum_items(x, out, part, bands, c * items // chunks, (c + 1) * items // chunks)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _sum_combine(part, out, n):
     outer, bands, inner = part.shape
     for o in range(outer):
@@ -413,7 +471,7 @@ def sum_(x, out, parallel=None):
 # prod
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _prod_items(x, out, part, bands, i0, i1):
     """Work items of prod; products accumulate in the wide dtype (float64 / int64)."""
     outer, n, inner = x.shape
@@ -444,14 +502,14 @@ def _prod_items(x, out, part, bands, i0, i1):
             _store(wide, out[o])
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _prod_parallel(x, out, part, bands, chunks):
     items = x.shape[0] * bands
     for c in prange(chunks):
         _prod_items(x, out, part, bands, c * items // chunks, (c + 1) * items // chunks)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _prod_combine(part, out, n):
     outer, bands, inner = part.shape
     for o in range(outer):
@@ -485,7 +543,7 @@ def prod(x, out, parallel=None):
 # max / min (values only)
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _extreme_items(x, out, part, bands, i0, i1, is_max):
     """Work items of max (is_max) / min; out and part have x's dtype. NaN wins."""
     outer, n, inner = x.shape
@@ -499,13 +557,27 @@ def _extreme_items(x, out, part, bands, i0, i1, is_max):
             else:
                 part[o, b, 0] = m
         return
+    lanes = _fold_lanes(inner)
+    lane_acc = np.empty(lanes, x.dtype)
     for i in range(i0, i1):
         o, b = i // bands, i % bands
+        j0, j1 = b * n // bands, (b + 1) * n // bands
         acc = out[o] if bands == 1 else part[o, b]
-        _mid_extreme(x[o], b * n // bands, (b + 1) * n // bands, 0, inner, acc, is_max)
+        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
+            rows, tail = _folded(x[o], j0, j1, lanes)
+            _mid_extreme(rows, 0, rows.shape[0], 0, lanes, lane_acc, is_max)
+            for t in range(tail.size):
+                lane_acc[t] = _extreme(lane_acc[t], tail[t], is_max)
+            for k in range(inner):
+                m = lane_acc[k]
+                for q in range(1, lanes // inner):
+                    m = _extreme(m, lane_acc[q * inner + k], is_max)
+                acc[k] = m
+        else:
+            _mid_extreme(x[o], j0, j1, 0, inner, acc, is_max)
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _extreme_parallel(x, out, part, bands, chunks, is_max):
     items = x.shape[0] * bands
     for c in prange(chunks):
@@ -513,7 +585,7 @@ def _extreme_parallel(x, out, part, bands, chunks, is_max):
                        is_max)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _extreme_combine(part, out, n, is_max):
     outer, bands, inner = part.shape
     for o in range(outer):
@@ -529,8 +601,8 @@ def max_(x, out, parallel=None):
     out: x's dtype. Needs n >= 1 (the caller rejects n == 0). Returns out.
     """
     if out.size and x.shape[1]:
-        _reduce(_as_numeric(x), parallel, _EXTREME, (_as_numeric(out),), (_as_numeric(x).dtype,),
-                True)
+        xn = _as_numeric(x)
+        _reduce(xn, parallel, _EXTREME, (_as_numeric(out),), (xn.dtype,), True)
     return out
 
 
@@ -540,8 +612,8 @@ def min_(x, out, parallel=None):
     out: x's dtype. Needs n >= 1 (the caller rejects n == 0). Returns out.
     """
     if out.size and x.shape[1]:
-        _reduce(_as_numeric(x), parallel, _EXTREME, (_as_numeric(out),), (_as_numeric(x).dtype,),
-                False)
+        xn = _as_numeric(x)
+        _reduce(xn, parallel, _EXTREME, (_as_numeric(out),), (xn.dtype,), False)
     return out
 
 
@@ -549,7 +621,7 @@ def min_(x, out, parallel=None):
 # max / min with indices, argmax / argmin
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_find(v, m):
     """Index of the first element of v equal to m, or of the first NaN when m is NaN.
 
@@ -572,14 +644,14 @@ def _row_find(v, m):
     return 0
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _beats(e, c, is_max):
     """Whether e replaces the current extreme c: strictly better, or the first NaN."""
     better = (e > c) if is_max else (e < c)
     return better | ((e != e) & (c == c))
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _arg_items(x, values, indices, pvalues, pindices, bands, i0, i1, is_max):
     """Work items of max/min with indices: values (x's dtype) and int64 indices of the first
     extreme; NaN counts as the extreme (torch.max(dim) / argmax semantics)."""
@@ -627,7 +699,7 @@ def _arg_items(x, values, indices, pvalues, pindices, bands, i0, i1, is_max):
                         ix[k] = j if up else ix[k]
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _arg_parallel(x, values, indices, pvalues, pindices, bands, chunks, is_max):
     items = x.shape[0] * bands
     for c in prange(chunks):
@@ -635,7 +707,7 @@ def _arg_parallel(x, values, indices, pvalues, pindices, bands, chunks, is_max):
                    (c + 1) * items // chunks, is_max)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _arg_combine(pvalues, pindices, values, indices, n, is_max):
     # Bands are visited in order and only a strictly better value replaces the current one,
     # so the first occurrence wins.
@@ -662,7 +734,7 @@ def max_with_indices(x, values, indices, parallel=None):
     """
     if values.size and x.shape[1]:
         xn = _as_numeric(x)
-        _reduce(xn, parallel, _ARG, (_as_numeric(values), indices), (xn.dtype, np.int64), True)
+        _reduce(xn, parallel, _ARG, (_as_numeric(values), indices), (xn.dtype, _I64), True)
     return values, indices
 
 
@@ -673,7 +745,7 @@ def min_with_indices(x, values, indices, parallel=None):
     """
     if values.size and x.shape[1]:
         xn = _as_numeric(x)
-        _reduce(xn, parallel, _ARG, (_as_numeric(values), indices), (xn.dtype, np.int64), False)
+        _reduce(xn, parallel, _ARG, (_as_numeric(values), indices), (xn.dtype, _I64), False)
     return values, indices
 
 
@@ -695,7 +767,7 @@ def argmin(x, out, parallel=None):
 # count_nonzero / any / all
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_count(v):
     c = 0
     for j in range(v.size):
@@ -703,7 +775,7 @@ def _row_count(v):
     return c
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _count_items(x, out, part, bands, i0, i1):
     """Work items of count_nonzero; out and part are int64. NaN counts as nonzero."""
     outer, n, inner = x.shape
@@ -717,19 +789,27 @@ def _count_items(x, out, part, bands, i0, i1):
             else:
                 part[o, b, 0] = c
         return
+    lanes = _fold_lanes(inner)
+    lane_acc = np.empty(lanes, np.int64)
     for i in range(i0, i1):
         o, b = i // bands, i % bands
+        j0, j1 = b * n // bands, (b + 1) * n // bands
         acc = out[o] if bands == 1 else part[o, b]
-        for t0 in range(0, inner, _TILE):
-            a = acc[t0:min(t0 + _TILE, inner)]
-            _fill(a, 0)
-            for j in range(b * n // bands, (b + 1) * n // bands):
-                r = x[o, j, t0:t0 + a.size]
-                for k in range(a.size):
-                    a[k] += r[k] != 0
+        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
+            rows, tail = _folded(x[o], j0, j1, lanes)
+            _mid_count(rows, 0, rows.shape[0], lane_acc)
+            for t in range(tail.size):
+                lane_acc[t] += tail[t] != 0
+            for k in range(inner):
+                c = lane_acc[k]
+                for q in range(1, lanes // inner):
+                    c += lane_acc[q * inner + k]
+                acc[k] = c
+        else:
+            _mid_count(x[o], j0, j1, acc)
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _count_parallel(x, out, part, bands, chunks):
     items = x.shape[0] * bands
     for c in prange(chunks):
@@ -747,7 +827,7 @@ def count_nonzero(x, out, parallel=None):
     if n == 0:
         out[...] = 0
         return out
-    _reduce(_as_numeric(x), parallel, _COUNT, (out,), (np.int64,))
+    _reduce(_as_numeric(x), parallel, _COUNT, (out,), (_I64,))
     return out
 
 
@@ -772,7 +852,7 @@ def all_(x, out, parallel=None):
 # var
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _var_items(x, out, pmean, pm2, bands, i0, i1, correction):
     """Work items of var: two passes (mean, then squared deviations), all in float64.
 
@@ -825,7 +905,7 @@ def _var_items(x, out, pmean, pm2, bands, i0, i1, correction):
                 out[o, k] = m2[k] / den
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _var_parallel(x, out, pmean, pm2, bands, chunks, correction):
     items = x.shape[0] * bands
     for c in prange(chunks):
@@ -833,7 +913,7 @@ def _var_parallel(x, out, pmean, pm2, bands, chunks, correction):
                    correction)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _var_combine(pmean, pm2, out, n, correction):
     # Chan et al.'s pairwise update of (count, mean, M2), band by band.
     outer, bands, inner = pmean.shape
@@ -867,7 +947,7 @@ def var(x, out, correction=1, parallel=None):
     if n == 0:
         out[...] = np.nan
         return out
-    _reduce(x, parallel, _VAR, (out,), (np.float64, np.float64), int(correction))
+    _reduce(x, parallel, _VAR, (out,), (_F64, _F64), int(correction))
     return out
 
 
@@ -875,7 +955,7 @@ def var(x, out, correction=1, parallel=None):
 # logsumexp
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_sum_exp(v, m, z):
     """sum_j exp(v[j] - m) in float64, blocks summed in v's dtype (z: its zero)."""
     acc = 0.0
@@ -889,13 +969,13 @@ def _row_sum_exp(v, m, z):
     return acc
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _lse_finish(m, s):
     # A slice whose max is +-inf or NaN has that as its logsumexp; s is then meaningless.
     return m + math.log(s) if math.isfinite(m) else m
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _lse_items(x, out, pmax, psum, bands, i0, i1):
     """Work items of logsumexp: max (x's dtype) then sum of exp(x - max) in float64."""
     outer, n, inner = x.shape
@@ -931,14 +1011,14 @@ def _lse_items(x, out, pmax, psum, bands, i0, i1):
                 out[o, k] = _lse_finish(m[k], s[k])
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _lse_parallel(x, out, pmax, psum, bands, chunks):
     items = x.shape[0] * bands
     for c in prange(chunks):
         _lse_items(x, out, pmax, psum, bands, c * items // chunks, (c + 1) * items // chunks)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _lse_combine(pmax, psum, out, n):
     outer, bands, inner = pmax.shape
     for o in range(outer):
@@ -971,7 +1051,7 @@ def logsumexp(x, out, parallel=None):
     if n == 0:
         out[...] = -np.inf
         return out
-    _reduce(x, parallel, _LSE, (out,), (x.dtype, np.float64))
+    _reduce(x, parallel, _LSE, (out,), (x.dtype, _F64))
     return out
 
 
@@ -983,7 +1063,7 @@ def logsumexp(x, out, parallel=None):
 _NORM_COUNT, _NORM_1, _NORM_2, _NORM_INF, _NORM_NEG_INF, _NORM_P = range(6)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _row_norm(v, kind, p, z):
     """The norm's accumulated quantity over v, in float64 (before the root of _norm_finish)."""
     if kind == _NORM_INF or kind == _NORM_NEG_INF:
@@ -1015,7 +1095,7 @@ def _row_norm(v, kind, p, z):
     return acc
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _norm_finish(acc, kind, p):
     if kind == _NORM_2:
         return math.sqrt(acc)
@@ -1024,7 +1104,7 @@ def _norm_finish(acc, kind, p):
     return acc
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _norm_items(x, out, part, bands, i0, i1, kind, p):
     """Work items of norm; partials (float64) hold the quantity before the root."""
     outer, n, inner = x.shape
@@ -1077,14 +1157,14 @@ def _norm_items(x, out, part, bands, i0, i1, kind, p):
                 out[o, k] = _norm_finish(w[k], kind, p)
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _norm_parallel(x, out, part, bands, chunks, kind, p):
     items = x.shape[0] * bands
     for c in prange(chunks):
         _norm_items(x, out, part, bands, c * items // chunks, (c + 1) * items // chunks, kind, p)
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _norm_combine(part, out, n, kind, p):
     outer, bands, inner = part.shape
     for o in range(outer):
@@ -1120,7 +1200,7 @@ def norm(x, out, p=2.0, parallel=None):
     p = float(p)
     kind = {0.0: _NORM_COUNT, 1.0: _NORM_1, 2.0: _NORM_2, math.inf: _NORM_INF,
             -math.inf: _NORM_NEG_INF}.get(p, _NORM_P)
-    _reduce(x, parallel, _NORM, (out,), (np.float64,), kind, p)
+    _reduce(x, parallel, _NORM, (out,), (_F64,), kind, p)
     return out
 
 
@@ -1128,7 +1208,7 @@ def norm(x, out, p=2.0, parallel=None):
 # Scans: cumsum, cumprod, logcumsumexp
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _cum_items(x, out, groups, i0, i1, is_prod):
     """Work items (row o, column group g) = divmod(i, groups) of cumsum / cumprod (is_prod).
 
@@ -1174,7 +1254,7 @@ def _cum_items(x, out, groups, i0, i1, is_prod):
                         w[k] = a[k]
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _cum_parallel(x, out, groups, chunks, is_prod):
     items = x.shape[0] * groups
     for c in prange(chunks):
@@ -1210,7 +1290,7 @@ def cumprod(x, out, parallel=None):
     return out
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _logaddexp(a, b):
     """log(exp(a) + exp(b)) without overflow; NaN propagates, inf + anything = inf."""
     m = _maximum(a, b)
@@ -1219,7 +1299,7 @@ def _logaddexp(a, b):
     return m + math.log1p(math.exp(-abs(a - b)))
 
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _logcumsumexp_items(x, out, groups, i0, i1):
     """Work items of logcumsumexp (scalar libm log1p/exp: about 10 ns per element)."""
     outer, n, inner = x.shape
@@ -1232,7 +1312,7 @@ def _logcumsumexp_items(x, out, groups, i0, i1):
                 out[o, j, k] = acc
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _logcumsumexp_parallel(x, out, groups, chunks):
     items = x.shape[0] * groups
     for c in prange(chunks):
@@ -1249,7 +1329,7 @@ def logcumsumexp(x, out, parallel=None):
 # softmax / log_softmax
 # ---------------------------------------------------------------------------------------------
 
-@njit(**_SERIAL)
+@njit(**NJIT)
 def _softmax_items(x, out, groups, i0, i1, is_log):
     """Work items (row o, column group g) of softmax / log_softmax (is_log) over axis 1.
 
@@ -1316,7 +1396,7 @@ def _softmax_items(x, out, groups, i0, i1, is_log):
                     w[k] *= c[k]
 
 
-@njit(**_PARALLEL)
+@njit(**NJIT_PARALLEL)
 def _softmax_parallel(x, out, groups, chunks, is_log):
     items = x.shape[0] * groups
     for c in prange(chunks):

@@ -26,9 +26,9 @@ FLOATS = [np.float32, np.float64]
 SHAPES = [(1, 1, 1), (3, 7, 1), (2, 1, 5), (4, 33, 3), (2, 2500, 1), (3, 130, 17), (2, 3, 4500),
           (0, 4, 3), (3, 4, 0), (2, 0, 1), (2, 0, 3)]
 # Shapes for the parallel variants: one item per row, and n cut into bands (outer < 4 threads
-# and n * inner >= 64K) for both layouts.
-PAR_SHAPES = [(3, 7, 1), (40, 50, 3), (2, 70000, 1), (2, 900, 100), (1, 3, 70000), (0, 4, 3),
-              (2, 0, 3)]
+# and n * inner >= 64K) for both layouts, including the folded layout of narrow slabs.
+PAR_SHAPES = [(3, 7, 1), (40, 50, 3), (2, 70000, 1), (2, 900, 100), (2, 30001, 3), (1, 3, 70000),
+              (0, 4, 3), (2, 0, 3)]
 NONEMPTY = [s for s in SHAPES if s[1] > 0]
 PAR_NONEMPTY = [s for s in PAR_SHAPES if s[1] > 0]
 
@@ -237,7 +237,7 @@ def test_nan_is_nonzero():
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:5])
+@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:6])
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_var(dtype, shape, parallel):
     x = make(shape, dtype) + 1000    # an offset that breaks one-pass formulas
@@ -265,7 +265,7 @@ def test_var_degenerate_denominators(parallel):
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:5])
+@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:6])
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_logsumexp(dtype, shape, parallel):
     x = make(shape, dtype) * 30      # exp overflows without the max subtraction
@@ -303,7 +303,7 @@ NORM_PS = [2.0, 1.0, math.inf, -math.inf, 0.0, 3.0, 0.5, -1.5]
 
 
 @pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:5])
+@pytest.mark.parametrize("shape", SHAPES + PAR_SHAPES[2:6])
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_norm(dtype, shape, parallel):
     x = make(shape, dtype)
