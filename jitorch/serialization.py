@@ -28,7 +28,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 import numpy as np
@@ -204,13 +204,18 @@ def _zinfo(name):
     return zi
 
 
+def write_npy_member(zf, name, arr):
+    """Write ``arr`` as the ``.npy`` member ``name`` (stored, fixed timestamp, never pickled)."""
+    with zf.open(_zinfo(name), "w", force_zip64=arr.nbytes > (1 << 30)) as w:
+        np.lib.format.write_array(w, arr, allow_pickle=False)
+
+
 def _write_archive(fh, data_json: bytes, tensors):
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr(_zinfo(VERSION_MEMBER), f"{FORMAT_NAME}\n{FORMAT_VERSION}\n".encode())
         zf.writestr(_zinfo(DATA_MEMBER), data_json)
         for ref, arr in tensors:
-            with zf.open(_zinfo(ref), "w", force_zip64=arr.nbytes > (1 << 30)) as w:
-                np.lib.format.write_array(w, arr, allow_pickle=False)
+            write_npy_member(zf, ref, arr)
 
 
 def _umask():
@@ -233,6 +238,15 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     if hasattr(f, "write") and not isinstance(f, (str, bytes, os.PathLike)):
         _write_archive(f, data_json, enc.tensors)
         return
+    atomic_write(f, lambda fh: _write_archive(fh, data_json, enc.tensors))
+
+
+def atomic_write(f, write):
+    """Call ``write(fh)`` on a temp file beside the path ``f``, fsync it, then rename it over ``f``.
+
+    A crash or an exception mid-write leaves the previous file intact (the temp file is removed).
+    The file gets mode ``0666 & ~umask``. Shared with ``jitorch.jit.export``.
+    """
     path = os.fspath(f)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -240,7 +254,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_archive(fh, data_json, enc.tensors)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
@@ -279,17 +293,28 @@ def _check_device(s):
         _fail(f"data.json: bad device {s!r}")
 
 
-def _reject_constant(name):
-    _fail(f"data.json: non-standard JSON constant {name}")
+def load_json_strict(raw, what):
+    """Strict JSON from bytes: UTF-8, no NaN/Infinity constants, no duplicate keys, bounded nesting.
 
+    Raises :class:`FormatError` with messages that start with ``what``. Shared with
+    ``jitorch.jit.export``.
+    """
+    def reject_constant(name):
+        _fail(f"{what}: non-standard JSON constant {name}")
 
-def _pairs(pairs):
-    d = {}
-    for k, v in pairs:
-        if k in d:
-            _fail(f"data.json: duplicate key {k!r}")
-        d[k] = v
-    return d
+    def pairs(items):
+        d = {}
+        for k, v in items:
+            if k in d:
+                _fail(f"{what}: duplicate key {k!r}")
+            d[k] = v
+        return d
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=reject_constant)
+    except RecursionError:
+        _fail(f"{what}: nesting too deep")
+    except json.JSONDecodeError as e:
+        _fail(f"{what} is not valid JSON: {e}")
 
 
 class _Decoder:
@@ -386,35 +411,8 @@ class _Decoder:
 
     # ---------------------------------------------------------- pass 2: read and validate each .npy
     def read_array(self, ref, meta):
-        info = self.infos[ref]
         _, dtype_name, shape = meta
-        with self.zf.open(info) as fp:
-            version = np.lib.format.read_magic(fp)
-            if version not in ((1, 0), (2, 0), (3, 0)):
-                _fail(f"{ref}: unsupported .npy version {version}")
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
-            header_len = fp.tell()
-        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-            _fail(f"{ref}: object or structured dtype {dtype} is not allowed")
-        descr = dtype.str if dtype.str in _ALLOWED_DESCR else None
-        if descr is None or _ALLOWED_DESCR[descr] != dtype_name:
-            _fail(f"{ref}: dtype {dtype} does not match the declared {dtype_name!r} (allowed: little-endian "
-                  f"{', '.join(sorted(_DESCR_OF))})")
-        if not isinstance(fortran, bool) or tuple(hshape) != shape:
-            _fail(f"{ref}: shape {tuple(hshape)} does not match the declared {list(shape)}")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if header_len + nbytes != info.file_size:
-            _fail(f"{ref}: member holds {info.file_size - header_len} bytes of data, the header's shape needs {nbytes}")
-        with self.zf.open(info) as fp:
-            arr = np.load(fp, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
-            if fp.read(1):
-                _fail(f"{ref}: trailing data after the array")
-        if arr.dtype != dtype or arr.shape != shape:
-            _fail(f"{ref}: array does not match its header")
-        if not arr.flags.c_contiguous or not arr.flags.writeable:
-            arr = np.array(arr, order="C")
-        return arr
+        return read_npy(self.zf, self.infos[ref], ref, dtype_name, shape)
 
     # ---------------------------------------------------------- pass 3: build the objects
     def build(self, n, arrays):
@@ -502,6 +500,46 @@ class _Decoder:
         return t
 
 
+def read_npy(zf, info, ref, dtype_name, shape):
+    """Validate the ``.npy`` member ``info`` against the declared dtype name and shape, then read it.
+
+    Before anything is allocated: magic and version, a header of at most ``MAX_NPY_HEADER`` bytes
+    (NumPy's literal-only parser), an allowed little-endian dtype equal to ``dtype_name``, the
+    declared ``shape``, and ``header + prod(shape) * itemsize`` equal to the member's size. The data
+    is then read with ``allow_pickle=False`` (the zip CRC is checked at the end). Returns a
+    C-contiguous, writeable array; raises :class:`FormatError` with messages that start with
+    ``ref``. Shared with ``jitorch.jit.export``.
+    """
+    shape = tuple(shape)
+    with zf.open(info) as fp:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            _fail(f"{ref}: unsupported .npy version {version}")
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
+        header_len = fp.tell()
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        _fail(f"{ref}: object or structured dtype {dtype} is not allowed")
+    descr = dtype.str if dtype.str in _ALLOWED_DESCR else None
+    if descr is None or _ALLOWED_DESCR[descr] != dtype_name:
+        _fail(f"{ref}: dtype {dtype} does not match the declared {dtype_name!r} (allowed: little-endian "
+              f"{', '.join(sorted(_DESCR_OF))})")
+    if not isinstance(fortran, bool) or tuple(hshape) != shape:
+        _fail(f"{ref}: shape {tuple(hshape)} does not match the declared {list(shape)}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if header_len + nbytes != info.file_size:
+        _fail(f"{ref}: member holds {info.file_size - header_len} bytes of data, the header's shape needs {nbytes}")
+    with zf.open(info) as fp:
+        arr = np.load(fp, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
+        if fp.read(1):
+            _fail(f"{ref}: trailing data after the array")
+    if arr.dtype != dtype or arr.shape != shape:
+        _fail(f"{ref}: array does not match its header")
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        arr = np.array(arr, order="C")
+    return arr
+
+
 def _nn_parameter():
     try:
         from .nn import Parameter  # jitorch.nn, when present
@@ -511,23 +549,40 @@ def _nn_parameter():
 
 
 def _check_members(zf, archive_size):
+    def pickled(names):
+        if any(n.endswith(".pkl") or n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+            _fail("this is a pickle-based checkpoint (e.g. written by torch.save): jitorch.load never unpickles. "
+                  "Convert it with torch: load it there and re-save the tensors with jitorch.save "
+                  "(e.g. via .numpy()).")
+    return check_zip_members(
+        zf, archive_size, lambda name: name in (VERSION_MEMBER, DATA_MEMBER) or _TENSOR_NAME.fullmatch(name),
+        f"only {VERSION_MEMBER!r}, {DATA_MEMBER!r} and 'tensors/<n>.npy'", names_hook=pickled)
+
+
+def check_zip_members(zf, archive_size, allowed, allowed_desc, names_hook=None):
+    """Validate the member table of an open zip before anything is decompressed; -> {name: ZipInfo}.
+
+    At most ``MAX_MEMBERS`` members, no duplicate names, ``names_hook(names)`` (a caller's check
+    on the list of names), every name accepted by ``allowed(name)`` (``allowed_desc`` says which
+    names are, for the message), no encryption, STORED (sizes equal) or DEFLATED within
+    ``MAX_COMPRESSION_RATIO``, every member inside the file, no overlapping members, compressed
+    sizes adding up to at most the file size. Shared with ``jitorch.jit.export``.
+    """
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         _fail(f"archive has {len(infos)} members (limit {MAX_MEMBERS})")
     names = [i.filename for i in infos]
     if len(set(names)) != len(names):
-        dup = sorted({x for x in names if names.count(x) > 1})[:3]
+        dup = sorted(x for x, k in Counter(names).items() if k > 1)[:3]  # (names.count: quadratic)
         _fail(f"archive has duplicate members {dup}")
-    if any(n.endswith(".pkl") or n.endswith("/data.pkl") or n == "data.pkl" for n in names):
-        _fail("this is a pickle-based checkpoint (e.g. written by torch.save): jitorch.load never unpickles. "
-              "Convert it with torch: load it there and re-save the tensors with jitorch.save "
-              "(e.g. via .numpy()).")
+    if names_hook is not None:
+        names_hook(names)
     by_name = {}
     for i in infos:
         name = i.filename
-        if name not in (VERSION_MEMBER, DATA_MEMBER) and not _TENSOR_NAME.fullmatch(name):
-            _fail(f"archive member name {name!r} is not allowed (only {VERSION_MEMBER!r}, {DATA_MEMBER!r} and "
-                  "'tensors/<n>.npy'; no absolute paths, '..', or other files)")
+        if not allowed(name):
+            _fail(f"archive member name {name!r} is not allowed ({allowed_desc}; no absolute paths, '..', or other "
+                  "files)")
         if i.flag_bits & 0x1:
             _fail(f"archive member {name!r} is encrypted")
         if i.compress_type == zipfile.ZIP_STORED:
@@ -551,7 +606,8 @@ def _check_members(zf, archive_size):
     return by_name
 
 
-def _read_small(zf, info, limit, what):
+def read_small(zf, info, limit, what):
+    """The bytes of a small member, refused above ``limit`` or when its size differs from the directory's."""
     if info.file_size > limit:
         _fail(f"{what} is {info.file_size} bytes (limit {limit})")
     with zf.open(info) as fp:
@@ -575,7 +631,7 @@ def _load_archive(fobj, map_location):
         infos = _check_members(zf, archive_size)
         if VERSION_MEMBER not in infos or DATA_MEMBER not in infos:
             _fail(f"not a jitorch.save archive: the {VERSION_MEMBER!r} and {DATA_MEMBER!r} members are required")
-        vtext = _read_small(zf, infos[VERSION_MEMBER], 64, "the version member")
+        vtext = read_small(zf, infos[VERSION_MEMBER], 64, "the version member")
         m = re.fullmatch(rb"([A-Za-z0-9_.\-]+)\n([0-9]{1,6})\n", vtext)
         if m is None or m.group(1).decode() != FORMAT_NAME:
             _fail(f"not a jitorch.save archive (version member {vtext[:40]!r})")
@@ -584,13 +640,8 @@ def _load_archive(fobj, map_location):
             _fail(f"file format version {version} is newer than this jitorch reads ({FORMAT_VERSION}); upgrade jitorch")
         if version < 1:
             _fail(f"invalid format version {version}")
-        raw = _read_small(zf, infos[DATA_MEMBER], MAX_JSON_BYTES, "data.json")
-        try:
-            doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_pairs, parse_constant=_reject_constant)
-        except RecursionError:
-            _fail(f"data.json: nesting too deep")
-        except json.JSONDecodeError as e:
-            _fail(f"data.json is not valid JSON: {e}")
+        raw = read_small(zf, infos[DATA_MEMBER], MAX_JSON_BYTES, "data.json")
+        doc = load_json_strict(raw, "data.json")
         if type(doc) is not dict or set(doc) != {"format", "version", "root"}:
             _fail("data.json: the top level must be {'format', 'version', 'root'}")
         if doc["format"] != FORMAT_NAME or doc["version"] != version or type(doc["version"]) is not int:
