@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import weakref
+from collections import OrderedDict
 
 import numpy as np
 
+from .. import _dispatch
 from .. import _dtype as D
 from ..backends import cpu as _cpu
 from ..kernels import conv as _kc
@@ -147,19 +151,166 @@ def _conv_dtype(x, w, b=None, **attrs):
     return _float_dtype(_NAMES.get(w.ndim - 2, "convolution"), x, w, b)
 
 
+# ---------------------------------------------------------------------------------------------- backward workspace
+#
+# A convolution's backward needs the forward's im2col columns again (weight gradient) and the output
+# gradient in the kernels' layout twice (weight gradient and input gradient). Instead of recomputing
+# them, the forward keeps its columns (only while autograd records, within a byte budget, keyed by the
+# identity of the input array and held weakly) and the gradient rules run inside ``_workspace()``, the
+# only place where the kept columns and a memo of layout moves are consulted. The rules receive the
+# very input the forward saw: autograd version-checks saved inputs, so a kept array is never stale.
+
+_FWD_COLS: "OrderedDict[int, tuple]" = OrderedDict()
+_FWD_COLS_BUDGET = 256 << 20
+_TLS = threading.local()
+
+# Scratch arrays (columns, GEMM results, layout moves) are recycled through thread-local free lists:
+# a fresh multi-megabyte array costs a page fault per 4 KiB on first touch, which measured more than
+# the kernels filling it (LeNet step: ~3000 faults, +70% time). Only arrays owned by this module
+# (``_scratch``) that never escaped are released.
+_POOL_BUDGET = 128 << 20
+
+
+def _pool():
+    p = getattr(_TLS, "pool", None)
+    if p is None:
+        p = _TLS.pool = {"free": {}, "bytes": 0}
+    return p
+
+
+def _scratch(shape, dtype):
+    pool = _pool()
+    key = (tuple(shape), np.dtype(dtype).str)
+    lst = pool["free"].get(key)
+    if lst:
+        a = lst.pop()
+        pool["bytes"] -= a.nbytes
+        return a
+    return np.empty(shape, dtype)
+
+
+def _release(*arrays):
+    pool = _pool()
+    for a in arrays:
+        if a is None or a.base is not None or not a.flags.c_contiguous:
+            continue
+        if pool["bytes"] + a.nbytes > _POOL_BUDGET:
+            continue
+        lst = pool["free"].setdefault((a.shape, a.dtype.str), [])
+        if any(x is a for x in lst):
+            continue
+        lst.append(a)
+        pool["bytes"] += a.nbytes
+
+
+def _keep_cols(x_orig, key, cols):
+    """Keep the forward's columns for the weight gradient; returns False when not kept."""
+    if not (_dispatch.hooks.grad_enabled and _dispatch.hooks.autograd is not None) or cols.nbytes > _FWD_COLS_BUDGET:
+        return False
+    for k in [k for k, e in _FWD_COLS.items() if e[0]() is None]:
+        _release(_FWD_COLS.pop(k)[2])
+    try:
+        ref = weakref.ref(x_orig)
+    except TypeError:
+        return False
+    old = _FWD_COLS.pop(id(x_orig), None)
+    if old is not None:
+        _release(old[2])
+    _FWD_COLS[id(x_orig)] = (ref, key, cols)
+    total = sum(e[2].nbytes for e in _FWD_COLS.values())
+    while total > _FWD_COLS_BUDGET and _FWD_COLS:
+        _, e = _FWD_COLS.popitem(last=False)
+        total -= e[2].nbytes
+        _release(e[2])
+    return True
+
+
+def _take_cols(x_orig, key):
+    if getattr(_TLS, "memo", None) is None:
+        return None
+    e = _FWD_COLS.get(id(x_orig))
+    if e is None or e[0]() is not x_orig or e[1] != key:
+        return None
+    del _FWD_COLS[id(x_orig)]
+    return e[2]
+
+
+class _workspace:
+    """Scope of one gradient rule: layout moves are memoized and kept forward columns may be used."""
+
+    def __enter__(self):
+        self.prev = getattr(_TLS, "memo", None)
+        _TLS.memo = {}
+        return self
+
+    def __exit__(self, *exc):
+        memo = _TLS.memo
+        _TLS.memo = self.prev
+        for _, (x, r, owned) in memo.items():
+            if owned is not None:
+                _release(owned)
+
+
+def _to_cl(x):
+    """(N, C, *spatial) -> (C, D, H, W, N) ("batch innermost", the layout of the im2col kernels).
+    Returns (array, owned scratch to release or None)."""
+    memo = getattr(_TLS, "memo", None)
+    if memo is not None:
+        hit = memo.get(id(x))
+        if hit is not None and hit[0] is x:
+            return hit[1], None
+    n, c = x.shape[:2]
+    m = x.size // n if n else 0
+    sp = _pad3(x.shape[2:], 1)
+    if n == 1:
+        r, owned = x.reshape((c,) + sp + (1,)), None
+    else:
+        owned = _scratch((m, n), x.dtype)
+        _kc.transpose(x.reshape(n, m), owned)
+        r = owned.reshape((c,) + sp + (n,))
+    if memo is not None:
+        memo[id(x)] = (x, r, owned)
+        return r, None
+    return r, owned
+
+
+def _from_cl(src, out, bias=None):
+    """(C, L, N) layout ``src`` -> ``out`` (N, C, *spatial), adding bias[c]."""
+    n = out.shape[0]
+    c = out.shape[1]
+    m = out.size // n
+    _kc.transpose(src.reshape(m, n), out.reshape(n, m), bias, m // c if c else 1)
+
+
 def _im2col(x, wshape, stride, padding, dilation, out_spatial):
-    """cols (C*K, N, OD, OH, OW) for input x (N, C, *spatial), float32/float64 contiguous."""
-    nd = x.ndim - 2
+    """cols (C*K, OD, OH, OW, N) (a scratch array) for input x (N, C, *spatial), float32/float64 contiguous."""
     n, c = x.shape[:2]
     k3 = _pad3(wshape[2:], 1)
     o3 = _pad3(out_spatial, 1)
-    cols = np.empty((c * math.prod(k3), n) + o3, x.dtype)
-    _kc.im2col(_as5(x), cols, k3, _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
-    _ = nd
+    cols = _scratch((c * math.prod(k3),) + o3 + (n,), x.dtype)
+    xt, owned = _to_cl(x)
+    _kc.im2col(xt, cols, k3, _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
+    _release(owned)
     return cols
 
 
+def _cols_key(x, wshape, stride, padding, dilation, out_spatial):
+    return (tuple(x.shape), x.dtype.str, tuple(wshape[2:]), tuple(stride), tuple(padding), tuple(dilation),
+            tuple(out_spatial))
+
+
+def _gemm(a, b, groups, shape):
+    """a @ b (groups: batched over a leading group dim) into a scratch array of ``shape`` (2-d result view)."""
+    out = _scratch(shape, np.result_type(a.dtype, b.dtype))
+    if groups == 1:
+        np.dot(a, b, out=out.reshape(a.shape[0], b.shape[1]))
+    else:
+        np.matmul(a, b, out=out.reshape(groups, a.shape[1], b.shape[2]))
+    return out
+
+
 def _conv_impl(out, x, w, b=None, *, stride, padding, dilation, groups):
+    x_orig = x
     x, w = _f32(x), _f32(w)
     b = _f32(b) if b is not None else None
     n, o = out.shape[:2]
@@ -167,14 +318,21 @@ def _conv_impl(out, x, w, b=None, *, stride, padding, dilation, groups):
     L = math.prod(spatial)
     if out.size == 0:
         return out
+    if x.size == 0 or w.size == 0:
+        out[...] = 0 if b is None else b.reshape((1, -1) + (1,) * len(spatial))
+        return out
     cols = _im2col(x, w.shape, stride, padding, dilation, spatial)
     ck = cols.shape[0]
     if groups == 1:
-        tmp = np.dot(w.reshape(o, ck), cols.reshape(ck, n * L))
+        tmp = _gemm(w.reshape(o, ck), cols.reshape(ck, L * n), 1, (o, L * n))
     else:
-        tmp = np.matmul(w.reshape(groups, o // groups, ck // groups), cols.reshape(groups, ck // groups, n * L))
+        tmp = _gemm(w.reshape(groups, o // groups, ck // groups), cols.reshape(groups, ck // groups, L * n), groups,
+                    (o, L * n))
+    if not _keep_cols(x_orig, _cols_key(x_orig, w.shape, stride, padding, dilation, spatial), cols):
+        _release(cols)
     res = out if out.dtype == x.dtype else np.empty(out.shape, x.dtype)
-    _kc.swap01(tmp.reshape(o, n, L), res.reshape(n, o, L), b)
+    _from_cl(tmp, res, b)
+    _release(tmp)
     _store(out, res)
     return out
 
@@ -238,20 +396,25 @@ def _convT_impl(out, x, w, b=None, *, stride, padding, output_padding, dilation,
     n, cin = x.shape[:2]
     lin = math.prod(x.shape[2:])
     cout = out.shape[1]
+    if x.size == 0 or w.size == 0:
+        out[...] = 0 if b is None else b.reshape((1, -1) + (1,) * (out.ndim - 2))
+        return out
     k = math.prod(w.shape[2:])
     ogk = (cout // groups) * k
-    xt = np.empty((cin, n, lin), x.dtype)
-    _kc.swap01(x.reshape(n, cin, lin), xt)
+    xt, owned = _to_cl(x)
     if groups == 1:
-        cols = np.dot(w.reshape(cin, ogk).T, xt.reshape(cin, n * lin))
+        cols = _gemm(w.reshape(cin, ogk).T, xt.reshape(cin, lin * n), 1, (cout * k, lin * n))
     else:
         wg = w.reshape(groups, cin // groups, ogk).transpose(0, 2, 1)
-        cols = np.matmul(wg, xt.reshape(groups, cin // groups, n * lin))
-    cols = cols.reshape((cout * k, n) + _pad3(x.shape[2:], 1))
+        cols = _gemm(wg, xt.reshape(groups, cin // groups, lin * n), groups, (cout * k, lin * n))
+    _release(owned)
+    res_t = _scratch((cout,) + _pad3(out.shape[2:], 1) + (n,), x.dtype)
+    _kc.col2im(cols.reshape((cout * k,) + _pad3(x.shape[2:], 1) + (n,)), res_t, _pad3(w.shape[2:], 1),
+               _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
+    _release(cols)
     res = out if out.dtype == x.dtype else np.empty(out.shape, x.dtype)
-    _kc.col2im(cols, _as5(res), _pad3(w.shape[2:], 1), _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
-    if b is not None:
-        _kc.add_channel_bias(res.reshape(n, cout, -1), b)
+    _from_cl(res_t, res, b)
+    _release(res_t)
     _store(out, res)
     return out
 
@@ -297,21 +460,24 @@ def _wgrad_dtype(x, g, **attrs):
 
 
 def _wgrad_impl(out, x, gy, *, weight_size, stride, padding, dilation, groups):
+    x_orig = x
     x, gy = _f32(x), _f32(gy)
     n, o = gy.shape[:2]
     L = math.prod(gy.shape[2:])
-    if gy.size == 0 or out.size == 0:
+    if gy.size == 0 or out.size == 0 or x.size == 0:
         out[...] = 0
         return out
-    cols = _im2col(x, weight_size, stride, padding, dilation, gy.shape[2:])
+    cols = _take_cols(x_orig, _cols_key(x_orig, weight_size, stride, padding, dilation, gy.shape[2:]))
+    if cols is None:
+        cols = _im2col(x, weight_size, stride, padding, dilation, gy.shape[2:])
     ck = cols.shape[0]
-    gt = np.empty((o, n, L), gy.dtype)
-    _kc.swap01(gy.reshape(n, o, L), gt)
+    gt, owned = _to_cl(gy)
     if groups == 1:
-        res = np.dot(gt.reshape(o, n * L), cols.reshape(ck, n * L).T)
+        res = np.dot(gt.reshape(o, L * n), cols.reshape(ck, L * n).T)
     else:
-        res = np.matmul(gt.reshape(groups, o // groups, n * L),
-                        cols.reshape(groups, ck // groups, n * L).transpose(0, 2, 1))
+        res = np.matmul(gt.reshape(groups, o // groups, L * n),
+                        cols.reshape(groups, ck // groups, L * n).transpose(0, 2, 1))
+    _release(owned, cols)
     _store(out, res.reshape(out.shape))
     return out
 
@@ -709,7 +875,10 @@ from ..autograd._vjp import saves as _saves  # noqa: E402
 
 
 def _bias_grad(g):
-    return _reduce_sum(g, [0] + list(range(2, g.ndim)))
+    """sum of g over (N, *spatial): the trailing (contiguous) dims first, then the batch."""
+    if g.ndim > 2:
+        g = _reduce_sum(g, list(range(2, g.ndim)))
+    return _reduce_sum(g, [0])
 
 
 def _input_size(x):
@@ -724,53 +893,56 @@ def _convT_output_padding(in_size, out_spatial, w_spatial, stride, padding, dila
 
 @_saves(0, 1)
 def _conv_vjp(ctx, g):
-    x, w = ctx.inputs[:2]
-    a = ctx.attrs
-    st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
-    needs = ctx.needs_input_grad
-    gx = gw = gb = None
-    if needs[0]:
-        op = _convT_output_padding(x.shape[2:], g.shape[2:], w.shape[2:], st, pd, dl)
-        gx = _c("conv_transpose", g, w, stride=st, padding=pd, output_padding=op, dilation=dl, groups=gr)
-    if needs[1]:
-        gw = _c("convolution_weight_grad", x, g, weight_size=tuple(w.shape), stride=st, padding=pd, dilation=dl,
-                groups=gr)
-    if len(needs) > 2 and needs[2]:
-        gb = _bias_grad(g)
-    return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
+    with _workspace():
+        x, w = ctx.inputs[:2]
+        a = ctx.attrs
+        st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
+        needs = ctx.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            op = _convT_output_padding(x.shape[2:], g.shape[2:], w.shape[2:], st, pd, dl)
+            gx = _c("conv_transpose", g, w, stride=st, padding=pd, output_padding=op, dilation=dl, groups=gr)
+        if needs[1]:
+            gw = _c("convolution_weight_grad", x, g, weight_size=tuple(w.shape), stride=st, padding=pd, dilation=dl,
+                    groups=gr)
+        if len(needs) > 2 and needs[2]:
+            gb = _bias_grad(g)
+        return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 
 @_saves(0, 1)
 def _convT_vjp(ctx, g):
-    x, w = ctx.inputs[:2]
-    a = ctx.attrs
-    st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
-    needs = ctx.needs_input_grad
-    gx = gw = gb = None
-    if needs[0]:
-        gx = _c("convolution", g, w, stride=st, padding=pd, dilation=dl, groups=gr)
-    if needs[1]:
-        gw = _c("convolution_weight_grad", g, x, weight_size=tuple(w.shape), stride=st, padding=pd, dilation=dl,
-                groups=gr)
-    if len(needs) > 2 and needs[2]:
-        gb = _bias_grad(g)
-    return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
+    with _workspace():
+        x, w = ctx.inputs[:2]
+        a = ctx.attrs
+        st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
+        needs = ctx.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            gx = _c("convolution", g, w, stride=st, padding=pd, dilation=dl, groups=gr)
+        if needs[1]:
+            gw = _c("convolution_weight_grad", g, x, weight_size=tuple(w.shape), stride=st, padding=pd, dilation=dl,
+                    groups=gr)
+        if len(needs) > 2 and needs[2]:
+            gb = _bias_grad(g)
+        return (gx, gw) if len(needs) == 2 else (gx, gw, gb)
 
 
 @_saves(0, 1)
 def _wgrad_vjp(ctx, gg):
     """d/dx <gg, wgrad(x, gy)> = conv_transpose(gy, gg); d/dgy = convolution(x, gg)."""
-    x, gy = ctx.inputs
-    a = ctx.attrs
-    st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
-    nx, ng = ctx.needs_input_grad
-    gx = ggy = None
-    if nx:
-        op = _convT_output_padding(x.shape[2:], gy.shape[2:], gg.shape[2:], st, pd, dl)
-        gx = _c("conv_transpose", gy, gg, stride=st, padding=pd, output_padding=op, dilation=dl, groups=gr)
-    if ng:
-        ggy = _c("convolution", x, gg, stride=st, padding=pd, dilation=dl, groups=gr)
-    return gx, ggy
+    with _workspace():
+        x, gy = ctx.inputs
+        a = ctx.attrs
+        st, pd, dl, gr = a["stride"], a["padding"], a["dilation"], a["groups"]
+        nx, ng = ctx.needs_input_grad
+        gx = ggy = None
+        if nx:
+            op = _convT_output_padding(x.shape[2:], gy.shape[2:], gg.shape[2:], st, pd, dl)
+            gx = _c("conv_transpose", gy, gg, stride=st, padding=pd, output_padding=op, dilation=dl, groups=gr)
+        if ng:
+            ggy = _c("convolution", x, gg, stride=st, padding=pd, dilation=dl, groups=gr)
+        return gx, ggy
 
 
 @_saves(output=True)
