@@ -78,6 +78,7 @@ def typename(obj):
 _ = _fn_all
 
 # training utilities (import after everything above: they build on Tensor and the ops)
+from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import utils  # noqa: E402,F401
 from . import serialization  # noqa: E402,F401
