@@ -601,3 +601,18 @@ def test_library_data_checks_are_named():
     """jitorch's own integer division checks for zero divisors on the data: the error says so."""
     with pytest.raises(jit.TracerError, match=r"asked by jitorch itself, _check_int_zero_div in jitorch/_functional"):
         jit.trace(lambda a, b: a // b, (jitorch.tensor([4, 5]), jitorch.tensor([2, 3])))
+
+
+def test_backward_inside_a_trace_records_the_gradient_ops():
+    """Autograd keeps saved tensors under its own Tensor objects: the tracer knows them by memory."""
+    w = jitorch.ones(3, requires_grad=True)
+
+    def step(x):
+        loss = (x * w).exp().sum()
+        loss.backward()
+        return loss, w.grad
+    tr = jit.trace(step, jitorch.tensor([1.0, 2.0, 3.0]), check_trace=False)
+    assert len(tr.raw_graph.input_names("const")) == 2  # w (captured) and ones_like's buffer, nothing saved
+    x = jitorch.tensor([0.5, -1.0, 2.0])
+    _, grad = tr(x)
+    np.testing.assert_allclose(grad._data, np.exp(x._data) * x._data, rtol=1e-6)

@@ -109,6 +109,13 @@ class _TState:
         self.session, self.storage, self.steps, self.value, self.version = session, storage, steps, value, version
 
 
+def _owner(a):
+    """The array that owns the memory of ``a`` (the end of its ``.base`` chain)."""
+    while isinstance(getattr(a, "base", None), np.ndarray):
+        a = a.base
+    return a
+
+
 def _memkey(t):
     a = t._data
     iface = getattr(a, "__array_interface__", None) or getattr(a, "__cuda_array_interface__", None)
@@ -231,9 +238,14 @@ class _Session:
         return name
 
     def _remember(self, t):
+        # keyed by memory, kept while the memory lives (autograd may keep a tensor's data under
+        # another Tensor object after the traced one is gone)
         key = _memkey(t)
         if key is not None:
-            self.mem[key] = weakref.ref(t)
+            try:
+                self.mem[key] = (weakref.ref(_owner(t._data)), t._trace_id)
+            except TypeError:
+                pass
 
     def _new_root(self, t, name):
         storage = _Storage(name, self.types[name], "node")
@@ -244,12 +256,9 @@ class _Session:
     def _alias(self, t):
         """A traced tensor with exactly t's memory (t was made outside dispatch: detach, .data)."""
         key = _memkey(t)
-        ref = self.mem.get(key) if key is not None else None
-        u = ref() if ref is not None else None
-        if u is not None and u is not t:
-            st = u._trace_id
-            if st is not None and st.session is self:
-                return st
+        entry = self.mem.get(key) if key is not None else None
+        if entry is not None and entry[0]() is not None and entry[1] is not t._trace_id:
+            return entry[1]
         return None
 
     def _state(self, t):
