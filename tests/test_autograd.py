@@ -931,8 +931,6 @@ def test_training_composites_match_torch():
 
 
 @needs_torch
-@pytest.mark.xfail(reason="ops/movement.py _select_impl: x[i] on a 1-D array gives a NumPy scalar (a copy), not a "
-                          "0-d view, so y[1] = v never writes into y (x[(..., i, Ellipsis)] would)", strict=False)
 def test_setitem_through_a_0d_select_view():
     def run(L):
         x = L.tensor([1.0, 2.0, 3.0], dtype=L.float64, requires_grad=True)

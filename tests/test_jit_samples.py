@@ -277,10 +277,7 @@ def test_every_op_has_samples():
 
 # eager bugs found by these samples, owned by the op's author: the test fails until fixed, then
 # xfail(strict) says to drop the entry
-KNOWN_EAGER_BUGS = {
-    "dropout_mask": "ops/random.py calls kernels.random.dropout_mask(seed, offset, out, p) but the kernel takes "
-                    "(seed, offset, p, out)",
-}
+KNOWN_EAGER_BUGS = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_EAGER_BUGS[n], strict=True))

@@ -173,7 +173,8 @@ def _select_shape(shape, dim, index):
 def _select_impl(out, x, dim, index):
     _select_shape(x.shape, dim, index)
     d = normalize_dim("select", dim, x.ndim)
-    return x[(slice(None),) * d + (index,)]
+    # the trailing Ellipsis keeps a 0-d result a view (x[i] on a 1-D array would be a copied scalar)
+    return x[(slice(None),) * d + (index, Ellipsis)]
 
 
 def _unsqueeze_shape(shape, dim):

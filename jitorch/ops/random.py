@@ -156,7 +156,13 @@ def _bernoulli_p_impl(out, size=(), p=0.5, dtype=None, generator=None):
 
 
 def _dropout_mask_impl(out, size=(), p=0.5, dtype=None, generator=None):
-    return _draw(_kr.dropout_mask, out, generator, float(p))
+    work = out if out.dtype != np.float16 else np.empty(out.shape, np.float32)
+    g = _gen(generator)
+    used = _kr.dropout_mask(g._seed, g._offset, float(p), work.reshape(-1))  # (seed, offset, p, out)
+    g._take(used)
+    if work is not out:
+        _cpu.copy_into(out, work)
+    return out
 
 
 def _exponential_impl(out, size=(), dtype=None, lambd=1.0, generator=None):
