@@ -10,10 +10,11 @@ caller and never overlap inputs unless a docstring says so.
 
 Writes through duplicate indices happen in index order: for plain assignment the last
 write wins (torch leaves that unspecified); reductions combine every value, serially, so
-results are deterministic. ``index_add`` alone has a parallel twin, over slices that
-cannot collide (outer rows and blocks of the inner axis). The public names that choose
-between a serial kernel and its ``prange`` twin (above PARALLEL_THRESHOLD) are small
-Python functions; the others are the njit kernels themselves.
+results are deterministic. Of the kernels that write through indices only ``index_add``
+has a parallel twin, over slices that cannot collide (outer rows and blocks of the inner
+axis); the gathers (``gather``, ``index_select``/``index_rows``, ``gather_flat``) have one
+too. Public names that choose between a serial kernel and its ``prange`` twin (above
+PARALLEL_THRESHOLD) are small Python functions; the others are the njit kernels themselves.
 """
 import numpy as np
 from numba import njit, prange, types

@@ -87,9 +87,10 @@ def collapse_dims(shape, *strides_lists, reorder=False):
 #
 # All the work happens in _copy2_part on 2-D pieces. It re-views the pair (``x[:, :]`` or
 # ``x.T``, which numba unifies to one 'A'-layout type) so that the destination's fast axis
-# is dim 1, then runs a single loop nest: plain rows, or tiles when the source is fast along
-# the other axis. One function with one nest keeps the compile cost per (dtype, layout)
-# signature near 0.3 s; helpers per orientation or numpy's as_strided cost 3-10x that.
+# is dim 1, then runs one generic loop nest (plain rows, or tiles when the source is fast
+# along the other axis) plus a vectorizable one for rows contiguous on both sides. One
+# function with few nests keeps the compile cost per (dtype, layout) signature well under
+# a second; a helper per orientation, or numpy's as_strided, cost 3-10x that.
 # --------------------------------------------------------------------------------------
 
 @njit(**_HELPER)
@@ -107,7 +108,7 @@ def _copy2_part(src, dst, part, parts):
     # tile when the source's fast axis is the other one, unless a zero stride makes the
     # source indifferent or the pair is small enough to stay in cache
     tiled = not (a0 == 0 or a1 == 0 or a0 == a1 or (a1 < a0) == dst_rows
-                 or n0 * n1 <= 4096)
+                 or n0 * n1 <= 4096 or n0 <= 1 or n1 <= 1)
     if dst_rows:
         s = src[:, :]
         d = dst[:, :]

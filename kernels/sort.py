@@ -2,8 +2,9 @@
 unique_sorted, searchsorted.
 
 Rows are the last axis of a C-contiguous 2-D array ``(rows, n)``: the caller moves the
-sorted dim last and reshapes. Every output is allocated by the caller; ``values_out`` must not
-alias ``x`` (values are gathered from ``x`` through the sorted indices at the end).
+sorted dim last and reshapes. Rows must be shorter than 2**31 elements (indices are int32
+while sorting). Every output is allocated by the caller; ``values_out`` must not alias ``x``
+(values are gathered from ``x`` through the sorted indices at the end).
 
 Order: torch's. NaN sorts as the largest value (last ascending, first descending); ``-0.0``
 and ``0.0`` are equal; ``bool`` sorts False < True. Sorting is always stable, also
