@@ -126,8 +126,6 @@ def _view_scatter(base, src, steps):
     view = out
     for name, attrs in steps:
         view = _dispatch.call(name, view, **dict(attrs))
-    if view.ndim == 0:  # write a 0-dim view through a 1-element one (the copy kernel wants dims)
-        view, src = _dispatch.call("unsqueeze", view, dim=0), _dispatch.call("unsqueeze", src, dim=0)
     _dispatch.call_inplace("copy", view, src)
     return out
 
