@@ -6,6 +6,8 @@
 - Capture: :func:`trace` (torch.jit.trace's signature), :func:`script` (traces per signature),
   :func:`is_tracing`; control flow as ops with ``jitorch.cond`` / ``jitorch.while_loop``.
 - Passes: pure ``Graph -> Graph`` functions in :data:`PIPELINE`, applied by :func:`run_passes`.
+- Export: :func:`save` writes a traced graph to a safe ``.jt`` file, :func:`load` reads it back as
+  a :class:`LoadedModule` (docs/format.md); :class:`FormatError` for corrupt or hostile files.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .passes import (PIPELINE, canonicalize, eliminate_common_subexpressions, el
 from .text import ParseError, format_graph, parse
 from .trace import ScriptError, ScriptFunction, TracedFunction, TracedModule, TracingCheckError, script, trace
 from .verify import VerifyError, verify
+from .export import FormatError, load, save
 
 __all__ = [
     "Graph", "Node", "TensorType", "Input", "IR_VERSION", "IRError", "GRAPH_OPS",
@@ -26,4 +29,12 @@ __all__ = [
     "TracerError", "TracerWarning", "TracingCheckError", "ScriptError",
     "PIPELINE", "run_passes", "canonicalize", "simplify_algebra", "fold_constants",
     "eliminate_common_subexpressions", "eliminate_dead_nodes", "renumber_values",
+    "save", "load", "FormatError", "LoadedModule",
 ]
+
+
+def __getattr__(name):  # LoadedModule builds on jitorch.nn, imported on first use
+    if name == "LoadedModule":
+        from .loaded import LoadedModule
+        return LoadedModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

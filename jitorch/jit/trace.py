@@ -161,6 +161,11 @@ class TracedFunction:
                 for o, r in zip(g.outputs, res[:n])]
         return _pytree.unflatten(self._out_spec, outs)
 
+    def save(self, f, **kwargs):
+        """Export to a ``.jt`` file: ``jitorch.jit.save(self, f, **kwargs)`` (docs/format.md)."""
+        from .export import save
+        save(self, f, **kwargs)
+
     def __repr__(self):
         return f"<traced {self.graph.name}: {len(self.graph.nodes)} nodes>"
 
