@@ -1,13 +1,21 @@
 """The ``jitorch`` command line: ``jitorch demo`` (the main job) and small tools.
 
 ``jitorch demo`` trains a classifier eagerly (scikit-learn's 8x8 digits when scikit-learn is
-installed, a built-in synthetic set otherwise), then traces it into the script IR and checks the
-traced graph against eager. Each later capability (compile, export, native build) adds a step.
+installed, a built-in synthetic set otherwise), traces it into the script IR and checks the
+traced graph against eager, then exports it to a ``.jt`` file and runs it in a fresh process.
+Each later capability (compile, native build) adds a step.
+
+Exported graphs (docs/format.md): ``jitorch inspect FILE`` describes one, ``jitorch run FILE
+--input x.npy --output y.npy`` runs it, ``jitorch dot FILE [--svg]`` renders it.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -54,7 +62,7 @@ def demo(epochs=15, seed=0, out=print):
     loss_fn = nn.CrossEntropyLoss()
     loader = DataLoader(TensorDataset(xtr, ytr), batch_size=64, shuffle=True,
                         generator=jitorch.Generator().manual_seed(seed))
-    out(f"\n[1/2] eager training: {model.__class__.__name__} of {sum(p.numel() for p in model.parameters()):,} "
+    out(f"\n[1/3] eager training: {model.__class__.__name__} of {sum(p.numel() for p in model.parameters()):,} "
         f"parameters, Adam, {epochs} epochs")
     t_train = time.perf_counter()
     first_epoch = None
@@ -80,7 +88,7 @@ def demo(epochs=15, seed=0, out=print):
     out(f"  trained in {train_s:.2f} s (first epoch {first_epoch:.2f} s incl. kernel compiles/cache loads)")
 
     # 2. trace ----------------------------------------------------------------------------
-    out("\n[2/2] trace: record the eager calls into the script IR")
+    out("\n[2/3] trace: record the eager calls into the script IR")
     sample = xte[:8]
     t1 = time.perf_counter()
     traced = jitorch.jit.trace(model, sample)
@@ -90,9 +98,110 @@ def demo(epochs=15, seed=0, out=print):
     with jitorch.no_grad():
         diff = (traced(sample) - model(sample)).abs().max().item()
     out(f"  traced vs eager on the sample: max |diff| = {diff:.2e}")
-    out("\nnot yet built in this version: jitorch.compile (fused kernels), jit.save/load export, native build")
+
+    # 3. export ---------------------------------------------------------------------------
+    out("\n[3/3] export: save the traced graph to a .jt file, run it in a fresh process")
+    export_diff = _demo_export(traced, model, xte, yte, out)
+    out("\nnot yet built in this version: jitorch.compile (fused kernels), native build, export for cuda")
     out(f"\ndone in {time.perf_counter() - t0:.2f} s; final test accuracy {acc:.1%}")
-    return {"accuracy": acc, "train_seconds": train_s, "trace_diff": diff}
+    return {"accuracy": acc, "train_seconds": train_s, "trace_diff": diff, "export_diff": export_diff}
+
+
+def _demo_export(traced, model, xte, yte, out):
+    """Save with a dynamic batch dim, run the file with ``jitorch run`` in a child process, compare."""
+    import numpy as np
+
+    import jitorch
+    with tempfile.TemporaryDirectory(prefix="jitorch-demo-") as d:
+        path, xin, yout = (os.path.join(d, n) for n in ("model.jt", "x.npy", "y.npy"))
+        t = time.perf_counter()
+        jitorch.jit.save(traced, path, dynamic_batch=True)
+        n_npy = sum(1 for i in traced.graph.inputs if i.kind != "input")
+        out(f"  saved model.jt in {(time.perf_counter() - t) * 1e3:.0f} ms: {os.path.getsize(path):,} bytes (graph.txt, "
+            f"meta.json, {n_npy} .npy weights; no pickle, no code); batch dim dynamic (traced with "
+            f"{traced.graph.inputs[0].type.shape[0]} rows)")
+        np.save(xin, xte.numpy(), allow_pickle=False)
+        cmd = [sys.executable, "-m", "jitorch", "run", path, "--input", xin, "--output", yout]
+        t = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if res.returncode != 0:
+            out(f"  the child process failed ({res.returncode}):\n{res.stderr.strip()}")
+            return float("nan")
+        y = np.load(yout, allow_pickle=False)
+    with jitorch.no_grad():
+        want = model(xte).numpy()
+    diff = float(np.max(np.abs(y - want)))
+    acc = float(np.mean(y.argmax(1) == yte.numpy()))
+    out(f"  `jitorch run model.jt` in a fresh process ({(time.perf_counter() - t):.1f} s incl. start-up) on all "
+        f"{len(y)} test rows: max |diff| vs eager = {diff:.2e}, accuracy {acc:.1%}")
+    return diff
+
+
+# ---------------------------------------------------------------- exported graphs (.jt)
+
+def _load_export(path):
+    from jitorch.jit.export import read_export
+    with open(path, "rb") as fh:
+        return read_export(fh)
+
+
+def _inspect(args):
+    from jitorch.jit.export import describe
+    ex = _load_export(args.file)
+    print(describe(ex, path=args.file, size=os.path.getsize(args.file), ir=not args.no_ir))
+    return 0
+
+
+def _run(args):
+    import numpy as np
+
+    import jitorch
+    from jitorch.jit import _pytree
+    m = jitorch.jit.load(args.file)
+    ex = m._jit_export
+    users = ex.user_inputs
+    if len(args.input) != len(users):
+        names = ", ".join(f"%{i.name}" for i in users)
+        raise SystemExit(f"jitorch run: the graph takes {len(users)} input{'s' if len(users) != 1 else ''} ({names}); "
+                         f"give one --input FILE.npy for each, in order (got {len(args.input)})")
+    leaves = [jitorch.from_numpy(np.ascontiguousarray(np.load(p, allow_pickle=False))) for p in args.input]
+    call_args, call_kwargs = _pytree.unflatten(ex.in_spec, leaves)
+    with jitorch.no_grad():
+        result = m(*call_args, **call_kwargs)
+    outs, _ = _pytree.flatten(result)
+    if args.output and len(args.output) != len(outs):
+        raise SystemExit(f"jitorch run: the graph returns {len(outs)} tensors; give one --output FILE.npy for each "
+                         f"(got {len(args.output)})")
+    for k, t in enumerate(outs):
+        a = t.numpy()
+        if args.output:
+            np.save(args.output[k], a, allow_pickle=False)
+        else:
+            print(f"output {k}: {t.dtype.short}{list(a.shape)}\n{a}")
+    return 0
+
+
+def _dot(args):
+    ex = _load_export(args.file)
+    text = ex.graph.to_dot()
+    if args.svg:
+        exe = shutil.which("dot")
+        if exe is None:
+            raise SystemExit("jitorch dot --svg: Graphviz's 'dot' program is not installed; install Graphviz, or "
+                             "write DOT text with 'jitorch dot FILE > graph.dot'")
+        res = subprocess.run([exe, "-Tsvg"], input=text.encode(), capture_output=True, timeout=300)
+        if res.returncode != 0:
+            raise SystemExit(f"jitorch dot --svg: dot failed: {res.stderr.decode(errors='replace').strip()}")
+        data = res.stdout
+    else:
+        data = text.encode()
+    if args.out:
+        with open(args.out, "wb") as fh:
+            fh.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
 
 
 def main(argv=None):
@@ -102,7 +211,27 @@ def main(argv=None):
     p_demo.add_argument("--epochs", type=int, default=15)
     p_demo.add_argument("--seed", type=int, default=0)
     sub.add_parser("version", help="print versions")
+    p_inspect = sub.add_parser("inspect", help="describe an exported graph (.jt): inputs, outputs, guards, ops, "
+                               "parameters, the IR")
+    p_inspect.add_argument("file")
+    p_inspect.add_argument("--no-ir", action="store_true", help="leave out the IR text")
+    p_run = sub.add_parser("run", help="run an exported graph (.jt) on .npy inputs")
+    p_run.add_argument("file")
+    p_run.add_argument("--input", action="append", default=[], metavar="X.npy", help="one per graph input, in order")
+    p_run.add_argument("--output", action="append", default=[], metavar="Y.npy",
+                       help="one per output (without: print the outputs)")
+    p_dot = sub.add_parser("dot", help="Graphviz DOT of an exported graph (.jt)")
+    p_dot.add_argument("file")
+    p_dot.add_argument("--svg", action="store_true", help="render SVG with Graphviz's dot")
+    p_dot.add_argument("-o", "--out", help="write to this file instead of stdout")
     args = parser.parse_args(argv)
+    if args.cmd in ("inspect", "run", "dot"):
+        from jitorch.jit import FormatError
+        try:
+            return {"inspect": _inspect, "run": _run, "dot": _dot}[args.cmd](args)
+        except (FormatError, OSError) as e:
+            print(f"jitorch {args.cmd}: {args.file}: {e}", file=sys.stderr)
+            return 1
     if args.cmd == "demo":
         demo(epochs=args.epochs, seed=args.seed)
         return 0

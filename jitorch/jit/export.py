@@ -330,7 +330,7 @@ def _collect(obj, weights=None):
         training = obj._training
         modules = ()
         if module is not None and callable(getattr(module, "named_modules", None)):
-            modules = tuple((name, type(m).__name__) for name, m in module.named_modules())
+            modules = tuple((name, _module_type(m)) for name, m in module.named_modules())
         grads = {name: bool(getattr(t, "requires_grad", False)) for t, name, kind in
                  (_module_state(module) if module is not None else ()) if kind == "param"}
     else:
@@ -356,6 +356,12 @@ def _collect(obj, weights=None):
                      for i in g.inputs if i.kind == "param"}
     return Export(graph=g, tensors=tensors, requires_grad=requires_grad, in_spec=_plain_spec(in_spec),
                   out_spec=_plain_spec(out_spec), training=training, modules=modules, producer=_producer())
+
+
+def _module_type(m):
+    """The type name recorded for a module (a loaded module keeps the names it was loaded with)."""
+    name = getattr(m, "_type_name", None) or getattr(m, "_root_type", None) or type(m).__name__
+    return name if _TYPE_NAME.match(name) else "Module"
 
 
 def _plain_spec(spec):
