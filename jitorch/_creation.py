@@ -82,8 +82,12 @@ def _finish(t, device, requires_grad):
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
     """A new tensor holding a copy of ``data`` (nested lists, numbers, NumPy arrays or tensors)."""
-    if isinstance(data, Tensor) and data.device.type != "cpu":
-        data = data.cpu()
+    if isinstance(data, Tensor):
+        # a copy through dispatch (recorded when tracing), detached from autograd as torch does
+        t = data.detach().clone()
+        if dtype is not None and D.as_dtype(dtype) is not t.dtype:
+            t = t.to(D.as_dtype(dtype))
+        return _finish(t, device if device is not None else data.device, requires_grad)
     dt = D.as_dtype(dtype) if dtype is not None else _infer_dtype(data)
     if isinstance(data, np.ndarray) and data.dtype == object:
         raise TypeError("tensor(): can't convert np.ndarray of type numpy.object_")

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from . import _dispatch
 from ._dispatch import call
 from .tensor import Tensor
 
@@ -64,8 +65,8 @@ def _normalize_index(index):
         index = (index,)
     out = []
     for i in index:
-        if isinstance(i, Tensor) and i.ndim == 0 and i.dtype.category == 1:
-            out.append(int(i._data))
+        if isinstance(i, Tensor) and i.ndim == 0 and i.dtype.category == 1 and _dispatch.hooks.tracer is None:
+            out.append(int(i._data))  # eager: a 0-dim integer tensor indexes like an int (a view)
         elif isinstance(i, (list, np.ndarray)) or (isinstance(i, Tensor)):
             from ._creation import tensor
             out.append(i if isinstance(i, Tensor) else tensor(np.asarray(i)))

@@ -5,6 +5,8 @@ converts dtypes on store (float16 through the bit-conversion kernels).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..backends import cpu as _cpu
 from .registry import OpDef, register
 from .rules import broadcast_shapes
@@ -38,7 +40,8 @@ register(OpDef("to_dtype", shape_rule=lambda s, dtype: s, dtype_rule=lambda x, d
                reference=lambda x, dtype: x.astype(dtype.np), impl={"cpu": _to_dtype_impl}, attrs=(("dtype", None),),
                tags=frozenset({"copy", "elementwise_cast"}), doc="convert to dtype (to bool: x != 0; float to int truncates)"))
 register(OpDef("copy", shape_rule=_copy_shape, dtype_rule=lambda target, src: target.dtype,
-               reference=lambda target, src: src.astype(target.dtype), impl={"cpu": _copy_impl},
+               reference=lambda target, src: np.broadcast_to(src, target.shape).astype(target.dtype),
+               impl={"cpu": _copy_impl},
                tags=frozenset({"copy", "inplace_only"}), doc="target[...] = src (broadcast, converted)"))
 
 

@@ -610,6 +610,14 @@ register(OpDef("unique", shape_rule=lambda s, **k: None, dtype_rule=lambda x, **
                tags=frozenset({"sort", "dynamic_shape"}), doc="sorted unique values, inverse indices and counts"))
 
 
+def _ref_searchsorted(s, v, right=False):
+    side = "right" if right else "left"
+    if s.ndim <= 1:
+        return np.searchsorted(s, v, side=side).astype(np.int64)
+    s2, v2 = s.reshape(-1, s.shape[-1]), np.asarray(v).reshape(-1, np.shape(v)[-1])
+    return np.stack([np.searchsorted(a, b, side=side) for a, b in zip(s2, v2)]).reshape(np.shape(v)).astype(np.int64)
+
+
 def _searchsorted_shape(sshape, vshape, right=False):
     if len(sshape) > 1 and tuple(sshape[:-1]) != tuple(vshape[:-1]):
         raise RuntimeError(f"searchsorted(): boundaries tensor should be 1 dimension or the first N-1 dimensions of "
@@ -630,7 +638,7 @@ def _searchsorted_impl(out, seq, values, right=False):
 
 
 register(OpDef("searchsorted", shape_rule=_searchsorted_shape, dtype_rule=lambda s, v, **k: D.int64,
-               reference=lambda s, v, right=False: np.searchsorted(s, v, side="right" if right else "left"),
+               reference=_ref_searchsorted,
                impl={"cpu": _searchsorted_impl}, attrs=(("right", False),), tags=frozenset({"sort"}),
                doc="insertion points of values into the sorted last dim of seq"))
 

@@ -246,7 +246,13 @@ def _ref_norm(x, dim, p=2.0, keepdim=False):
     return r.astype(x.dtype)
 
 
+def _axis(dim):
+    """Scan/softmax records carry dim as a one-element tuple; NumPy wants an int."""
+    return dim[0] if isinstance(dim, (tuple, list)) else dim
+
+
 def _ref_softmax(x, dim):
+    dim = _axis(dim)
     with np.errstate(all="ignore"):
         m = np.max(x, axis=dim, keepdims=True)
         e = np.exp(x - m)
@@ -254,16 +260,19 @@ def _ref_softmax(x, dim):
 
 
 def _ref_log_softmax(x, dim):
+    dim = _axis(dim)
     with np.errstate(all="ignore"):
         m = np.max(x, axis=dim, keepdims=True)
         return x - m - np.log(np.sum(np.exp(x - m), axis=dim, keepdims=True))
 
 
 def _ref_cumsum(x, dim):
+    dim = _axis(dim)
     return np.cumsum(x, axis=dim, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype)
 
 
 def _ref_cumprod(x, dim):
+    dim = _axis(dim)
     return np.cumprod(x, axis=dim, dtype=np.int64 if x.dtype.kind in "biu" else x.dtype)
 
 
@@ -378,7 +387,7 @@ for _name, _dtype, _refn, _kern, _doc in [
     ("cumsum", _sum_dtype, _ref_cumsum, _k.cumsum, "running sum along dim"),
     ("cumprod", _sum_dtype, _ref_cumprod, _k.cumprod, "running product along dim"),
     ("logcumsumexp", _float_only("logcumsumexp"),
-     lambda x, dim: np.logaddexp.accumulate(x, axis=dim), _k.logcumsumexp, "running logsumexp along dim"),
+     lambda x, dim: np.logaddexp.accumulate(x, axis=_axis(dim)), _k.logcumsumexp, "running logsumexp along dim"),
     ("softmax", _softmax_dtype("softmax"), _ref_softmax, _k.softmax,
      "exp(x - max) / sum(exp(x - max)) along dim (a fused kernel; the composite is the reference)"),
     ("log_softmax", _softmax_dtype("log_softmax"), _ref_log_softmax, _k.log_softmax,
