@@ -944,9 +944,12 @@ def _check_p(p):
 
 def _keep_mask(shape, p, like):
     """float mask of ``shape``: 1 with probability 1 - p, else 0 (jitorch's random stream)."""
-    m = _t.empty(shape, dtype=like.dtype)
-    m.bernoulli_(1.0 - p)
-    return m
+    return call("bernoulli_p", size=tuple(shape), p=1.0 - p, dtype=like.dtype)
+
+
+def _dropout_mask(shape, p, like):
+    """0 with probability p, else 1 / (1 - p) (the ``dropout_mask`` kernel)."""
+    return call("dropout_mask", size=tuple(shape), p=p, dtype=like.dtype)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -957,11 +960,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if p == 1.0:
         r = call("mul", input, 0.0)
     else:
-        if hasattr(_t, "_random") and hasattr(_t._random, "dropout_mask"):
-            mask = _t._random.dropout_mask(input, p)
-        else:
-            mask = call("mul", _keep_mask(input.shape, p, input), 1.0 / (1.0 - p))
-        r = call("mul", input, mask)
+        r = call("mul", input, _dropout_mask(input.shape, p, input))
     if inplace:
         return input.copy_(r)
     return r
@@ -989,8 +988,7 @@ def _feature_dropout(name, input, p, training, inplace, batched_ndim):
     if p == 1.0:
         r = call("mul", input, 0.0)
     else:
-        mask = call("mul", _keep_mask(shape, p, input), 1.0 / (1.0 - p))
-        r = call("mul", input, mask)
+        r = call("mul", input, _dropout_mask(shape, p, input))
     if inplace:
         return input.copy_(r)
     return r
