@@ -21,7 +21,7 @@ __all__ = ["Module", "register_module_forward_pre_hook", "register_module_forwar
 
 _global_forward_pre_hooks: OrderedDict = OrderedDict()
 _global_forward_hooks: OrderedDict = OrderedDict()
-_global_forward_hooks_always_called: dict = {}
+_global_forward_hooks_always_called: OrderedDict = OrderedDict()
 
 
 def register_module_forward_pre_hook(hook):
@@ -88,10 +88,10 @@ class Module:
         sa(self, "_non_persistent_buffers_set", set())
         sa(self, "_modules", {})
         sa(self, "_forward_pre_hooks", OrderedDict())
-        sa(self, "_forward_pre_hooks_with_kwargs", {})
+        sa(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
         sa(self, "_forward_hooks", OrderedDict())
-        sa(self, "_forward_hooks_with_kwargs", {})
-        sa(self, "_forward_hooks_always_called", {})
+        sa(self, "_forward_hooks_with_kwargs", OrderedDict())
+        sa(self, "_forward_hooks_always_called", OrderedDict())
         sa(self, "_backward_hooks", OrderedDict())
         sa(self, "_backward_pre_hooks", OrderedDict())
         sa(self, "_state_dict_hooks", OrderedDict())
