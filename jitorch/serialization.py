@@ -26,6 +26,7 @@ import os
 import re
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
@@ -516,7 +517,10 @@ def read_npy(zf, info, ref, dtype_name, shape):
         if version not in ((1, 0), (2, 0), (3, 0)):
             _fail(f"{ref}: unsupported .npy version {version}")
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
+        try:
+            hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
+        except (ValueError, TypeError, SyntaxError, tokenize.TokenError, MemoryError, RecursionError) as e:
+            _fail(f"{ref}: bad .npy header: {type(e).__name__}: {e}")  # numpy's parser raises these on garbage
         header_len = fp.tell()
     if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
         _fail(f"{ref}: object or structured dtype {dtype} is not allowed")

@@ -65,10 +65,11 @@ _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 _TENSOR_KINDS = ("param", "buffer", "state", "const")
 
 #: Limits checked on load (module attributes, so an application can adjust them).
-MAX_GRAPH_BYTES = 64 << 20          # graph.txt
-MAX_META_BYTES = 64 << 20           # meta.json
+MAX_GRAPH_BYTES = 16 << 20          # graph.txt
+MAX_META_BYTES = 16 << 20           # meta.json
 MAX_NESTING = 64                    # brackets in graph.txt, nesting in meta.json's call specs and paths
-MAX_VALUE_BYTES = 1 << 36           # any value of the graph at its recorded (example) sizes
+MAX_VALUE_BYTES = 4 << 30           # any one value of the graph at its recorded (example) sizes
+MAX_TOTAL_BYTES = 16 << 30          # all values of the graph together (what one call may allocate)
 MAX_SPECIALIZATIONS = 16            # sizes of a dynamic dim a loaded module keeps compiled
 
 
@@ -319,7 +320,7 @@ def _collect(obj, weights=None):
         g = obj
         src = dict(weights or {})
         in_spec = ("tuple", (("tuple", tuple(("leaf",) for i in g.inputs if i.kind == "input")), ("dict", (), ())))
-        out_spec = ("tuple", tuple(("leaf",) for _ in g.outputs))
+        out_spec = ("leaf",) if len(g.outputs) == 1 else ("tuple", tuple(("leaf",) for _ in g.outputs))
         training, modules, grads = None, (), {}
     elif isinstance(obj, TracedFunction):
         g = obj.graph
@@ -782,12 +783,11 @@ def _check_text(raw):
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
         _fail(f"graph.txt line {line}: control character {bad.group()!r} (only '\\n' and tabs are allowed)")
-    depth = top = 0
-    for ch in re.findall(r"[()\[\]]", text):
-        depth += 1 if ch in "([" else -1
-        top = max(top, depth)
-        if top > MAX_NESTING:
-            _fail(f"graph.txt: brackets nested deeper than {MAX_NESTING}")
+    depth = 0
+    for m in re.finditer(r"[()\[\]]", text):
+        depth += 1 if m.group() in "([" else -1
+        if depth > MAX_NESTING:
+            _fail(f"graph.txt line {text.count(chr(10), 0, m.start()) + 1}: brackets nested deeper than {MAX_NESTING}")
     return text
 
 
@@ -1075,16 +1075,22 @@ def _read(fobj):
         _expect(not unused, f"archive has members that meta.json does not reference: {unused[:3]}")
 
         # the graph: bounded, names usable as module attributes
+        total = 0
         for (b, v), t in _value_types(g).items():
             nbytes = math.prod(t.shape) * t.dtype.itemsize
-            _expect(nbytes <= MAX_VALUE_BYTES, f"graph.txt: %{v} (graph {b}) is {t}, {nbytes} bytes (limit "
-                    f"{MAX_VALUE_BYTES}, jitorch.jit.export.MAX_VALUE_BYTES)")
+            total += nbytes
+            if nbytes > MAX_VALUE_BYTES:
+                _fail(f"graph.txt: %{v} (graph {b}) is {t}, {nbytes:,} bytes (limit {MAX_VALUE_BYTES:,}, "
+                      "jitorch.jit.export.MAX_VALUE_BYTES)")
+        if total > MAX_TOTAL_BYTES:
+            _fail(f"graph.txt: the graph's values need {total:,} bytes (limit {MAX_TOTAL_BYTES:,}, "
+                  "jitorch.jit.export.MAX_TOTAL_BYTES)")
         ex = Export(graph=g, tensors={}, requires_grad=requires_grad, in_spec=in_spec, out_spec=out_spec,
                     training=guards["training"], modules=tuple(mods), symbol=symbol, example=example, min=lo, max=hi,
                     input_dims=input_dims, exprs=exprs, producer=meta["producer"], meta=meta)
         for name in _module_paths(ex):
             _check_tree_name(name, FormatError)
-        tree = set()
+        tree = {p for p, _ in mods if p}
         for name in _module_paths(ex):
             parts = name.split(".")
             for j in range(1, len(parts)):
@@ -1155,8 +1161,19 @@ def load(f, map_location=None):
     else:
         with open(f, "rb") as fh:
             ex = read_export(fh)
+    return _module(ex)
+
+
+def _module(ex):
     from .loaded import LoadedModule
-    return LoadedModule(ex)
+    try:
+        m = LoadedModule(ex)
+        m._traced(ex.example)  # generate and compile the graph's code now: a file that loads, runs
+    except FormatError:
+        raise
+    except Exception as e:  # everything was validated; this is a last line of defence
+        raise FormatError(f"corrupt .jt file: the graph could not be set up: {type(e).__name__}: {e}") from e
+    return m
 
 
 # ================================================================ describe (jitorch inspect)
