@@ -66,22 +66,32 @@ def _fast_elementwise(op, inputs, attrs):
     """Same-shape, same-dtype, C-contiguous cpu operands: skip the rules (cached per dtype) and
     call the 1-D kernel directly. Returns None when the general path must run."""
     x0 = inputs[0]
-    if type(x0) is not _Tensor:
+    if type(x0) is not _Tensor or x0._device.type != "cpu":
         return None
     a0 = x0._data
-    if not a0.flags.c_contiguous or x0._device.type != "cpu":
+    if not a0.flags.c_contiguous:
         return None
-    shape, dt = a0.shape, a0.dtype
-    arrays = [a0]
-    for x in inputs[1:]:
-        if type(x) is not _Tensor:
+    dt = a0.dtype
+    if len(inputs) == 2:  # the common binary case, unrolled
+        x1 = inputs[1]
+        if type(x1) is not _Tensor:
             return None
-        a = x._data
-        if a.shape != shape or a.dtype != dt or not a.flags.c_contiguous or x._device.type != "cpu":
+        a1 = x1._data
+        if a1.shape != a0.shape or a1.dtype != dt or not a1.flags.c_contiguous or x1._device.type != "cpu":
             return None
-        arrays.append(a)
-    key = (op.name, dt)
-    entry = _FAST.get(key)
+        arrays = (a0, a1)
+    elif len(inputs) == 1:
+        arrays = (a0,)
+    else:
+        shape = a0.shape
+        for x in inputs[1:]:
+            if type(x) is not _Tensor:
+                return None
+            a = x._data
+            if a.shape != shape or a.dtype != dt or not a.flags.c_contiguous or x._device.type != "cpu":
+                return None
+        arrays = tuple(x._data for x in inputs)
+    entry = _FAST.get((op.name, dt))
     if entry is None:
         if dt == np.float16:
             return None
@@ -89,16 +99,16 @@ def _fast_elementwise(op, inputs, attrs):
         ctype = op.compute_rule(*inputs, **attrs)
         from .kernels import elementwise as _ew
         mod = _ew.get_kernels(op.scalar, ctype.name)
-        entry = _FAST[key] = (out_dt.np, mod.k1, mod.k1p, op.attrs)
+        entry = _FAST[(op.name, dt)] = (out_dt.np, mod.k1, mod.k1p, op.attrs)
     out_np, k1, k1p, defaults = entry
-    out = np.empty(shape, out_np)
+    out = np.empty(a0.shape, out_np)
     params = [attrs.get(k, v) for k, v in defaults] if defaults else ()
     if a0.ndim != 1:
         arrays = [a.reshape(-1) for a in arrays]
         o = out.reshape(-1)
     else:
         o = out
-    (k1p if out.size > _PAR else k1)(*arrays, o, *params)
+    (k1p if a0.size > _PAR else k1)(*arrays, o, *params)
     result = _Tensor._wrap(out, x0._device)
     if hooks.autograd is not None or hooks.tracer is not None:
         _record(op, inputs, (result,), attrs)

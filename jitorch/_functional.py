@@ -84,8 +84,13 @@ for _name, _nin, _attrs, *_ in SPECS:
     _fn, _m = _make(_name, _nin, _attrs)
     _g[_name] = _fn
     __all__.append(_name)
-    setattr(Tensor, _name, lambda self, *a, _f=_fn, **k: _f(self, *a, **k))
-    setattr(Tensor, _name + "_", _m)
+    if _nin == 1 and not _attrs:
+        # the hot path of x.exp(), x.relu() ...: straight to dispatch, no argument juggling
+        setattr(Tensor, _name, (lambda n: lambda self: call(n, self))(_name))
+        setattr(Tensor, _name + "_", (lambda n: lambda self: call_inplace(n, self))(_name))
+    else:
+        setattr(Tensor, _name, lambda self, *a, _f=_fn, **k: _f(self, *a, **k))
+        setattr(Tensor, _name + "_", _m)
 
 
 # ---------------------------------------------------------------- ops with their own conventions
