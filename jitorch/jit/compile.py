@@ -1,0 +1,412 @@
+"""``jitorch.compile``: trace per input signature, fuse elementwise regions, run generated code.
+
+``jitorch.compile(fn_or_module, *, dynamic=None, fullgraph=True, mode=None)`` (also a decorator)
+returns a :class:`CompiledFunction` (or :class:`CompiledModule` for a module). On the first call
+with a new *signature* (argument structure, tensor shapes, dtypes, devices, requires_grad,
+non-tensor argument values, module mode) it traces the function with jit.script's rules, runs the
+pass pipeline, groups elementwise regions (:mod:`.fuse`) into one generated numba kernel each and
+generates a straight-line Python executor: kernel calls for groups, eager dispatch (``_call``) for
+everything else (matmul, views, reductions ...). ``fn.code`` shows the executor of the latest
+signature, ``fn.kernels`` the kernel sources.
+
+- Guards: a call whose signature was compiled before reuses it; a new one recompiles, logged with
+  ``JITORCH_LOGS=recompiles`` (which guard failed and what to do about it). After
+  :data:`RECOMPILE_LIMIT` signatures, new ones run eagerly (a :class:`CompileWarning` says so).
+- ``fullgraph=False``: a function tracing cannot capture (a Python decision on a tensor value)
+  runs eagerly for that signature, with a one-line :class:`CompileWarning`; ``fullgraph=True``
+  raises the tracer's error.
+- Autograd: when grad mode is on and an input or parameter requires grad, the function runs
+  eagerly (training through compiled code is not supported yet; logged once under ``recompiles``
+  and as a :class:`CompileWarning`).
+- ``dynamic`` and ``mode`` are accepted for torch compatibility; every shape is specialized.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import linecache
+import math
+import warnings
+
+import numpy as np
+
+from .. import _dispatch
+from .. import _dtype as D
+from ..ops.registry import OPS
+from . import _logging, _pytree
+from ._tracing import GENERATED_PREFIX, TracerError
+from .codegen import _ident, py_value
+from .fuse import find_groups, describe_groups, input_modes, kernel_source
+
+RECOMPILE_LIMIT = 8
+
+
+class CompileWarning(UserWarning):
+    """jitorch.compile ran a call eagerly (fallback, recompile limit, autograd)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# executor generation
+
+
+def _np_dtype_src(dt):
+    return f"np.{'bool_' if dt is D.bool_ else dt.name}"
+
+
+def executor_source(g, groups, kernel_names):
+    """Straight-line Python over the graph's inputs (all kinds, in order): returns outputs + updates."""
+    types = g.types
+    used = {"_call", "_wrap", "_bt", "np", "_cond", "_while_loop", "_view_scatter", "jitorch"} | set(kernel_names)
+    var = {}
+    for i in g.inputs:
+        var[i.name] = _ident(i.name, used)
+    for n in g.nodes:
+        for o in n.outputs:
+            var[o] = _ident(f"{n.op}_{o}" if o.isdigit() else o, used)
+
+    def arg(x):
+        return var[x] if isinstance(x, str) else py_value(x)
+
+    at_last = {gr.last.outputs[0]: gr for gr in groups}
+    member = {n.outputs[0] for gr in groups for n in gr.nodes}
+    body = []
+    for n in g.nodes:
+        o0 = n.outputs[0]
+        if o0 in at_last:
+            gr = at_last[o0]
+            modes, kind = input_modes(gr, types)
+            shape = gr.shape
+            kargs = []
+            for x, m in zip(gr.inputs, modes):
+                if kind == "flat" or m == "scalar":
+                    kargs.append(f"{var[x]}._data.reshape(-1)")
+                else:
+                    kargs.append(f"_bt({var[x]}._data, {shape!r})")
+            bufs = []
+            for o in gr.outputs:
+                b = f"buf_{var[o]}"
+                body.append(f"    {b} = np.empty({shape!r}, {_np_dtype_src(types[o].dtype)})")
+                bufs.append(b)
+                kargs.append(f"{b}.reshape(-1)" if kind == "flat" else b)
+            call = f"    {kernel_names[gr.index]}({', '.join(kargs)})"
+            body.append(call.ljust(72) + f"  # fused group {gr.index}: " +
+                        ", ".join(f"%{m.outputs[0]} {m.op}" for m in gr.nodes))
+            for o, b in zip(gr.outputs, bufs):
+                body.append(f"    {var[o]} = _wrap({b})")
+            continue
+        if o0 in member:
+            continue
+        lhs = ", ".join(var[o] for o in n.outputs)
+        if n.subgraphs():
+            raise NotImplementedError("graph ops are run by the plain executor")
+        attrs = dict(n.attrs)
+        for k, v in OPS[n.op].attrs:
+            attrs.setdefault(k, v)
+        args = [repr(n.op)] + [arg(x) for x in n.inputs] + [f"{k}={py_value(v)}" for k, v in attrs.items()]
+        line = f"    {lhs} = _call({', '.join(args)})"
+        comment = f"# %{', %'.join(n.outputs)}" + (f"  {n.loc}" if n.loc else "")
+        body.append(line.ljust(72) + "  " + comment)
+    rets = [var[o] for o in g.outputs] + [var[v] for _, v in g.updates]
+    body.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
+    fname = _ident(g.name, used)
+    params = ", ".join(var[i.name] for i in g.inputs)
+    return fname, "\n".join([f"def {fname}({params}):"] + body) + "\n"
+
+
+def compile_graph(g, log_name=None):
+    """(executor function, executor source, {kernel name: kernel source}) for a traced graph."""
+    from ..kernels._jitcache import load_source
+    if any(n.subgraphs() for n in g.nodes) or any(n.op == "view_scatter" for n in g.nodes):
+        from .codegen import compile_python
+        run, src = compile_python(g)
+        return run, "# graph ops (cond/while_loop/view_scatter): plain executor, no fusion\n" + src, {}
+    types = g.types
+    groups = find_groups(g)
+    if _logging.enabled("fusion"):
+        _logging.log("fusion", f"groups of {g.name}", describe_groups(g, groups))
+    names, kernels, ns = [], {}, {}
+    for gr in groups:
+        src = kernel_source(gr, types)
+        mod = load_source(src, prefix="fused")
+        kname = f"_k{gr.index}"
+        names.append(kname)
+        kernels[kname] = src
+        ns[kname] = mod.kernel
+        if _logging.enabled("code"):
+            _logging.log("code", f"kernel {kname} of {g.name}", src)
+    fname, src = executor_source(g, groups, names)
+    header = f"# jitorch.compile executor of {g.name}: {len(groups)} fused group(s)\n"
+    src = header + src
+    if _logging.enabled("code"):
+        _logging.log("code", f"executor of {g.name}", src)
+    filename = f"{GENERATED_PREFIX} compiled {g.name}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    ns.update({"_call": _dispatch.call, "_wrap": _dispatch._Tensor._wrap, "_bt": np.broadcast_to, "np": np})
+    exec(builtins.compile(src, filename, "exec"), ns)
+    return ns[fname], src, kernels
+
+
+# ------------------------------------------------------------------------------------------------
+# guards
+
+
+def _leaf_sig(x):
+    if isinstance(x, _dispatch._Tensor):
+        return ("T", x._data.shape, x.dtype, str(x.device), x.requires_grad)
+    try:
+        hash(x)
+        return ("V", type(x), x)
+    except TypeError:
+        return ("R", type(x), repr(x))
+
+
+def _describe_sig(s):
+    if s[0] == "T":
+        return f"Tensor {s[2].short}{list(s[1])} on {s[3]}" + (" requires_grad" if s[4] else "")
+    return f"{s[1].__name__} {s[2]!r}"
+
+
+def _why(old, new, names):
+    """The first guard that failed between two keys, as text with a suggestion."""
+    (ospec, oleaves, otrain), (nspec, nleaves, ntrain) = old, new
+    if otrain != ntrain:
+        return "module.training changed", "train and eval record different graphs; this is expected once"
+    if ospec != nspec or len(oleaves) != len(nleaves):
+        return "the argument structure changed", "pass arguments with the same nesting every call"
+    for k, (a, b) in enumerate(zip(oleaves, nleaves)):
+        if a != b:
+            name = names[k] if k < len(names) else f"argument leaf {k}"
+            if a[0] == "T" and b[0] == "T":
+                if a[1] != b[1]:
+                    return (f"{name}: size {list(a[1])} -> {list(b[1])}",
+                            "shapes are specialized (dynamic shapes are not supported yet): pad or bucket inputs "
+                            "to a few fixed sizes")
+                if a[2] is not b[2]:
+                    return f"{name}: dtype {a[2].name} -> {b[2].name}", "cast inputs to one dtype before the call"
+                if a[4] != b[4]:
+                    return f"{name}: requires_grad {a[4]} -> {b[4]}", "keep requires_grad the same across calls"
+                return f"{name}: device {a[3]} -> {b[3]}", "keep inputs on one device"
+            return (f"{name}: {_describe_sig(a)} -> {_describe_sig(b)}",
+                    "non-tensor arguments are baked into the compiled code; pass a tensor to vary it freely")
+    return "the signature changed", ""
+
+
+class _Entry:
+    __slots__ = ("traced", "eager", "reason")
+
+    def __init__(self, traced=None, eager=False, reason=""):
+        self.traced, self.eager, self.reason = traced, eager, reason
+
+
+def _is_module(obj):
+    return hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers")
+
+
+class CompiledFunction:
+    """The result of :func:`jitorch.compile` (see the module docstring)."""
+
+    def __init__(self, fn, dynamic=None, fullgraph=True, mode=None):
+        self._fn = fn
+        self._fullgraph = fullgraph
+        self._dynamic = dynamic
+        self._mode = mode
+        self._cache = {}
+        self._last = None
+        self._last_key = None
+        self._compiled_count = 0
+        self._warned = set()
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+
+    # -- signature
+    def _key(self, args, kwargs):
+        if not kwargs and all(type(a) is _dispatch._Tensor or isinstance(a, _dispatch._Tensor) for a in args):
+            leaves = tuple((("T", a._data.shape, a.dtype, a._device, a.requires_grad)) for a in args)
+            spec = len(args)
+        else:
+            ls, spec = _pytree.flatten((tuple(args), dict(kwargs)))
+            leaves = tuple(_leaf_sig(x) for x in ls)
+            # non-tensor values live in the spec; make it hashable
+            try:
+                hash(spec)
+            except TypeError:
+                spec = repr(spec)
+            leaves = leaves + (("S", type(spec), spec),)
+        return (spec, leaves, getattr(self._fn, "training", None))
+
+    def _needs_grad(self, args, kwargs):
+        from ..autograd import is_grad_enabled
+        if not is_grad_enabled():
+            return False
+        leaves = args if not kwargs else _pytree.flatten((tuple(args), dict(kwargs)))[0]
+        if any(isinstance(t, _dispatch._Tensor) and t.requires_grad for t in leaves):
+            return True
+        if _is_module(self._fn):
+            return any(p.requires_grad for _, p in self._fn.named_parameters())
+        return False
+
+    def _warn_once(self, what, msg):
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(msg, CompileWarning, stacklevel=3)
+            if _logging.enabled("recompiles"):
+                _logging.log("recompiles", f"{self.__name__}: running eagerly", msg)
+
+    def _eager(self, args, kwargs):
+        return self._fn(*args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        key = self._key(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._compile(key, args, kwargs)
+        if entry.eager:
+            return self._eager(args, kwargs)
+        if key[1] and any(s[0] == "T" and s[4] for s in key[1]) or _is_module(self._fn):
+            if self._needs_grad(args, kwargs):
+                self._warn_once("grad", f"jitorch.compile({self.__name__}): an input or parameter requires grad and "
+                                        "grad mode is on; training through compiled code is not supported yet, so "
+                                        "this runs eagerly (use jitorch.no_grad() for inference)")
+                return self._eager(args, kwargs)
+        self._last = entry.traced
+        if kwargs or not (key[0] == len(args)):
+            leaves, _ = _pytree.flatten((tuple(args), dict(kwargs)))
+            return entry.traced(*leaves)
+        return entry.traced(*args)
+
+    def _arg_names(self, args, kwargs):
+        from .trace import _flatten_inputs
+        try:
+            return [n for _, n in _flatten_inputs(self._fn, args, kwargs, allow_python=True)[0]]
+        except Exception:
+            return []
+
+    def _compile(self, key, args, kwargs):
+        names = self._arg_names(args, kwargs)
+        if self._last_key is not None and _logging.enabled("recompiles"):
+            def distance(k):
+                if k[0] != key[0] or len(k[1]) != len(key[1]):
+                    return 1 << 20
+                return sum(a != b for a, b in zip(k[1], key[1])) + (k[2] != key[2])
+            nearest = min(self._cache, key=distance, default=self._last_key)  # the guard that failed closest
+            what, hint = _why(nearest, key, names)
+            _logging.log("recompiles", f"recompiling {self.__name__}",
+                         f"    triggered by: {what}\n    suggestion: {hint}\n"
+                         f"    ({self._compiled_count} signature(s) compiled so far, limit {RECOMPILE_LIMIT})")
+        self._last_key = key
+        if self._compiled_count >= RECOMPILE_LIMIT:
+            self._warn_once("limit", f"jitorch.compile({self.__name__}): recompile limit ({RECOMPILE_LIMIT}) "
+                                     "reached; new signatures run eagerly")
+            entry = _Entry(eager=True, reason="recompile limit")
+            self._cache[key] = entry
+            return entry
+        try:
+            traced = self._trace(args, kwargs, names)
+        except TracerError as e:
+            if self._fullgraph:
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            warnings.warn(f"jitorch.compile({self.__name__}, fullgraph=False): running eagerly for this signature: "
+                          f"{first}", CompileWarning, stacklevel=3)
+            entry = _Entry(eager=True, reason=first)
+            self._cache[key] = entry
+            return entry
+        self._compiled_count += 1
+        entry = _Entry(traced)
+        self._cache[key] = entry
+        return entry
+
+    def _trace(self, args, kwargs, names):
+        from ..autograd import no_grad
+        from .trace import _BoundModule, _trace_impl
+        leaves, spec = _pytree.flatten((tuple(args), dict(kwargs)))
+        seen = set()
+        for k, t in enumerate(leaves):  # a tensor passed twice traces as two inputs (the graph is pure)
+            if isinstance(t, _dispatch._Tensor):
+                if id(t) in seen:
+                    leaves[k] = t.detach().clone()
+                seen.add(id(t))
+        fn0 = self._fn
+
+        def bound(*tensors):
+            a, k = _pytree.unflatten(spec, list(tensors))
+            return fn0(*a, **k)
+        bound.__name__ = bound._trace_name = self.__name__
+        fn = _BoundModule(fn0, bound) if _is_module(fn0) else bound
+        with no_grad():
+            traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
+        run, src, kernels = compile_graph(traced.graph)
+        traced._run = run
+        traced.code = src
+        traced.kernels = kernels
+        return traced
+
+    # -- introspection
+    def _require(self):
+        if self._last is None:
+            raise RuntimeError(f"jitorch.compile({self.__name__}) compiles on its first call: call it once before "
+                               "reading .graph, .code or .kernels")
+        return self._last
+
+    @property
+    def graph(self):
+        return self._require().graph
+
+    @property
+    def code(self):
+        return self._require().code
+
+    @property
+    def kernels(self):
+        """{kernel name: generated source} of the latest compiled signature."""
+        return dict(self._require().kernels)
+
+    def __repr__(self):
+        return f"<jitorch.compile of {self.__name__}: {sum(1 for e in self._cache.values() if not e.eager)} signature(s)>"
+
+
+class CompiledModule(CompiledFunction):
+    """jitorch.compile(module): call it like the module; parameters and attributes pass through."""
+
+    @property
+    def module(self):
+        return self._fn
+
+    def forward(self, *args, **kwargs):
+        return self(*args, **kwargs)
+
+    def named_parameters(self, *a, **k):
+        return self._fn.named_parameters(*a, **k)
+
+    def parameters(self, *a, **k):
+        return self._fn.parameters(*a, **k)
+
+    def named_buffers(self, *a, **k):
+        return self._fn.named_buffers(*a, **k)
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._fn, name)
+
+
+def compile(model=None, *, dynamic=None, fullgraph=True, mode=None, backend=None, options=None, disable=False):
+    """torch.compile's signature: ``compile(fn)``, ``@compile``, ``@compile(fullgraph=False)``."""
+    if model is None:
+        return functools.partial(compile, dynamic=dynamic, fullgraph=fullgraph, mode=mode, backend=backend,
+                                 options=options, disable=disable)
+    if disable:
+        return model
+    cls = CompiledModule if _is_module(model) else CompiledFunction
+    out = cls(model, dynamic=dynamic, fullgraph=fullgraph, mode=mode)
+    if cls is CompiledFunction:
+        try:
+            functools.update_wrapper(out, model, updated=())
+        except (AttributeError, TypeError):
+            pass
+    return out
+
+
+_ = math

@@ -1,0 +1,293 @@
+"""Fusion of elementwise regions into one generated numba kernel each (issue 6, docs/jit.md section 11).
+
+:func:`find_groups` walks a graph's top-level nodes in order and grows groups of *fusable* nodes
+(op tagged ``elementwise`` with a scalar template in :mod:`kernels.scalar`, dtypes numba computes
+natively, every attribute a plain number): a node joins the group of one of its producers when it
+has the group's output shape. A group is *sealed* as soon as a node outside it reads one of its
+values, so a group can always run as one kernel at the place of its last member (no cycles, no
+value needed before it exists). Operands from outside a group are kernel inputs; they may broadcast.
+
+:func:`kernel_source` turns a group into the text of one self-contained module (deterministic:
+same group, same bytes), one line per IR node::
+
+    t3 = max_(t2, np.float32(0))                      # %3 relu  model.py:13
+
+Each operand is converted to the node's compute type (``OpDef.compute_rule``) and each result to
+the node's dtype, exactly as the eager kernels of :mod:`kernels.elementwise` do, and the helpers
+the expressions call are copied into the module (``emit_helpers``) so the file is content-hashed
+for numba's disk cache (``kernels._jitcache.load_source``). Loop shapes:
+
+- ``flat``: every input has the output's shape or a single element: one 1-D loop over the output
+  (inputs and outputs passed raveled, a one-element input read at ``[0]``);
+- ``nd``: some input broadcasts along some dims: the inputs are passed as broadcast views of the
+  output's shape (stride 0 on broadcast dims, nothing materialized) and the kernel loops over all
+  dims of the output.
+
+The outer loop is ``prange`` when the output has more than ``PARALLEL_THRESHOLD`` elements.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+from .. import _dtype as D
+from ..ops.registry import OPS
+from .ir import Graph, Node
+
+_NUMBA_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "float32", "float64"}
+
+
+def _ctype_name(dt):
+    return "bool" if dt is D.bool_ else dt.name
+
+
+def _np_ctor(ctype):
+    return f"np.{'bool_' if ctype == 'bool' else ctype}"
+
+
+def versions_tag():
+    """A short hash of the jitorch/numba/llvmlite versions, written into every generated kernel."""
+    import llvmlite
+    import numba
+    import jitorch
+    text = f"jitorch {jitorch.__version__} numba {numba.__version__} llvmlite {llvmlite.__version__}"
+    return text, hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _scalar_of(node):
+    """(template key, param values) for a fusable node, or None."""
+    from ..kernels import scalar
+    op = OPS.get(node.op)
+    if op is None or "elementwise" not in op.tags or not op.scalar or op.scalar not in scalar.EXPR:
+        return None
+    attrs = dict(op.attrs)
+    attrs.update(dict(node.attrs))
+    names = [a for a, _ in op.attrs]
+    params = [attrs[a] for a in names]
+    key = op.scalar
+    if key in ("add_alpha", "sub_alpha") and params == [1]:
+        key, params = key[:3], []
+    nin, nparams, _ = scalar.EXPR[key]
+    if nparams != len(params) or any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in params):
+        return None
+    if len([x for x in node.inputs]) != nin:
+        return None
+    return key, params
+
+
+def compute_type(node, types):
+    """The dtype the node computes in (its op's compute_rule over operand types and literals)."""
+    op = OPS[node.op]
+    operands = [types[x] if isinstance(x, str) else x for x in node.inputs]
+    rule = op.compute_rule or op.dtype_rule
+    try:
+        return rule(*operands, **dict(node.attrs))
+    except Exception:
+        return None
+
+
+def fusable(node, types):
+    if len(node.outputs) != 1 or node.subgraphs() or _scalar_of(node) is None:
+        return False
+    ct = compute_type(node, types)
+    if ct is None or _ctype_name(ct) not in _NUMBA_DTYPES:
+        return False
+    dts = [types[x].dtype for x in node.inputs if isinstance(x, str)] + [node.types[0].dtype]
+    if any(_ctype_name(d) not in _NUMBA_DTYPES for d in dts):
+        return False
+    return not any(x is None for x in node.inputs)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A fused region: member nodes (in graph order), external tensor inputs, values it exports."""
+    index: int
+    nodes: tuple
+    inputs: tuple
+    outputs: tuple
+    shape: tuple
+
+    @property
+    def last(self):
+        return self.nodes[-1]
+
+
+def find_groups(g: Graph, min_size: int = 2):
+    """Maximal groups of fusable nodes (see the module docstring); groups smaller than ``min_size``
+    are dropped (a single op runs its eager kernel)."""
+    types = g.types
+    group_of = {}        # value name -> group id (values produced by members)
+    members = {}         # group id -> list of nodes
+    shape = {}
+    sealed = set()
+    pos, next_id = {}, 0
+    for k, n in enumerate(g.nodes):
+        pos[id(n)] = k
+        cand = None
+        ok = fusable(n, types)
+        if ok:
+            out_shape = n.types[0].shape
+            cands = sorted({group_of[x] for x in n.inputs if isinstance(x, str) and x in group_of
+                            and group_of[x] not in sealed and shape[group_of[x]] == out_shape})
+            if cands:
+                cand = cands[0]
+                for other in cands[1:]:  # open groups of one shape both read here: one kernel
+                    for m in members.pop(other):
+                        members[cand].append(m)
+                        group_of[m.outputs[0]] = cand
+                    del shape[other]
+                members[cand].sort(key=lambda m: pos[id(m)])
+        # every group this node reads from (other than the one it joins) is sealed
+        for x in n.inputs:
+            if isinstance(x, str) and x in group_of and group_of[x] != cand:
+                sealed.add(group_of[x])
+        if not ok:
+            continue
+        if cand is None:
+            cand = next_id
+            next_id += 1
+            members[cand] = []
+            shape[cand] = n.types[0].shape
+        members[cand].append(n)
+        group_of[n.outputs[0]] = cand
+    used_outside = set(g.outputs) | {v for _, v in g.updates}
+    member_of = {n.outputs[0]: gid for gid, ns in members.items() for n in ns}
+    for n in g.nodes:
+        for x in n.inputs:
+            if isinstance(x, str) and x in member_of and member_of.get(n.outputs[0]) != member_of[x]:
+                used_outside.add(x)
+    groups = []
+    for gid in sorted(members):
+        ns = members[gid]
+        if len(ns) < min_size or not any(n.outputs[0] in used_outside for n in ns):
+            continue
+        inside = {n.outputs[0] for n in ns}
+        ins = []
+        for n in ns:
+            for x in n.inputs:
+                if isinstance(x, str) and x not in inside and x not in ins:
+                    ins.append(x)
+        outs = tuple(n.outputs[0] for n in ns if n.outputs[0] in used_outside)
+        groups.append(Group(len(groups), tuple(ns), tuple(ins), outs, shape[gid]))
+    return groups
+
+
+def _literal(v, ctype):
+    if isinstance(v, bool):
+        text = repr(v)
+    elif isinstance(v, float) and not math.isfinite(v):
+        text = "np.nan" if v != v else ("np.inf" if v > 0 else "-np.inf")
+    else:
+        text = repr(v)
+    return f"{_np_ctor(ctype)}({text})"
+
+
+def _param(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "np.nan" if v != v else ("np.inf" if v > 0 else "-np.inf")
+    return repr(v)
+
+
+def input_modes(group, types):
+    """'full' / 'scalar' / 'bcast' for each input of the group, and the loop kind (flat or nd)."""
+    modes = []
+    for x in group.inputs:
+        s = types[x].shape
+        if s == group.shape:
+            modes.append("full")
+        elif math.prod(s) == 1:
+            modes.append("scalar")
+        else:
+            modes.append("bcast")
+    kind = "nd" if "bcast" in modes and len(group.shape) > 0 else "flat"
+    if kind == "nd":
+        modes = ["scalar" if m == "scalar" else "bcast" for m in modes]
+    return modes, kind
+
+
+def kernel_source(group: Group, types, fname: str = "kernel") -> str:
+    """The generated module of ``group`` (deterministic text, one line per IR node)."""
+    from ..kernels import scalar
+    from ..kernels._config import FASTMATH, PARALLEL_THRESHOLD
+    from ..kernels.elementwise import emit_helpers
+    vtext, vhash = versions_tag()
+    modes, kind = input_modes(group, types)
+    numel = math.prod(group.shape)
+    parallel = numel > PARALLEL_THRESHOLD
+    nd = len(group.shape) if kind == "nd" else 1
+    idx = ", ".join(f"i{d}" for d in range(nd))
+    var = {}
+    args = []
+    loads = []
+    for k, (x, m) in enumerate(zip(group.inputs, modes)):
+        args.append(f"x{k}")
+        var[x] = f"a{k}"
+        at = "[0]" if m == "scalar" else f"[{idx}]"
+        loads.append(f"a{k} = x{k}{at}".ljust(40) + f"  # %{x}: {types[x].dtype.short}{list(types[x].shape)}"
+                     + (" (one element)" if m == "scalar" else (" (broadcast)" if m == "bcast" else "")))
+    outs = {}
+    for j, o in enumerate(group.outputs):
+        args.append(f"o{j}")
+        outs[o] = f"o{j}"
+    body = []
+    for n in group.nodes:
+        key, params = _scalar_of(n)
+        ct = _ctype_name(compute_type(n, types))
+        operands = []
+        uncast = (0,) if n.op == "where" else ()
+        for pos, x in enumerate(n.inputs):
+            if isinstance(x, str):
+                v = var[x]
+                src_ct = _ctype_name(types[x].dtype)
+                operands.append(v if (src_ct == ct or pos in uncast) else f"{_np_ctor(ct)}({v})")
+            else:
+                operands.append(_literal(x, ct))
+        expr = scalar.render(key, operands, [_param(p) for p in params], ct)
+        out_ct = _ctype_name(n.types[0].dtype)
+        if out_ct != ct or ct not in ("float32", "float64") or key in scalar.BOOL_RESULT:
+            expr = f"{_np_ctor(out_ct)}({expr})"
+        t = f"t{n.outputs[0]}"
+        var[n.outputs[0]] = t
+        line = f"{t} = {expr}"
+        attrs = "".join(f" {k}={v!r}" for k, v in n.attrs)
+        body.append(line.ljust(48) + f"  # %{n.outputs[0]} {n.op}{attrs}" + (f"  {n.loc}" if n.loc else ""))
+        if n.outputs[0] in outs:
+            body.append(f"{outs[n.outputs[0]]}[{idx}] = {t}")
+    helpers = emit_helpers("\n".join(body))
+    names = ", ".join(f"%{n.outputs[0]} {n.op}" for n in group.nodes)
+    out = [
+        f"# generated by jitorch.jit.fuse: {len(group.nodes)} fused nodes ({names})",
+        f"# output shape {list(group.shape)}, loop {kind}{', parallel' if parallel else ''}; {vtext} [{vhash}]",
+        "import math",
+        "import numpy as np",
+        "from numba import njit, prange",
+        "FASTMATH = {" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}",
+        "",
+    ]
+    if helpers:
+        out += [helpers, ""]
+    deco = "@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy'" + (", parallel=True)" if parallel else ")")
+    out += [deco, f"def {fname}({', '.join(args)}):"]
+    first_out = "o0"
+    for d in range(nd):
+        rng = "prange" if (d == 0 and parallel) else "range"
+        out.append("    " * (d + 1) + f"for i{d} in {rng}({first_out}.shape[{d}]):")
+    ind = "    " * (nd + 1)
+    out += [ind + ln for ln in loads]
+    out += [ind + ln for ln in body]
+    out.append("")
+    return "\n".join(out)
+
+
+def describe_groups(g: Graph, groups) -> str:
+    lines = []
+    for gr in groups:
+        lines.append(f"group {gr.index}: shape {list(gr.shape)}, inputs {', '.join('%' + x for x in gr.inputs)}; "
+                     f"outputs {', '.join('%' + x for x in gr.outputs)}")
+        for n in gr.nodes:
+            lines.append(f"    {n}")
+    return "\n".join(lines) if lines else "(no fusable groups)"
+
+
+_ = Node
