@@ -590,3 +590,24 @@ def test_hostile_graph_with_valid_meta_is_refused_not_run(golden_file):
     m = load_bytes(data)
     assert "neg" in m.code and "relu" not in m.code
     assert "import" not in m.code.split("def ", 1)[1]
+
+
+def test_injection_attempts_stay_data(tmp_path):
+    """Strings and locations from a file reach the generated code only through repr() and comments."""
+    def f(x, i, s):
+        return x.scatter_reduce(0, i, s, reduce="amax")
+    traced = jitorch.jit.trace(f, (jitorch.zeros(5), jitorch.tensor([0, 1, 1]), jitorch.ones(3)))
+    marker = tmp_path / "PWNED"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    evil = ("reduce='amax\\n" + payload.replace("'", "\\'") + "'")
+    data = _with_text(save_bytes(traced), "graph.txt", lambda t: t.replace("reduce='amax'", evil).replace(
+        "# <string>", f"# \"\"\"'''); {payload}; #"))
+    try:
+        m = load_bytes(data)
+    except FormatError:
+        pass
+    else:
+        assert payload in m.graph.nodes[0].attr("reduce")
+        with pytest.raises(Exception):
+            m(jitorch.zeros(5), jitorch.tensor([0, 1, 1]), jitorch.ones(3))  # an unknown reduce: an error
+    assert not marker.exists()
