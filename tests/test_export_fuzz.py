@@ -1,11 +1,11 @@
 """Fuzzing jitorch.jit.load with mutated .jt files: every mutation either loads (and then runs) or
 raises FormatError; nothing else (no other exception, crash, hang or unbounded allocation).
 
-CI runs hypothesis' default number of examples per test; the full run is
+CI runs 50 examples per test; the full run is
 
     HYPOTHESIS_PROFILE=fuzz .venv/bin/pytest tests/test_export_fuzz.py     # 10,000 examples per test
 
-Three mutators: raw bytes of the whole file (flips, overwrites, truncation, insertion: mostly
+Four mutators: raw bytes of the whole file (flips, overwrites, truncation, insertion: mostly
 zip-level damage the CRCs and the member table catch), member contents re-zipped with valid CRCs
 (so the damage reaches the JSON, the IR parser, verify and the .npy checks), and token-level edits
 of graph.txt and value-level edits of meta.json (well-formed but wrong).
@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
-import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jitorch
@@ -26,6 +24,8 @@ from jitorch.jit import FormatError
 from .export_helpers import golden_traced, load_bytes, members, rezip, save_bytes
 
 _FILE = {}
+# CI: 50 examples per test (about 4 s each); the fuzz profile's 10,000 when HYPOTHESIS_PROFILE=fuzz
+_RUN = settings(max_examples=settings.default.max_examples if settings.default.max_examples > 1000 else 50)
 
 
 def _valid():
@@ -84,11 +84,13 @@ def _apply(data, edits):
     return bytes(b)
 
 
+@_RUN
 @given(st.lists(_raw_edit, min_size=1, max_size=6))
 def test_fuzz_raw_bytes(edits):
     _check(_apply(_valid(), edits))
 
 
+@_RUN
 @given(st.integers(0, 20), st.lists(_raw_edit, min_size=1, max_size=4), st.sampled_from(["stored", "deflated"]))
 def test_fuzz_member_bytes(which, edits, compress):
     import zipfile
@@ -106,6 +108,7 @@ _TOKENS = ["%0", "%3", "%x", "%99", "%c0", "0", "1", "-1", "4", "8", "2.5", "nan
            "const", "state", "size=(4, -1)", "dim=(0,)", "alpha=2", "'s'", "\n", "  ", "#", "jitorch-ir", ""]
 
 
+@_RUN
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_TOKENS)), min_size=1, max_size=4))
 def test_fuzz_graph_tokens(edits):
     _valid()
@@ -135,6 +138,7 @@ def _paths(doc, prefix=()):
             yield from _paths(v, prefix + (k,))
 
 
+@_RUN
 @given(st.integers(0, 10_000), _json_values, st.booleans())
 def test_fuzz_meta_values(which, value, delete):
     _valid()
