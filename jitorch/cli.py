@@ -224,7 +224,16 @@ def main(argv=None):
     p_dot.add_argument("file")
     p_dot.add_argument("--svg", action="store_true", help="render SVG with Graphviz's dot")
     p_dot.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p_cache = sub.add_parser("cache", help="the compiled-kernel cache: info (where, how big) or clear")
+    p_cache.add_argument("action", choices=("info", "clear"))
     args = parser.parse_args(argv)
+    if args.cmd == "cache":
+        from jitorch.jit import cache
+        if args.action == "clear":
+            print(f"removed {cache.clear()} files from {cache.info()['folder']}")
+        else:
+            print(cache.format_info(cache.info()))
+        return 0
     if args.cmd in ("inspect", "run", "dot"):
         from jitorch.jit import FormatError
         try:

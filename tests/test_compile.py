@@ -310,3 +310,23 @@ def test_two_processes_compile_the_same_graph(tmp_path):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0 and out.strip() == "ok", err
     assert any(n.startswith("_jitorch_gen_fused_") for n in os.listdir(tmp_path / "kernels"))
+
+
+def test_cache_cli_info_and_clear(tmp_path, monkeypatch, capsys):
+    from jitorch import cli
+    monkeypatch.setenv("JITORCH_CACHE_DIR", str(tmp_path))
+    cf = torch.compile(lambda x: torch.relu(x) * 3.0)
+    cf(torch.ones(3))
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path) in out and "fused" in out and "numba" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert not [n for n in os.listdir(tmp_path / "kernels") if n.startswith("_jitorch_gen_")]
+
+
+def test_versions_hash_in_kernel_header():
+    from jitorch.jit.fuse import versions_tag
+    text, tag = versions_tag()
+    g = jit.parse(GOLDEN_IR)
+    assert f"[{tag}]" in kernel_source(find_groups(g)[0], g.types).splitlines()[1]

@@ -152,7 +152,7 @@ def compile_graph(g, log_name=None):
 
 def _leaf_sig(x):
     if isinstance(x, _dispatch._Tensor):
-        return ("T", x._data.shape, x.dtype, str(x.device), x.requires_grad)
+        return ("T", x._data.shape, x._data.dtype, x._device, x.requires_grad)
     try:
         hash(x)
         return ("V", type(x), x)
@@ -162,7 +162,7 @@ def _leaf_sig(x):
 
 def _describe_sig(s):
     if s[0] == "T":
-        return f"Tensor {s[2].short}{list(s[1])} on {s[3]}" + (" requires_grad" if s[4] else "")
+        return f"Tensor {D._BY_NP[s[2]].short}{list(s[1])} on {s[3]}" + (" requires_grad" if s[4] else "")
     return f"{s[1].__name__} {s[2]!r}"
 
 
@@ -181,8 +181,9 @@ def _why(old, new, names):
                     return (f"{name}: size {list(a[1])} -> {list(b[1])}",
                             "shapes are specialized (dynamic shapes are not supported yet): pad or bucket inputs "
                             "to a few fixed sizes")
-                if a[2] is not b[2]:
-                    return f"{name}: dtype {a[2].name} -> {b[2].name}", "cast inputs to one dtype before the call"
+                if a[2] != b[2]:
+                    da, db = D._BY_NP[a[2]], D._BY_NP[b[2]]
+                    return f"{name}: dtype {da.name} -> {db.name}", "cast inputs to one dtype before the call"
                 if a[4] != b[4]:
                     return f"{name}: requires_grad {a[4]} -> {b[4]}", "keep requires_grad the same across calls"
                 return f"{name}: device {a[3]} -> {b[3]}", "keep inputs on one device"
@@ -192,10 +193,33 @@ def _why(old, new, names):
 
 
 class _Entry:
-    __slots__ = ("traced", "eager", "reason")
+    __slots__ = ("traced", "eager", "reason", "fast", "grad_check")
 
     def __init__(self, traced=None, eager=False, reason=""):
         self.traced, self.eager, self.reason = traced, eager, reason
+        self.fast = _fast_call(traced) if traced is not None else None
+        self.grad_check = False
+
+
+def _fast_call(traced):
+    """A direct call of the executor for plain functions (the guard already checked every input's
+    type): no re-binding or re-checking as ``TracedFunction.__call__`` does. None when the graph
+    needs that machinery (module state, updates, random state, a constant returned as an output)."""
+    g = traced.graph
+    if traced._module is not None or g.updates or traced._states:
+        return None
+    kinds = [i.kind for i in g.inputs]
+    nuser = kinds.count("input")
+    if any(k not in ("input", "const") for k in kinds) or kinds[:nuser] != ["input"] * nuser:
+        return None
+    if any(o in g.constants for o in g.outputs):
+        return None
+    consts = tuple(traced._constants()[i.name] for i in g.inputs[nuser:])
+    run, spec = traced._run, traced._out_spec
+    if spec == ("leaf",):
+        return lambda args: run(*args, *consts)[0]
+    unflatten = _pytree.unflatten
+    return lambda args: unflatten(spec, run(*args, *consts))
 
 
 def _is_module(obj):
@@ -215,6 +239,7 @@ class CompiledFunction:
         self._last_key = None
         self._compiled_count = 0
         self._warned = set()
+        self._is_mod = _is_module(fn)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
@@ -222,8 +247,9 @@ class CompiledFunction:
 
     # -- signature
     def _key(self, args, kwargs):
-        if not kwargs and all(type(a) is _dispatch._Tensor or isinstance(a, _dispatch._Tensor) for a in args):
-            leaves = tuple((("T", a._data.shape, a.dtype, a._device, a.requires_grad)) for a in args)
+        T = _dispatch._Tensor
+        if not kwargs and all(isinstance(a, T) for a in args):
+            leaves = tuple([("T", a._data.shape, a._data.dtype, a._device, a.requires_grad) for a in args])
             spec = len(args)
         else:
             ls, spec = _pytree.flatten((tuple(args), dict(kwargs)))
@@ -264,13 +290,15 @@ class CompiledFunction:
             entry = self._compile(key, args, kwargs)
         if entry.eager:
             return self._eager(args, kwargs)
-        if key[1] and any(s[0] == "T" and s[4] for s in key[1]) or _is_module(self._fn):
+        if entry.grad_check:
             if self._needs_grad(args, kwargs):
                 self._warn_once("grad", f"jitorch.compile({self.__name__}): an input or parameter requires grad and "
                                         "grad mode is on; training through compiled code is not supported yet, so "
                                         "this runs eagerly (use jitorch.no_grad() for inference)")
                 return self._eager(args, kwargs)
         self._last = entry.traced
+        if entry.fast is not None and key[0] == len(args) and not kwargs:
+            return entry.fast(args)
         if kwargs or not (key[0] == len(args)):
             leaves, _ = _pytree.flatten((tuple(args), dict(kwargs)))
             return entry.traced(*leaves)
@@ -315,6 +343,7 @@ class CompiledFunction:
             return entry
         self._compiled_count += 1
         entry = _Entry(traced)
+        entry.grad_check = self._is_mod or any(s[0] == "T" and s[4] for s in key[1])
         self._cache[key] = entry
         return entry
 
