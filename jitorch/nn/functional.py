@@ -251,8 +251,15 @@ def threshold(input, threshold, value, inplace=False):
 threshold_ = threshold
 
 
+def _softplus_neg(x):
+    """log(1 + exp(-x)) = max(-x, 0) + log1p(exp(-|x|)), accurate for every x (torch's log_sigmoid formula)."""
+    return call("add", call("clamp_min", call("neg", x), min=0.0),
+                call("log1p", call("exp", call("neg", call("abs", x)))), alpha=1)
+
+
 def logsigmoid(input):
-    return call("neg", call("softplus", call("neg", input), beta=1.0, threshold=20.0))
+    """log(sigmoid(x)) = -(max(-x, 0) + log1p(exp(-|x|)))."""
+    return call("neg", _softplus_neg(input))
 
 
 def prelu(input, weight):
@@ -1720,10 +1727,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
-    """(1 - t) x + (1 + (pos_weight - 1) t) softplus(-x): sigmoid + binary cross entropy, stable for any x."""
+    """(1 - t) x + (1 + (pos_weight - 1) t) log(1 + exp(-x)): sigmoid + binary cross entropy, stable for any x."""
     reduction = _reduction(size_average, reduce, reduction)
     _check_bce_sizes("binary_cross_entropy_with_logits", input, target)
-    sp = call("softplus", call("neg", input), beta=1.0, threshold=20.0)
+    sp = _softplus_neg(input)
     if pos_weight is not None:
         lw = call("add", call("mul", call("sub", pos_weight, 1.0, alpha=1), target), 1.0, alpha=1)
         loss = call("add", call("mul", call("sub", 1.0, target, alpha=1), input), call("mul", lw, sp), alpha=1)
