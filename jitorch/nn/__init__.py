@@ -16,3 +16,5 @@ from . import functional  # noqa: F401
 from . import init  # noqa: F401
 from . import utils  # noqa: F401
 from . import modules  # noqa: F401
+from . import parallel  # noqa: F401
+from .parallel import DataParallel, DistributedDataParallel  # noqa: F401
