@@ -36,7 +36,7 @@ from ..ops.registry import OPS
 from . import _logging, _pytree
 from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
-from .fuse import find_groups, describe_groups, input_modes, kernel_source
+from .fuse import describe_groups, find_groups, input_modes, kernel_shape, kernel_source
 
 RECOMPILE_LIMIT = 8
 
@@ -76,18 +76,26 @@ def executor_source(g, groups, kernel_names):
             gr = at_last[o0]
             modes, kind = input_modes(gr, types)
             shape = gr.shape
+            kshape = kernel_shape(gr) if kind == "red" else shape
             kargs = []
             for x, m in zip(gr.inputs, modes):
                 if kind == "flat" or m == "scalar":
                     kargs.append(f"{var[x]}._data.reshape(-1)")
                 else:
-                    kargs.append(f"_bt({var[x]}._data, {shape!r})")
+                    kargs.append(f"_bt({var[x]}._data, {kshape!r})")
             bufs = []
             for o in gr.outputs:
                 b = f"buf_{var[o]}"
-                body.append(f"    {b} = np.empty({shape!r}, {_np_dtype_src(types[o].dtype)})")
+                body.append(f"    {b} = np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})")
                 bufs.append(b)
-                kargs.append(f"{b}.reshape(-1)" if kind == "flat" else b)
+                if kind == "flat":
+                    kargs.append(f"{b}.reshape(-1)")
+                elif kind == "red" and o == gr.last.outputs[0] and gr.last.op in ("sum", "amax"):
+                    kargs.append(f"{b}.reshape({kshape[:-1]!r})")
+                elif kind == "red":
+                    kargs.append(f"{b}.reshape({kshape!r})")
+                else:
+                    kargs.append(b)
             call = f"    {kernel_names[gr.index]}({', '.join(kargs)})"
             body.append(call.ljust(72) + f"  # fused group {gr.index}: " +
                         ", ".join(f"%{m.outputs[0]} {m.op}" for m in gr.nodes))

@@ -99,6 +99,22 @@ def fusable(node, types):
     return not any(x is None for x in node.inputs)
 
 
+REDUCTIONS = ("softmax", "log_softmax", "sum", "amax")
+
+
+def reduction_ok(node, types):
+    """A last-dim softmax / log_softmax / sum / amax over float32 or float64 that a kernel can end with."""
+    if node.op not in REDUCTIONS or len(node.outputs) != 1 or not node.inputs or not isinstance(node.inputs[0], str):
+        return False
+    t = types[node.inputs[0]]
+    if len(node.inputs) != 1 or t.ndim == 0 or t.shape[-1] == 0 or math.prod(t.shape) == 0:
+        return False
+    if t.dtype.name not in ("float32", "float64") or node.types[0].dtype is not t.dtype:
+        return False
+    a = node.attr_dict() if callable(getattr(node, "attr_dict", None)) else dict(node.attrs)
+    return tuple(a.get("dim") or ()) in ((t.ndim - 1,), (-1,))
+
+
 @dataclass(frozen=True)
 class Group:
     """A fused region: member nodes (in graph order), external tensor inputs, values it exports."""
@@ -111,6 +127,11 @@ class Group:
     @property
     def last(self):
         return self.nodes[-1]
+
+    @property
+    def reduce(self):
+        """The trailing reduction node (its input has the group's shape), or None."""
+        return self.nodes[-1] if self.nodes[-1].op in REDUCTIONS else None
 
 
 def find_groups(g: Graph, min_size: int = 2):
@@ -126,6 +147,21 @@ def find_groups(g: Graph, min_size: int = 2):
         pos[id(n)] = k
         cand = None
         ok = fusable(n, types)
+        if not ok and reduction_ok(n, types):
+            x = n.inputs[0]
+            gid = group_of.get(x)
+            if gid is not None and gid not in sealed and shape[gid] == types[x].shape:
+                members[gid].append(n)  # the group ends with this reduction: nothing joins it any more
+                sealed.add(gid)
+            else:
+                members[next_id] = [n]
+                shape[next_id] = types[x].shape
+                sealed.add(next_id)
+                next_id += 1
+            for y in n.inputs:
+                if isinstance(y, str) and y in group_of:
+                    sealed.add(group_of[y])
+            continue
         if ok:
             out_shape = n.types[0].shape
             cands = sorted({group_of[x] for x in n.inputs if isinstance(x, str) and x in group_of
@@ -160,7 +196,7 @@ def find_groups(g: Graph, min_size: int = 2):
     groups = []
     for gid in sorted(members):
         ns = members[gid]
-        if len(ns) < min_size or not any(n.outputs[0] in used_outside for n in ns):
+        if (len(ns) < min_size and ns[-1].op not in REDUCTIONS) or not any(n.outputs[0] in used_outside for n in ns):
             continue
         inside = {n.outputs[0] for n in ns}
         ins = []
@@ -189,8 +225,16 @@ def _param(v):
     return repr(v)
 
 
+def kernel_shape(group):
+    """Loop shape of a reduction group: its shape with at least one leading (row) dim."""
+    return group.shape if len(group.shape) >= 2 else (1,) + tuple(group.shape)
+
+
 def input_modes(group, types):
-    """'full' / 'scalar' / 'bcast' for each input of the group, and the loop kind (flat or nd)."""
+    """'full' / 'scalar' / 'bcast' for each input of the group, and the loop kind (flat, nd or
+    red: rows of a trailing last-dim reduction)."""
+    if group.reduce is not None:
+        return ["scalar" if math.prod(types[x].shape) == 1 else "bcast" for x in group.inputs], "red"
     modes = []
     for x in group.inputs:
         s = types[x].shape
@@ -215,8 +259,15 @@ def kernel_source(group: Group, types, fname: str = "kernel") -> str:
     modes, kind = input_modes(group, types)
     numel = math.prod(group.shape)
     parallel = numel > PARALLEL_THRESHOLD
-    nd = len(group.shape) if kind == "nd" else 1
-    idx = ", ".join(f"i{d}" for d in range(nd))
+    red = group.reduce
+    if red is not None:
+        kshape = kernel_shape(group)
+        nd = len(kshape) - 1  # loops over the rows; the last dim is the inner loop j
+        idx = ", ".join([f"i{d}" for d in range(nd)] + ["j"])
+        ridx = ", ".join(f"i{d}" for d in range(nd))
+    else:
+        nd = len(group.shape) if kind == "nd" else 1
+        idx = ", ".join(f"i{d}" for d in range(nd))
     var = {}
     args = []
     loads = []
@@ -232,6 +283,8 @@ def kernel_source(group: Group, types, fname: str = "kernel") -> str:
         outs[o] = f"o{j}"
     body = []
     for n in group.nodes:
+        if n is red:
+            break
         key, params = _scalar_of(n)
         ct = _ctype_name(compute_type(n, types))
         operands = []
@@ -254,11 +307,38 @@ def kernel_source(group: Group, types, fname: str = "kernel") -> str:
         body.append(line.ljust(48) + f"  # %{n.outputs[0]} {n.op}{attrs}" + (f"  {n.loc}" if n.loc else ""))
         if n.outputs[0] in outs:
             body.append(f"{outs[n.outputs[0]]}[{idx}] = {t}")
-    helpers = emit_helpers("\n".join(body))
+    tail = []
+    if red is not None:
+        ct = _ctype_name(red.types[0].dtype)
+        T = _np_ctor(ct)
+        x = var[red.inputs[0]]
+        ro = outs[red.outputs[0]]
+        n = kshape[-1]
+        cmt = f"  # %{red.outputs[0]} {red.op}" + "".join(f" {k}={v!r}" for k, v in red.attrs) + (
+            f"  {red.loc}" if red.loc else "")
+        exp = scalar.render("exp", ["v"], [], ct)
+        if red.op == "sum":
+            head, acc = [f"acc = {T}(0)".ljust(48) + cmt], [f"acc += {x}"]
+            after = [f"{ro}[{ridx}] = acc"]
+        elif red.op == "amax":
+            head, acc = [f"m = {T}(-np.inf)".ljust(48) + cmt], [f"m = nanmax_(m, {x})"]
+            after = [f"{ro}[{ridx}] = m"]
+        else:
+            head = [f"m = {T}(-np.inf)".ljust(48) + cmt]
+            acc = [f"{ro}[{idx}] = {x}", f"m = nanmax_(m, {x})"]
+            after = [f"s = {T}(0)", f"for j in range({n}):", f"    v = {ro}[{idx}] - m"]
+            if red.op == "softmax":
+                after += [f"    e = {exp}", f"    {ro}[{idx}] = e", "    s += e", f"r = {T}(1) / s",
+                          f"for j in range({n}):", f"    {ro}[{idx}] *= r"]
+            else:
+                after += [f"    s += {exp}", f"ls = m + {scalar.render('log', ['s'], [], ct)}",
+                          f"for j in range({n}):", f"    {ro}[{idx}] -= ls"]
+        tail = (head, acc, after)
+    helpers = emit_helpers("\n".join(body + [ln for part in tail for ln in part]))
     names = ", ".join(f"%{n.outputs[0]} {n.op}" for n in group.nodes)
     out = [
         f"# generated by jitorch.jit.fuse: {len(group.nodes)} fused nodes ({names})",
-        f"# output shape {list(group.shape)}, loop {kind}{', parallel' if parallel else ''}; {vtext} [{vhash}]",
+        f"# shape {list(group.shape)}, loop {kind}{', parallel' if parallel else ''}; {vtext} [{vhash}]",
         "import math",
         "import numpy as np",
         "from numba import njit, prange",
@@ -269,6 +349,18 @@ def kernel_source(group: Group, types, fname: str = "kernel") -> str:
         out += [helpers, ""]
     deco = "@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy'" + (", parallel=True)" if parallel else ")")
     out += [deco, f"def {fname}({', '.join(args)}):"]
+    if red is not None:
+        head, acc, after = tail
+        for d in range(nd):
+            rng = "prange" if (d == 0 and parallel) else "range"
+            out.append("    " * (d + 1) + f"for i{d} in {rng}({kshape[d]}):")
+        ind = "    " * (nd + 1)
+        out += [ind + ln for ln in head]
+        out.append(ind + f"for j in range({kshape[-1]}):")
+        out += [ind + "    " + ln for ln in loads + body + acc]
+        out += [ind + ln for ln in after]
+        out.append("")
+        return "\n".join(out)
     first_out = "o0"
     for d in range(nd):
         rng = "prange" if (d == 0 and parallel) else "range"
