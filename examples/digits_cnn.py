@@ -1,6 +1,6 @@
 """Train a small CNN on scikit-learn's bundled 8x8 digits with jitorch.
 
-    python examples/digits_cnn.py [--epochs 15] [--out examples_out] [--seed 0]
+    python examples/digits_cnn.py [--epochs 15] [--out examples/out] [--seed 0]
 
 The script is plain PyTorch code: it runs under jitorch through ``import jitorch as torch`` and
 under PyTorch by changing that line. It needs scikit-learn (the data set ships inside it, nothing
@@ -161,7 +161,8 @@ def save_plot(history, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
-    p.add_argument("--out", default="examples_out", help="folder for the weights and the plot (default examples_out)")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"),
+                   help="folder for the weights and the plot (default examples/out, git-ignored)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
