@@ -42,7 +42,7 @@ _BLOCK = 1024
 _ROWS = 64
 #: Columns processed together when accumulating rows, so accumulator rows stay in L1/L2.
 _TILE = 4096
-#: Slabs narrower than this are reduced "folded": see _folded.
+#: Slabs narrower than this are reduced "folded": see _slab.
 _FOLD_INNER = 16
 
 
@@ -257,6 +257,16 @@ def _as_numeric(a):
     return a.view(np.uint8) if a.dtype.kind == "b" else a
 
 
+@njit(**NJIT)
+def _item(i, bands, n):
+    """Reduction work item i -> (row o, band b, first row j0, end row j1)."""
+    if bands == 1:     # skips four 64-bit divisions, a visible cost with short rows
+        return i, 0, 0, n
+    o = i // bands
+    b = i - o * bands
+    return o, b, b * n // bands, (b + 1) * n // bands
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared loops. xo is one C-contiguous (n, inner) slab x[o]; "mid" helpers cover rows
 # [j0, j1) and columns [k0, k1), writing accumulator rows indexed from 0 (acc[k - k0]), and
@@ -295,20 +305,22 @@ def _row_sum(v, z):
 
 
 @njit(**NJIT)
-def _mid_sum(xo, j0, j1, k0, k1, wide, tmp):
-    """wide[k - k0] = sum of xo[j0:j1, k] (wide: wide dtype; tmp: block dtype, same length).
+def _mid_sum(slab, wide, tmp):
+    """wide[k] = sum of slab[:, k] for the 2-D C-contiguous slab (wide: wide dtype; tmp: block
+    dtype; both at least slab.shape[1] long).
 
     tmp adds _ROWS rows at a time in the block dtype (vectorized); wide takes the block totals.
     """
-    for t0 in range(k0, k1, _TILE):
-        t1 = min(t0 + _TILE, k1)
-        w = wide[t0 - k0:t1 - k0]
-        t = tmp[t0 - k0:t1 - k0]
+    rows, width = slab.shape
+    for t0 in range(0, width, _TILE):
+        t1 = min(t0 + _TILE, width)
+        w = wide[t0:t1]
+        t = tmp[t0:t1]
         _fill(w, 0)
-        for b in range(j0, j1, _ROWS):
-            _store(xo[b, t0:t1], t)
-            for j in range(b + 1, min(b + _ROWS, j1)):
-                r = xo[j, t0:t1]
+        for b in range(0, rows, _ROWS):
+            _store(slab[b, t0:t1], t)
+            for j in range(b + 1, min(b + _ROWS, rows)):
+                r = slab[j, t0:t1]
                 for k in range(t.size):
                     t[k] += r[k]
             for k in range(t.size):
@@ -351,14 +363,14 @@ def _mid_extreme(xo, j0, j1, k0, k1, acc, is_max):
 
 
 @njit(**NJIT)
-def _mid_count(xo, j0, j1, acc):
-    """acc[k] = number of nonzero xo[j, k] for j in [j0, j1) (acc: int64, length inner)."""
-    inner = xo.shape[1]
-    for t0 in range(0, inner, _TILE):
-        a = acc[t0:min(t0 + _TILE, inner)]
+def _mid_count(slab, acc):
+    """acc[k] = number of nonzero slab[:, k] (acc: int64, at least slab.shape[1] long)."""
+    rows, width = slab.shape
+    for t0 in range(0, width, _TILE):
+        a = acc[t0:min(t0 + _TILE, width)]
         _fill(a, 0)
-        for j in range(j0, j1):
-            r = xo[j, t0:t0 + a.size]
+        for j in range(rows):
+            r = slab[j, t0:t0 + a.size]
             for k in range(a.size):
                 a[k] += r[k] != 0
 
@@ -370,18 +382,30 @@ def _fold_lanes(inner):
 
 
 @njit(**NJIT)
-def _folded(xo, j0, j1, lanes):
-    """Rows [j0, j1) of a narrow (n, inner) slab as a (rows, lanes) array plus a flat tail.
+def _slab(xo, j0, j1, lanes):
+    """Rows [j0, j1) of the (n, inner) slab xo as a 2-D C-contiguous array, plus a flat tail.
 
-    With inner < _FOLD_INNER the row loops would run only a few iterations each. Since lanes
-    is a multiple of inner, element t of every length-lanes row (and of the tail) belongs to
-    column t % inner: reducing the long rows vectorizes, and folding the lanes (lane
-    q * inner + k into column k) finishes the job.
+    lanes == 0: the rows themselves and an empty tail. Otherwise the "folded" layout for
+    narrow slabs (inner < _FOLD_INNER), whose row loops would run only a few iterations:
+    the same memory as (rows, lanes) rows and a short tail. lanes is a multiple of inner, so
+    element t of every folded row (and of the tail) belongs to column t % inner: reducing
+    the long rows vectorizes, and folding lane q * inner + k into column k finishes the job.
+    Each family calls its slab reduction once on either layout, which keeps compile time down.
     """
     inner = xo.shape[1]
-    flat = xo.reshape(xo.size)[j0 * inner:j1 * inner]
+    flat = xo.reshape(xo.size)
+    if lanes == 0:
+        return xo[j0:j1], flat[:0]
+    flat = flat[j0 * inner:j1 * inner]
     rows = flat.size // lanes
     return flat[:rows * lanes].reshape(rows, lanes), flat[rows * lanes:]
+
+
+@njit(**NJIT)
+def _fold_width(inner, rows):
+    """Lanes for the folded layout of `rows` rows, or 0 where folding does not pay."""
+    lanes = _fold_lanes(inner)
+    return lanes if inner < _FOLD_INNER and rows * inner >= lanes else 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,34 +421,33 @@ def _sum_items(x, out, part, bands, i0, i1):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            s = _row_sum(x2[o, b * n // bands:(b + 1) * n // bands], z)
+            o, b, j0, j1 = _item(i, bands, n)
+            s = _row_sum(x2[o, j0:j1], z)
             if bands == 1:
                 out[o, 0] = s
             else:
                 part[o, b, 0] = s
         return
+    size = max(inner, _fold_lanes(inner))
     wide = np.full(inner, _widen(z))
-    tmp = np.empty(inner, out.dtype)
-    lanes = _fold_lanes(inner)
-    lane_wide = np.full(lanes, _widen(z))
-    lane_tmp = np.empty(lanes, out.dtype)
+    acc = np.full(size, _widen(z))
+    tmp = np.empty(size, out.dtype)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
+        o, b, j0, j1 = _item(i, bands, n)
+        lanes = _fold_width(inner, j1 - j0)
+        rows, tail = _slab(x[o], j0, j1, lanes)
+        _mid_sum(rows, acc, tmp)
         dst = wide if bands == 1 else part[o, b]
-        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
-            rows, tail = _folded(x[o], j0, j1, lanes)
-            _mid_sum(rows, 0, rows.shape[0], 0, lanes, lane_wide, lane_tmp)
+        if lanes:
             for t in range(tail.size):
-                lane_wide[t] += tail[t]
+                acc[t] += tail[t]
             for k in range(inner):
-                acc = lane_wide[k]
+                s = acc[k]
                 for q in range(1, lanes // inner):
-                    acc += lane_wide[q * inner + k]
-                dst[k] = acc
+                    s += acc[q * inner + k]
+                dst[k] = s
         else:
-            _mid_sum(x[o], j0, j1, 0, inner, dst, tmp)
+            _store(acc, dst)
         if bands == 1:
             _store(wide, out[o])
 
@@ -479,8 +502,8 @@ def _prod_items(x, out, part, bands, i0, i1):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            v = x2[o, b * n // bands:(b + 1) * n // bands]
+            o, b, j0, j1 = _item(i, bands, n)
+            v = x2[o, j0:j1]
             p = one
             for j in range(v.size):
                 p *= v[j]
@@ -491,10 +514,10 @@ def _prod_items(x, out, part, bands, i0, i1):
         return
     wide = np.full(inner, one)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
+        o, b, j0, j1 = _item(i, bands, n)
         w = wide if bands == 1 else part[o, b]
         _fill(w, one)
-        for j in range(b * n // bands, (b + 1) * n // bands):
+        for j in range(j0, j1):
             r = x[o, j]
             for k in range(inner):
                 w[k] *= r[k]
@@ -550,31 +573,30 @@ def _extreme_items(x, out, part, bands, i0, i1, is_max):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            m = _row_extreme(x2[o, b * n // bands:(b + 1) * n // bands], is_max)
+            o, b, j0, j1 = _item(i, bands, n)
+            m = _row_extreme(x2[o, j0:j1], is_max)
             if bands == 1:
                 out[o, 0] = m
             else:
                 part[o, b, 0] = m
         return
-    lanes = _fold_lanes(inner)
-    lane_acc = np.empty(lanes, x.dtype)
+    acc = np.empty(max(inner, _fold_lanes(inner)), x.dtype)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
-        acc = out[o] if bands == 1 else part[o, b]
-        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
-            rows, tail = _folded(x[o], j0, j1, lanes)
-            _mid_extreme(rows, 0, rows.shape[0], 0, lanes, lane_acc, is_max)
+        o, b, j0, j1 = _item(i, bands, n)
+        lanes = _fold_width(inner, j1 - j0)
+        rows, tail = _slab(x[o], j0, j1, lanes)
+        _mid_extreme(rows, 0, rows.shape[0], 0, rows.shape[1], acc, is_max)
+        dst = out[o] if bands == 1 else part[o, b]
+        if lanes:
             for t in range(tail.size):
-                lane_acc[t] = _extreme(lane_acc[t], tail[t], is_max)
+                acc[t] = _extreme(acc[t], tail[t], is_max)
             for k in range(inner):
-                m = lane_acc[k]
+                m = acc[k]
                 for q in range(1, lanes // inner):
-                    m = _extreme(m, lane_acc[q * inner + k], is_max)
-                acc[k] = m
+                    m = _extreme(m, acc[q * inner + k], is_max)
+                dst[k] = m
         else:
-            _mid_extreme(x[o], j0, j1, 0, inner, acc, is_max)
+            _store(acc, dst)
 
 
 @njit(**NJIT_PARALLEL)
@@ -652,6 +674,19 @@ def _beats(e, c, is_max):
 
 
 @njit(**NJIT)
+def _row_arg(v, is_max):
+    """(value, index) of the first max/min of the non-empty 1-D v; NaN counts as extreme."""
+    if v.size <= 16:   # short rows: one scalar pass beats two passes and their setup
+        m, idx = v[0], 0
+        for j in range(1, v.size):
+            if _beats(v[j], m, is_max):
+                m, idx = v[j], j
+        return m, idx
+    m = _row_extreme(v, is_max)
+    return m, _row_find(v, m)
+
+
+@njit(**NJIT)
 def _arg_items(x, values, indices, pvalues, pindices, bands, i0, i1, is_max):
     """Work items of max/min with indices: values (x's dtype) and int64 indices of the first
     extreme; NaN counts as the extreme (torch.max(dim) / argmax semantics)."""
@@ -659,11 +694,9 @@ def _arg_items(x, values, indices, pvalues, pindices, bands, i0, i1, is_max):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            j0 = b * n // bands
-            v = x2[o, j0:(b + 1) * n // bands]
-            m = _row_extreme(v, is_max)
-            j = j0 + _row_find(v, m)
+            o, b, j0, j1 = _item(i, bands, n)
+            m, j = _row_arg(x2[o, j0:j1], is_max)
+            j += j0
             if bands == 1:
                 values[o, 0] = m
                 indices[o, 0] = j
@@ -672,8 +705,7 @@ def _arg_items(x, values, indices, pvalues, pindices, bands, i0, i1, is_max):
                 pindices[o, b, 0] = j
         return
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
+        o, b, j0, j1 = _item(i, bands, n)
         vals = values[o] if bands == 1 else pvalues[o, b]
         idx = indices[o] if bands == 1 else pindices[o, b]
         for t0 in range(0, inner, _TILE):
@@ -782,31 +814,30 @@ def _count_items(x, out, part, bands, i0, i1):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            c = _row_count(x2[o, b * n // bands:(b + 1) * n // bands])
+            o, b, j0, j1 = _item(i, bands, n)
+            c = _row_count(x2[o, j0:j1])
             if bands == 1:
                 out[o, 0] = c
             else:
                 part[o, b, 0] = c
         return
-    lanes = _fold_lanes(inner)
-    lane_acc = np.empty(lanes, np.int64)
+    acc = np.empty(max(inner, _fold_lanes(inner)), np.int64)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
-        acc = out[o] if bands == 1 else part[o, b]
-        if inner < _FOLD_INNER and (j1 - j0) * inner >= lanes:
-            rows, tail = _folded(x[o], j0, j1, lanes)
-            _mid_count(rows, 0, rows.shape[0], lane_acc)
+        o, b, j0, j1 = _item(i, bands, n)
+        lanes = _fold_width(inner, j1 - j0)
+        rows, tail = _slab(x[o], j0, j1, lanes)
+        _mid_count(rows, acc)
+        dst = out[o] if bands == 1 else part[o, b]
+        if lanes:
             for t in range(tail.size):
-                lane_acc[t] += tail[t] != 0
+                acc[t] += tail[t] != 0
             for k in range(inner):
-                c = lane_acc[k]
+                c = acc[k]
                 for q in range(1, lanes // inner):
-                    c += lane_acc[q * inner + k]
-                acc[k] = c
+                    c += acc[q * inner + k]
+                dst[k] = c
         else:
-            _mid_count(x[o], j0, j1, acc)
+            _store(acc, dst)
 
 
 @njit(**NJIT_PARALLEL)
@@ -867,8 +898,8 @@ def _var_items(x, out, pmean, pm2, bands, i0, i1, correction):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            v = x2[o, b * n // bands:(b + 1) * n // bands]
+            o, b, j0, j1 = _item(i, bands, n)
+            v = x2[o, j0:j1]
             mean = _row_sum(v, z) / v.size
             m2 = 0.0
             for j in range(v.size):
@@ -884,11 +915,10 @@ def _var_items(x, out, pmean, pm2, bands, i0, i1, correction):
     m2_row = np.empty(inner)
     tmp = np.empty(inner)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
+        o, b, j0, j1 = _item(i, bands, n)
         mean = mean_row if bands == 1 else pmean[o, b]
         m2 = m2_row if bands == 1 else pm2[o, b]
-        _mid_sum(x[o], j0, j1, 0, inner, mean, tmp)
+        _mid_sum(x[o, j0:j1], mean, tmp)
         for k in range(inner):
             mean[k] /= j1 - j0
         for t0 in range(0, inner, _TILE):
@@ -983,8 +1013,8 @@ def _lse_items(x, out, pmax, psum, bands, i0, i1):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            v = x2[o, b * n // bands:(b + 1) * n // bands]
+            o, b, j0, j1 = _item(i, bands, n)
+            v = x2[o, j0:j1]
             m = _row_extreme(v, True)
             s = _row_sum_exp(v, m, z)
             if bands == 1:
@@ -996,8 +1026,7 @@ def _lse_items(x, out, pmax, psum, bands, i0, i1):
     max_row = np.empty(inner, x.dtype)
     sum_row = np.empty(inner)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
+        o, b, j0, j1 = _item(i, bands, n)
         m = max_row if bands == 1 else pmax[o, b]
         s = sum_row if bands == 1 else psum[o, b]
         _mid_extreme(x[o], j0, j1, 0, inner, m, True)
@@ -1112,8 +1141,8 @@ def _norm_items(x, out, part, bands, i0, i1, kind, p):
     if inner == 1:
         x2 = x.reshape(outer, n)
         for i in range(i0, i1):
-            o, b = i // bands, i % bands
-            acc = _row_norm(x2[o, b * n // bands:(b + 1) * n // bands], kind, p, z)
+            o, b, j0, j1 = _item(i, bands, n)
+            acc = _row_norm(x2[o, j0:j1], kind, p, z)
             if bands == 1:
                 out[o, 0] = _norm_finish(acc, kind, p)
             else:
@@ -1121,8 +1150,7 @@ def _norm_items(x, out, part, bands, i0, i1, kind, p):
         return
     wide = np.empty(inner)
     for i in range(i0, i1):
-        o, b = i // bands, i % bands
-        j0, j1 = b * n // bands, (b + 1) * n // bands
+        o, b, j0, j1 = _item(i, bands, n)
         w = wide if bands == 1 else part[o, b]
         first = j0
         if kind == _NORM_INF or kind == _NORM_NEG_INF:
