@@ -459,13 +459,15 @@ def test_npy_payloads(golden_file):
 
 
 @pytest.mark.parametrize("case", [
-    "unknown_op", "bad_attr_kind", "unknown_attr", "wrong_type", "ssa", "undefined", "newer_ir", "syntax",
+    "unknown_op", "bad_attr_kind", "dtype_as_number", "float_as_bool", "unknown_attr", "wrong_type", "ssa", "undefined", "newer_ir", "syntax",
     "carriage_return_loc", "nul", "deep_brackets", "not_utf8", "huge_value", "huge_total", "param_shape",
 ])
 def test_bad_graph_text(golden_file, case, monkeypatch):
     edits = {
         "unknown_op": (lambda t: t.replace("= relu(", "= os_system("), "unknown op"),
         "bad_attr_kind": (lambda t: t.replace("dims=(1, 0)", "dims='1, 0'", 1), "rejects|must"),
+        "dtype_as_number": (lambda t: t.replace("alpha=1", "alpha=f32", 1), "attribute alpha of add must be a number"),
+        "float_as_bool": (lambda t: t.replace("keepdim=False", "keepdim=0.0", 1), "must be a bool"),
         "unknown_attr": (lambda t: t.replace("alpha=1)", "alpha=1, evil=2)", 1), "unknown attributes"),
         "wrong_type": (lambda t: t.replace("%3: f32[4,6] = relu", "%3: f32[4,7] = relu"), "shape rule says"),
         "ssa": (lambda t: t.replace("%4: f32[6,3]", "%3: f32[6,3]").replace("(%4)", "(%3)"), "defined twice"),

@@ -774,6 +774,65 @@ def _read_version(data):
     return version
 
 
+def _num(v):
+    return type(v) in (bool, int, float)
+
+
+def _ints(v, none_ok=False):
+    return type(v) is tuple and all(type(x) is int or (none_ok and x is None) for x in v)
+
+
+_NUM = ("a number", _num)
+_OPT_NUM = ("a number or None", lambda v: v is None or _num(v))
+_INT = ("an int", lambda v: type(v) is int)
+_OPT_INT = ("an int or None", lambda v: v is None or type(v) is int)
+_BOOL = ("a bool", lambda v: type(v) is bool)
+_DIM = ("an int, a tuple of ints or None", lambda v: v is None or type(v) is int or _ints(v))
+_SIZES = ("an int or a tuple of ints (or None)", lambda v: v is None or type(v) is int or _ints(v, none_ok=True))
+_DTYPE = ("a dtype or None", lambda v: v is None or isinstance(v, D.dtype))
+_STR = ("a string or None", lambda v: v is None or type(v) is str)
+_NONE = ("None", lambda v: v is None)
+#: The kind of each attribute name the op table uses (checked on load: the rules do not check
+#: every kind, and a kernel given a dtype where it wants a number fails deep inside numba).
+ATTR_KINDS = {
+    **dict.fromkeys(("alpha", "beta", "scale", "value", "negative_slope", "threshold", "min_val", "max_val", "lambd",
+                     "mean", "std", "low", "high", "nan", "p", "correction"), _NUM),
+    **dict.fromkeys(("posinf", "neginf", "min", "max", "divisor_override"), _OPT_NUM),
+    **dict.fromkeys(("accumulate", "ceil_mode", "count_include_pad", "descending", "include_self", "largest",
+                     "keepdim", "replacement", "return_counts", "return_inverse", "right", "sorted", "stable"), _BOOL),
+    **dict.fromkeys(("groups", "k", "n", "num_samples", "index", "offset", "dim1", "dim2", "diagonal",
+                     "storage_offset"), _INT),
+    **dict.fromkeys(("start", "stop", "step"), _OPT_INT),
+    **dict.fromkeys(("dim", "dims"), _DIM),
+    **dict.fromkeys(("size", "shifts", "stride", "padding", "dilation", "kernel_size", "output_size", "input_size",
+                     "weight_size", "output_padding"), _SIZES),
+    "dtype": _DTYPE, "reduce": _STR, "generator": _NONE,
+}
+
+
+def _has_dtype(v):
+    return isinstance(v, D.dtype) or (isinstance(v, tuple) and any(_has_dtype(x) for x in v))
+
+
+def check_attr_kinds(g):
+    """Raise ValueError unless every attribute of a table op (and of view_scatter's steps) has its kind."""
+    def check(op, name, v, n):
+        kind = ATTR_KINDS.get(name)
+        ok = kind[1](v) if kind is not None else not _has_dtype(v)
+        if not ok:
+            raise ValueError(f"graph.txt: {_node_desc(n)}: attribute {name} of {op} must be "
+                             f"{kind[0] if kind else 'a plain value (not a dtype)'}, got {v!r}")
+    for b in blocks_of(g):
+        for n in b.nodes:
+            if n.op == "view_scatter":
+                for step in n.attr("steps") or ():
+                    for name, v in step[1]:
+                        check(step[0], name, v, n)
+            elif n.op not in GRAPH_OPS:
+                for name, v in n.attrs:
+                    check(n.op, name, v, n)
+
+
 def _check_text(raw):
     try:
         text = raw.decode("utf-8")
@@ -977,6 +1036,10 @@ def _read(fobj):
         _expect(type(meta["producer"]) is str and len(meta["producer"]) <= 200, "meta.json: bad producer")
         text = _check_text(S.read_small(zf, infos[GRAPH_MEMBER], MAX_GRAPH_BYTES, "graph.txt"))
         g = verify(parse(text))  # strict parser, known ops, attrs, SSA, every type re-derived by the rules
+        try:
+            check_attr_kinds(g)
+        except ValueError as e:
+            _fail(str(e))
 
         # guards and dims
         guards = meta["guards"]
