@@ -324,6 +324,15 @@ def case_raise():
     time.sleep(60)
 
 
+def case_exit():
+    """Rank 1 calls sys.exit(3) (argparse errors do) while rank 0 waits: the job ends, not hangs."""
+    dist.init_process_group("mpi")
+    if dist.get_rank() == 1:
+        sys.exit(3)
+    dist.all_reduce(torch.ones(3))
+    time.sleep(60)
+
+
 def case_timeout():
     """Rank 1 never joins: rank 0's collective times out (DistBackendError) and aborts the job."""
     dist.init_process_group("mpi", timeout=2)

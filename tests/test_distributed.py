@@ -93,6 +93,13 @@ def test_a_rank_that_raises_ends_the_job(mpi):
     assert took < 60, f"the job took {took:.0f}s to die"
 
 
+def test_a_rank_that_exits_ends_the_job(mpi):
+    p, took = _run("exit", timeout=120)
+    assert p.returncode != 0
+    assert "sys.exit(3)" in p.stderr
+    assert took < 60, f"the job took {took:.0f}s to die"
+
+
 def test_a_missing_rank_times_out(mpi):
     p, took = _run("timeout", timeout=120)
     assert p.returncode != 0

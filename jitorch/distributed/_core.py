@@ -216,6 +216,26 @@ def _abort_on_exception(exc_type, exc, tb):
             _MPI.COMM_WORLD.Abort(1)
 
 
+def _exit_or_abort(status=None):
+    """sys.exit while a multi-rank world is up: a non-zero status aborts the whole job (the other
+    ranks would otherwise wait in their next collective until the timeout)."""
+    if status not in (None, 0) and _MPI is not None and _WORLD is not None and _WORLD.size() > 1:
+        if not isinstance(status, int):
+            print(status, file=sys.stderr)
+        rank = _WORLD.ranks[_WORLD.rank()]
+        print(f"jitorch.distributed: rank {rank} called sys.exit({status!r}); aborting the job (MPI_Abort)",
+              file=sys.stderr, flush=True)
+        try:
+            sys.stdout.flush()
+        except Exception:
+            pass
+        _MPI.COMM_WORLD.Abort(status if isinstance(status, int) else 1)
+    _PREV_EXIT(status)
+
+
+_PREV_EXIT = sys.exit
+
+
 def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1, store=None,
                        group_name="", pg_options=None, device_id=None):
     """Join the MPI job as the default process group.
@@ -227,7 +247,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` are set in ``os.environ`` when unset.
     ``timeout`` (timedelta or seconds, default 30 minutes) bounds every wait on a collective.
     """
-    global _WORLD, _PREV_EXCEPTHOOK
+    global _WORLD, _PREV_EXCEPTHOOK, _PREV_EXIT
     if _WORLD is not None:
         raise ValueError("trying to initialize the default process group twice!")
     name = "mpi" if backend is None else str(backend).lower()
@@ -263,6 +283,9 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     if sys.excepthook is not _abort_on_exception:
         _PREV_EXCEPTHOOK = sys.excepthook
         sys.excepthook = _abort_on_exception
+    if sys.exit is not _exit_or_abort:
+        _PREV_EXIT = sys.exit
+        sys.exit = _exit_or_abort
 
 
 def destroy_process_group(group=None):
@@ -280,6 +303,8 @@ def destroy_process_group(group=None):
         if sys.excepthook is _abort_on_exception:
             sys.excepthook = _PREV_EXCEPTHOOK or sys.__excepthook__
             _PREV_EXCEPTHOOK = None
+        if sys.exit is _exit_or_abort:
+            sys.exit = _PREV_EXIT
         return
     if group is GroupMember.NON_GROUP_MEMBER:
         return
