@@ -354,3 +354,12 @@ def test_versions_hash_in_kernel_header():
     text, tag = versions_tag()
     g = jit.parse(GOLDEN_IR)
     assert f"[{tag}]" in kernel_source(find_groups(g)[0], g.types).splitlines()[1]
+
+
+def test_integer_ops():
+    def f(i, j):
+        return (i * 3 + j) // j - (i & j)
+    i, j = torch.randint(-50, 50, (5, 4)), torch.randint(1, 9, (4,))
+    cf = torch.compile(f)
+    got, want = cf(i, j), f(i, j)
+    assert got.dtype == want.dtype and np.array_equal(got.numpy(), want.numpy())

@@ -35,6 +35,7 @@ from .. import _dtype as D
 from ..ops.registry import OPS
 from .ir import Graph, Node
 
+_INT_DIV = frozenset({"div_trunc", "div_floor", "remainder", "fmod"})
 _NUMBA_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "float32", "float64"}
 
 
@@ -93,6 +94,8 @@ def fusable(node, types):
     ct = compute_type(node, types)
     if ct is None or _ctype_name(ct) not in _NUMBA_DTYPES:
         return False
+    if node.op in _INT_DIV and not ct.is_floating_point:
+        return False  # eager raises on an integer division by zero; a kernel would silently give 0
     dts = [types[x].dtype for x in node.inputs if isinstance(x, str)] + [node.types[0].dtype]
     if any(_ctype_name(d) not in _NUMBA_DTYPES for d in dts):
         return False
