@@ -363,3 +363,14 @@ def test_integer_ops():
     cf = torch.compile(f)
     got, want = cf(i, j), f(i, j)
     assert got.dtype == want.dtype and np.array_equal(got.numpy(), want.numpy())
+
+
+def test_fusion_and_code_logs(monkeypatch, capsys):
+    monkeypatch.setenv("JITORCH_LOGS", "fusion,code")
+    cf = torch.compile(chain)
+    x = torch.randn(2, 3)
+    cf(x, x, x)
+    err = capsys.readouterr().err
+    assert "[jitorch fusion] groups of chain" in err and "group 0: shape [2, 3]" in err
+    assert "[jitorch code] kernel _k0 of chain" in err and "[jitorch code] executor of chain" in err
+    assert "def kernel(" in err and "# %2 tanh" in err
