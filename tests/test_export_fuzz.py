@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import jitorch
@@ -36,6 +36,12 @@ def _valid():
 
 
 def _check(data):
+    out = _outcome(data)
+    event(out)  # --hypothesis-show-statistics shows how many mutations loaded
+    return out
+
+
+def _outcome(data):
     try:
         m = load_bytes(data)
     except FormatError:
@@ -158,4 +164,4 @@ def test_fuzz_meta_values(which, value, delete):
 
 
 def test_valid_file_loads_and_runs():
-    assert _check(_valid()) == "loaded"
+    assert _outcome(_valid()) == "loaded"
