@@ -235,10 +235,9 @@ def main(argv=None):
             print(cache.format_info(cache.info()))
         return 0
     if args.cmd in ("inspect", "run", "dot"):
-        from jitorch.jit import FormatError
         try:
             return {"inspect": _inspect, "run": _run, "dot": _dot}[args.cmd](args)
-        except (FormatError, OSError) as e:
+        except (OSError, ValueError, RuntimeError, TypeError) as e:  # FormatError is a ValueError
             print(f"jitorch {args.cmd}: {args.file}: {e}", file=sys.stderr)
             return 1
     if args.cmd == "demo":

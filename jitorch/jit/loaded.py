@@ -172,17 +172,16 @@ class LoadedModule(Module):
             want = ex.symbolic_shape(i.name, i.type.shape)
             ok = t.dtype is i.type.dtype and t.ndim == i.type.ndim and all(
                 d in dims or s == i.type.shape[d] for d, s in enumerate(t.shape))
-            if ok:
-                for d in dims:
-                    if size is None:
-                        size = t.shape[d]
-                    elif t.shape[d] != size:
-                        ok = False
             if not ok:
-                raise RuntimeError(
-                    f"{self._get_name()}: input %{i.name} must be {_type_str(i.type.dtype, want)}, got "
-                    f"{_type_str(t.dtype, t.shape)}" + (f" (every {ex.symbol!r} dim must have the same size)"
-                                                        if dims else ""))
+                raise RuntimeError(f"{self._get_name()}: input %{i.name} must be {_type_str(i.type.dtype, want)}, "
+                                   f"got {_type_str(t.dtype, t.shape)}")
+            for d in dims:
+                if size is None:
+                    size = t.shape[d]
+                elif t.shape[d] != size:
+                    raise RuntimeError(f"{self._get_name()}: input %{i.name} is {_type_str(t.dtype, t.shape)}, but "
+                                       f"an earlier input has {ex.symbol}={size}; every {ex.symbol!r} dim must have "
+                                       "the same size")
         if ex.symbol is not None:
             if size < ex.min or (ex.max is not None and size > ex.max):
                 raise RuntimeError(f"{self._get_name()}: {ex.symbol}={size} is outside the exported range "
