@@ -374,3 +374,25 @@ def test_fusion_and_code_logs(monkeypatch, capsys):
     assert "[jitorch fusion] groups of chain" in err and "group 0: shape [2, 3]" in err
     assert "[jitorch code] kernel _k0 of chain" in err and "[jitorch code] executor of chain" in err
     assert "def kernel(" in err and "# %2 tanh" in err
+
+
+def test_first_call_has_the_effects_of_one_call():
+    a, b = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    cb = torch.compile(b)
+    x = torch.randn(8, 3)
+    with torch.no_grad():
+        for _ in range(2):  # buffer updates happen once per call, the first (tracing) one included
+            _close(cb(x).numpy(), a(x).numpy())
+            _close(b.running_mean.numpy(), a.running_mean.numpy())
+
+    def f(t):
+        t.add_(1.0)
+        return torch.rand(3) + t.sum(), t.to(torch.float64)
+    x1, x2 = torch.ones(3), torch.ones(3)
+    torch.manual_seed(1)
+    e = f(x1)
+    torch.manual_seed(1)
+    c = torch.compile(f)(x2)
+    _close(x2.numpy(), x1.numpy())  # the argument is written once
+    for got, want in zip(c, e):  # same random draws as eager
+        _close(got.numpy(), want.numpy())

@@ -149,7 +149,9 @@ def compile_graph(g, log_name=None):
         _logging.log("code", f"executor of {g.name}", src)
     filename = f"{GENERATED_PREFIX} compiled {g.name}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    ns.update({"_call": _dispatch.call, "_wrap": _dispatch._Tensor._wrap, "_bt": np.broadcast_to, "np": np})
+    import jitorch
+    ns.update({"_call": _dispatch.call, "_wrap": _dispatch._Tensor._wrap, "_bt": np.broadcast_to, "np": np,
+               "jitorch": jitorch})
     exec(builtins.compile(src, filename, "exec"), ns)
     return ns[fname], src, kernels
 
@@ -357,7 +359,7 @@ class CompiledFunction:
 
     def _trace(self, args, kwargs, names):
         from ..autograd import no_grad
-        from .trace import _BoundModule, _trace_impl
+        from .trace import _BoundModule, _restore, _snapshot, _trace_impl
         leaves, spec = _pytree.flatten((tuple(args), dict(kwargs)))
         seen = set()
         for k, t in enumerate(leaves):  # a tensor passed twice traces as two inputs (the graph is pure)
@@ -372,8 +374,19 @@ class CompiledFunction:
             return fn0(*a, **k)
         bound.__name__ = bound._trace_name = self.__name__
         fn = _BoundModule(fn0, bound) if _is_module(fn0) else bound
-        with no_grad():
-            traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
+        # tracing runs the function once; undo its effects (buffer updates, in-place writes to the
+        # arguments, random draws) so the compiled run that follows is the call's only effect
+        import jitorch
+        snap = _snapshot(fn0 if _is_module(fn0) else None)
+        snap += [(t, np.array(t._data, copy=True)) for t in leaves
+                 if isinstance(t, _dispatch._Tensor) and isinstance(t._data, np.ndarray)]
+        rng = jitorch.get_rng_state()
+        try:
+            with no_grad():
+                traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
+        finally:
+            _restore(snap)
+            jitorch.set_rng_state(rng)
         run, src, kernels = compile_graph(traced.graph)
         traced._run = run
         traced.code = src
