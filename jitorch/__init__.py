@@ -33,6 +33,9 @@ from ._random import (Generator, default_generator, manual_seed, seed, initial_s
                       set_rng_state, rand, randn, randint, randperm, normal, bernoulli, multinomial, rand_like,
                       randn_like, randint_like, poisson)
 from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, dstack, column_stack  # noqa: F401
+from ._join import (reshape, flatten, unflatten, transpose, swapaxes, swapdims, permute, t, squeeze,  # noqa: F401
+                    unsqueeze, narrow, select, unbind, split, chunk, tensor_split, diagonal, movedim, moveaxis,
+                    broadcast_to, broadcast_tensors, broadcast_shapes, atleast_1d, atleast_2d, clone)
 from . import autograd  # noqa: F401,E402
 from .autograd import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,  # noqa: F401,E402
                        is_inference_mode_enabled)

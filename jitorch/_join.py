@@ -70,3 +70,114 @@ def dstack(tensors):
 def column_stack(tensors):
     ts = [t.reshape(-1, 1) if t.ndim < 2 else t for t in _tensors("column_stack", tensors)]
     return cat(ts, 1)
+
+
+# ---------------------------------------------------------------- torch.* spellings of Tensor view methods
+
+def reshape(input, shape):
+    return input.reshape(shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return input.flatten(start_dim, end_dim)
+
+
+def unflatten(input, dim, sizes):
+    return input.unflatten(dim, sizes)
+
+
+def transpose(input, dim0, dim1):
+    return input.transpose(dim0, dim1)
+
+
+swapaxes = swapdims = transpose
+
+
+def permute(input, dims):
+    return input.permute(dims)
+
+
+def t(input):
+    return input.t()
+
+
+def squeeze(input, dim=None):
+    return input.squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return input.unsqueeze(dim)
+
+
+def narrow(input, dim, start, length):
+    return input.narrow(dim, start, length)
+
+
+def select(input, dim, index):
+    return input.select(dim, index)
+
+
+def unbind(input, dim=0):
+    return input.unbind(dim)
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    return tensor.split(split_size_or_sections, dim)
+
+
+def chunk(input, chunks, dim=0):
+    return input.chunk(chunks, dim)
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    return input.tensor_split(indices_or_sections, dim)
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    return input.diagonal(offset, dim1, dim2)
+
+
+def movedim(input, source, destination):
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    nd = input.ndim
+    src = [s % nd for s in src]
+    dst = [d % nd for d in dst]
+    rest = [i for i in range(nd) if i not in src]
+    order = [None] * nd
+    for s, d in zip(src, dst):
+        order[d] = s
+    it = iter(rest)
+    order = [o if o is not None else next(it) for o in order]
+    return input.permute(order)
+
+
+moveaxis = movedim
+
+
+def broadcast_to(input, size):
+    return input.expand(size)
+
+
+def broadcast_tensors(*tensors):
+    from .ops.rules import broadcast_shapes as _bs
+    shape = _bs("broadcast_tensors", *[x.shape for x in tensors])
+    return tuple(x.expand(shape) for x in tensors)
+
+
+def broadcast_shapes(*shapes):
+    from .ops.rules import broadcast_shapes as _bs
+    from .tensor import Size
+    return Size(_bs("broadcast_shapes", *[tuple(s) if not isinstance(s, int) else (s,) for s in shapes]))
+
+
+def atleast_1d(x):
+    return x.reshape(1) if x.ndim == 0 else x
+
+
+def atleast_2d(x):
+    return x.reshape(1, -1) if x.ndim < 2 else x
+
+
+def clone(input, *, memory_format=None):
+    return input.clone()

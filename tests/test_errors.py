@@ -134,3 +134,13 @@ def test_bad_calls_never_crash_the_interpreter():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"child interpreter died (rc={r.returncode}): {r.stderr[-2000:]}"
     assert f"raised {len(BAD_CALLS)}" in r.stdout
+
+
+def test_module_level_view_functions_match_methods():
+    x = t.arange(24).reshape(2, 3, 4)
+    assert t.flatten(x, 1).shape == (2, 12)
+    assert t.transpose(x, 0, 2).shape == (4, 3, 2)
+    assert t.movedim(x, 0, -1).tolist() == np.moveaxis(np.arange(24).reshape(2, 3, 4), 0, -1).tolist()
+    assert [p.shape for p in t.split(x, [1, 2], 1)] == [(2, 1, 4), (2, 2, 4)]
+    assert t.broadcast_shapes((3, 1), (4,)) == (3, 4)
+    assert t.unflatten(t.flatten(x), 0, (4, 6)).shape == (4, 6)
