@@ -611,3 +611,12 @@ def test_injection_attempts_stay_data(tmp_path):
         with pytest.raises(Exception):
             m(jitorch.zeros(5), jitorch.tensor([0, 1, 1]), jitorch.ones(3))  # an unknown reduce: an error
     assert not marker.exists()
+
+
+def test_format_doc_examples_are_the_golden_file():
+    doc = (GOLDEN.parent.parent / "docs" / "format.md").read_text()
+    meta = json.loads(re.search(r"```json\n(.*?)```", doc, re.S).group(1))
+    with zipfile.ZipFile(GOLDEN / "mlp_v1.jt") as zf:
+        assert meta == json.loads(zf.read("meta.json"))
+        assert re.search(r"```\n(jitorch-ir 1\n.*?)```", doc, re.S).group(1) == zf.read("graph.txt").decode()
+        assert zf.read("version") == b"jitorch.export\n1\njitorch>=0.1.0\n"
