@@ -8,6 +8,8 @@
 - Passes: pure ``Graph -> Graph`` functions in :data:`PIPELINE`, applied by :func:`run_passes`.
 - Export: :func:`save` writes a traced graph to a safe ``.jt`` file, :func:`load` reads it back as
   a :class:`LoadedModule` (docs/format.md); :class:`FormatError` for corrupt or hostile files.
+- Compiler: ``jitorch.compile`` (:mod:`.compile`): per-signature tracing, elementwise fusion into
+  generated numba kernels (:mod:`.fuse`), guards, the kernel cache (:mod:`.cache`); docs/jit.md 11.
 """
 from __future__ import annotations
 
