@@ -126,9 +126,6 @@ def _check_int_zero_div(name, a, b):
     """Integer division by zero is an error in torch (and undefined behaviour in a kernel)."""
     if D.result_type(a, b).category == 2:
         return
-    from . import _dispatch
-    if _dispatch.hooks.tracer is not None:
-        return  # a traced divisor's values are not known; the kernel gives 0 for x // 0 (documented)
     if isinstance(b, Tensor):
         if b.dtype.category < 2 and b.numel() and not bool(call("ne", b, 0).all()):
             raise RuntimeError(f"{name}: ZeroDivisionError (integer division by zero)")
