@@ -58,30 +58,53 @@ def _max_pool_body(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw):
 
 
 def _max_pool_2x2_body(x, out, idx):
-    """kernel 2, stride 2, no padding, no dilation: the common case, unrolled."""
+    """kernel 2, stride 2, no padding, no dilation: the common case. The maximum and the index of its
+    first occurrence are computed without branches (so the loop vectorizes); a row pair holding a NaN is
+    redone with the exact sequential rule (NaN wins, the last NaN's index)."""
     P, H, W = x.shape
     _, OH, OW = out.shape
     for p in prange(P):
         for oh in range(OH):
-            h = 2 * oh
+            r0 = x[p, 2 * oh]
+            r1 = x[p, 2 * oh + 1]
+            o = out[p, oh]
+            ix = idx[p, oh]
+            b0 = 2 * oh * W
             for ow in range(OW):
                 w = 2 * ow
-                best = x[p, h, w]
-                bi = h * W + w
-                v = x[p, h, w + 1]
-                if v > best or v != v:
-                    best = v
-                    bi = h * W + w + 1
-                v = x[p, h + 1, w]
-                if v > best or v != v:
-                    best = v
-                    bi = (h + 1) * W + w
-                v = x[p, h + 1, w + 1]
-                if v > best or v != v:
-                    best = v
-                    bi = (h + 1) * W + w + 1
-                out[p, oh, ow] = best
-                idx[p, oh, ow] = bi
+                a = r0[w]
+                b = r0[w + 1]
+                c = r1[w]
+                d = r1[w + 1]
+                m = max(max(a, b), max(c, d))
+                na = np.int64(a != m)
+                nb = np.int64(b != m)
+                nc = np.int64(c != m)
+                o[ow] = m
+                ix[ow] = b0 + w + na * (1 + nb * (W - 1 + nc))
+            has_nan = False
+            for w in range(2 * OW):
+                if (r0[w] != r0[w]) | (r1[w] != r1[w]):
+                    has_nan = True
+            if has_nan:
+                for ow in range(OW):
+                    w = 2 * ow
+                    best = r0[w]
+                    bi = b0 + w
+                    v = r0[w + 1]
+                    if v > best or v != v:
+                        best = v
+                        bi = b0 + w + 1
+                    v = r1[w]
+                    if v > best or v != v:
+                        best = v
+                        bi = b0 + W + w
+                    v = r1[w + 1]
+                    if v > best or v != v:
+                        best = v
+                        bi = b0 + W + w + 1
+                    o[ow] = best
+                    ix[ow] = bi
 
 
 def _max_pool_backward_body(gy, idx, gx):
