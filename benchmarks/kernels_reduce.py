@@ -1,52 +1,28 @@
 """Microbenchmark of the reduction kernels (kernels/reduce.py) against NumPy and torch.
 
-    .venv/bin/python benchmarks/kernels_reduce.py [--repeats 31] [--size 4096]
+    .venv/bin/python benchmarks/kernels_reduce.py [--rounds 41] [--size 4096]
 
-Times sum over the last axis, sum over axis 0, softmax over the last axis (and a few more
-reductions) on a (size, size) float32 array. Every time is the median of ``repeats`` calls,
-taken after waiting (up to 5 s) for both CPUs to be at least 90% idle, because other jobs
-share this machine. torch runs in a subprocess: its OpenMP pool and numba's, in one process,
-slow each other down (research/feasibility.md section 2).
+Times, on a (size, size) float32 array: sum over the last axis, sum over axis 0, softmax
+over the last axis, and a few other reductions. Other jobs share the machine, so within each
+case the implementations are timed in interleaved rounds (each round calls every one of them
+once, in rotating order) and every implementation sees the same background load; the table
+gives the median and the best round in ms.
+
+torch runs in the same process. Its OpenMP runtime and numba's are separate, and with the
+default active waiting their idle threads spin and slow each other down (about 8 ms per
+parallel call, research/feasibility.md section 2), so this script sets
+OMP_WAIT_POLICY=PASSIVE (unless already set) before either is loaded.
 """
 import argparse
-import json
 import os
-import subprocess
-import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 
-def wait_for_idle(limit_s=5.0, idle_fraction=0.9):
-    """Wait until the CPUs were idle for idle_fraction of a 0.5 s window; False on timeout."""
-    def snapshot():
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-        return fields[3] + fields[4], sum(fields)
-
-    deadline = time.monotonic() + limit_s
-    while True:
-        idle0, total0 = snapshot()
-        time.sleep(0.5)
-        idle1, total1 = snapshot()
-        if (idle1 - idle0) >= idle_fraction * (total1 - total0):
-            return True
-        if time.monotonic() > deadline:
-            return False
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3), float(np.min(times) * 1e3)
-
-
-def cases_numpy_jitorch(a):
+def cases(a):
     from jitorch.kernels import reduce as R
 
     n0, n1 = a.shape
@@ -59,21 +35,21 @@ def cases_numpy_jitorch(a):
         e = np.exp(a - a.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
 
-    return {
+    table = {
         "sum last axis": {
             "numpy": lambda: a.sum(1),
             "jitorch": lambda: R.sum_(rows, out_rows),
-            "jitorch serial": lambda: R.sum_(rows, out_rows, parallel=False),
+            "jitorch 1 thread": lambda: R.sum_(rows, out_rows, parallel=False),
         },
         "sum axis 0": {
             "numpy": lambda: a.sum(0),
             "jitorch": lambda: R.sum_(cols, out_cols),
-            "jitorch serial": lambda: R.sum_(cols, out_cols, parallel=False),
+            "jitorch 1 thread": lambda: R.sum_(cols, out_cols, parallel=False),
         },
         "softmax last axis": {
             "numpy": np_softmax,
             "jitorch": lambda: R.softmax(rows, out_full),
-            "jitorch serial": lambda: R.softmax(rows, out_full, parallel=False),
+            "jitorch 1 thread": lambda: R.softmax(rows, out_full, parallel=False),
         },
         "max last axis": {
             "numpy": lambda: a.max(1),
@@ -87,60 +63,57 @@ def cases_numpy_jitorch(a):
             "jitorch": lambda: R.logsumexp(rows, out_rows),
         },
     }
-
-
-def cases_torch(a):
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        return table
     t = torch.from_numpy(a)
-    return {
-        "sum last axis": {"torch": lambda: t.sum(1)},
-        "sum axis 0": {"torch": lambda: t.sum(0)},
-        "softmax last axis": {"torch": lambda: torch.softmax(t, 1)},
-        "max last axis": {"torch": lambda: t.amax(1)},
-        "argmax last axis": {"torch": lambda: t.argmax(1)},
-        "logsumexp last axis": {"torch": lambda: torch.logsumexp(t, 1)},
-    }
+    table["sum last axis"]["torch"] = lambda: t.sum(1)
+    table["sum axis 0"]["torch"] = lambda: t.sum(0)
+    table["softmax last axis"]["torch"] = lambda: torch.softmax(t, 1)
+    table["max last axis"]["torch"] = lambda: t.amax(1)
+    table["argmax last axis"]["torch"] = lambda: t.argmax(1)
+    table["logsumexp last axis"]["torch"] = lambda: torch.logsumexp(t, 1)
+    return table
 
 
-def run(cases, repeats):
-    results = {}
-    for case, impls in cases.items():
-        for name, fn in impls.items():
-            idle = wait_for_idle()
-            med, best = median_ms(fn, repeats)
-            results.setdefault(case, {})[name] = (med, best, idle)
-    return results
+def time_interleaved(impls, rounds):
+    """{name: (median ms, best ms)} from rounds that call every implementation once."""
+    names = list(impls)
+    for fn in impls.values():
+        fn()
+    samples = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            impls[name]()
+            samples[name].append(time.perf_counter() - start)
+    return {name: (float(np.median(s)) * 1e3, float(np.min(s)) * 1e3)
+            for name, s in samples.items()}
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     a = np.random.default_rng(0).random((args.size, args.size), dtype=np.float32)
-    if args.torch_only:
-        print(json.dumps(run(cases_torch(a), args.repeats)))
-        return
+    table = cases(a)
+
     import numba
     from jitorch.kernels import _config
-
-    results = run(cases_numpy_jitorch(a), args.repeats)
-    cmd = [sys.executable, __file__, "--torch-only", f"--repeats={args.repeats}",
-           f"--size={args.size}"]
-    torch_out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-    if torch_out.returncode == 0:
-        for case, impls in json.loads(torch_out.stdout.strip().splitlines()[-1]).items():
-            results.setdefault(case, {}).update(impls)
-    else:
-        print("torch run failed:", torch_out.stderr[-500:])
-    print(f"({args.size}, {args.size}) float32, {numba.get_num_threads()} numba threads, "
-          f"PARALLEL_THRESHOLD={_config.PARALLEL_THRESHOLD}; median / best of {args.repeats} (ms)")
-    for case, impls in results.items():
-        cells = [f"{name} {med:.2f} / {best:.2f}{'' if idle else ' (busy)'}"
-                 for name, (med, best, idle) in impls.items()]
-        print(f"{case:22s} " + " | ".join(cells))
+    threads = f"{numba.get_num_threads()} numba threads"
+    if "torch" in table["sum last axis"]:
+        import torch
+        threads += f", {torch.get_num_threads()} torch threads"
+    print(f"({args.size}, {args.size}) float32, {threads}, "
+          f"PARALLEL_THRESHOLD={_config.PARALLEL_THRESHOLD}, load average "
+          f"{os.getloadavg()[0]:.1f}; median / best of {args.rounds} rounds, ms")
+    for case, impls in table.items():
+        cells = [f"{name} {med:.2f} / {best:.2f}"
+                 for name, (med, best) in time_interleaved(impls, args.rounds).items()]
+        print(f"{case:20s} " + " | ".join(cells), flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -647,21 +647,23 @@ def min_(x, out, parallel=None):
 def _row_find(v, m):
     """Index of the first element of v equal to m, or of the first NaN when m is NaN.
 
-    Blocks of 256 are first tested with a vectorized count; only the block that holds the
-    hit is scanned element by element.
+    Blocks of 256 are first tested with a vectorized OR of the comparisons (an integer count
+    did not vectorize); only the block that holds the hit is scanned element by element.
     """
-    want_nan = m != m
     n = v.size
+    if m != m:
+        for j in range(n):
+            if v[j] != v[j]:
+                return j
+        return 0
     for b in range(0, n, 256):
         blk = v[b:min(b + 256, n)]
-        hits = 0
+        hit = False
         for j in range(blk.size):
-            e = blk[j]
-            hits += (e == m) | ((e != e) & want_nan)
-        if hits > 0:
+            hit |= blk[j] == m
+        if hit:
             for j in range(blk.size):
-                e = blk[j]
-                if (e == m) | ((e != e) & want_nan):
+                if blk[j] == m:
                     return b + j
     return 0
 
