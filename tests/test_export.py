@@ -76,8 +76,12 @@ def test_static_round_trip_bit_exact(tmp_path):
     p = tmp_path / "m.jt"
     traced.save(p)
     loaded = jitorch.jit.load(p)
+    assert isinstance(loaded, jitorch.jit.LoadedModule) and isinstance(loaded, nn.Module)
     x = jitorch.randn(4, 5)
     assert _same(loaded(x), traced(x))
+    loaded.load_state_dict({k: v * 2 for k, v in model.state_dict().items()})
+    assert not _same(loaded(x), traced(x))
+    loaded.load_state_dict(model.state_dict())
     assert list(loaded.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     for k, v in model.state_dict().items():
         assert _same(loaded.state_dict()[k], v)
