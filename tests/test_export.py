@@ -624,3 +624,18 @@ def test_format_doc_examples_are_the_golden_file():
         assert meta == json.loads(zf.read("meta.json"))
         assert re.search(r"```\n(jitorch-ir 1\n.*?)```", doc, re.S).group(1) == zf.read("graph.txt").decode()
         assert zf.read("version") == b"jitorch.export\n1\njitorch>=0.1.0\n"
+
+
+def test_compile_both_ways():
+    """A jitorch.compile'd model exports (its latest signature); a loaded graph compiles."""
+    jitorch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    compiled = jitorch.compile(model)
+    with jitorch.no_grad():
+        compiled(jitorch.randn(4, 6))
+        loaded = load_bytes(save_bytes(compiled, dynamic_batch=True))
+        assert [t for _, t in loaded.meta["modules"]] == ["Sequential", "Linear", "ReLU", "Linear"]
+        x = jitorch.randn(9, 6)
+        assert _same(loaded(x), model(x))
+        again = jitorch.compile(loaded)
+        assert _same(again(x), model(x)) and again.kernels

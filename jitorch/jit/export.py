@@ -310,11 +310,21 @@ def _host(t):
     return a
 
 
+def _per_signature():
+    """The callables that trace per signature: their latest traced function is what gets saved."""
+    from .trace import ScriptFunction
+    try:
+        from .compile import CompiledFunction
+    except ImportError:  # pragma: no cover - jitorch.compile not there
+        return (ScriptFunction,)
+    return (ScriptFunction, CompiledFunction)
+
+
 def _collect(obj, weights=None):
-    from .trace import ScriptFunction, TracedFunction, _module_state
+    from .trace import TracedFunction, _module_state
     if getattr(obj, "_jit_export", None) is not None:  # a LoadedModule: its record, with the live tensors
         return obj._export_now()
-    if isinstance(obj, ScriptFunction):
+    if isinstance(obj, _per_signature()):
         obj = obj._require()
     if isinstance(obj, Graph):
         g = obj
@@ -330,13 +340,15 @@ def _collect(obj, weights=None):
         in_spec, out_spec = obj._in_spec, obj._out_spec
         training = obj._training
         modules = ()
-        if module is not None and callable(getattr(module, "named_modules", None)):
-            modules = tuple((name, _module_type(m)) for name, m in module.named_modules())
+        tree = getattr(module, "_module", module)  # jit.script / jitorch.compile wrap the module
+        if tree is not None and callable(getattr(tree, "named_modules", None)):
+            modules = tuple((name, _module_type(m)) for name, m in tree.named_modules())
         grads = {name: bool(getattr(t, "requires_grad", False)) for t, name, kind in
                  (_module_state(module) if module is not None else ()) if kind == "param"}
     else:
-        raise TypeError(f"jit.save: expected a traced function or module (jit.trace), a jit.script function, a "
-                        f"loaded graph (jit.load) or a Graph, got {type(obj).__name__}")
+        raise TypeError(f"jit.save: expected a traced function or module (jit.trace), a jit.script or "
+                        f"jitorch.compile function (after a call), a loaded graph (jit.load) or a Graph, got "
+                        f"{type(obj).__name__}")
     tensors = {}
     for i in g.inputs:
         if i.kind == "input":
@@ -532,14 +544,14 @@ def _where_str(where):
 
 
 def _make_dynamic(obj, ex, declared):
-    from .trace import ScriptFunction, TracedFunction
+    from .trace import TracedFunction
     symbol, example, decl = declared
     if getattr(obj, "_jit_export", None) is not None:
         if ex.symbol == symbol and ex.input_dims == decl:
             return ex
         raise ValueError("jit.save: a loaded graph keeps the dynamic dims it was exported with "
                          f"({ex.input_dims or 'none'}); re-export from the model to change them")
-    traced = obj._require() if isinstance(obj, ScriptFunction) else obj
+    traced = obj._require() if isinstance(obj, _per_signature()) else obj
     if not isinstance(traced, TracedFunction):
         raise ValueError("jit.save: dynamic dims need the traced function (the result of jit.trace): jitorch "
                          "re-traces it at other sizes to find the size-dependent attributes")
