@@ -1610,15 +1610,26 @@ def _class_dim_checks(name, input, target):
 
 
 def _check_targets(name, target, c, ignore_index):
+    """Validate class indices (a kernel never sees an out-of-range index); returns True when some target
+    equals ignore_index."""
     if target.dtype.category != 1:
         raise RuntimeError(f"{name}: expected target of integer (Long) dtype for class indices, got {target.dtype}; "
                            "for class probabilities pass a float target of the input's shape")
     a = target._data
-    if a.size:
-        valid = a[a != ignore_index]
-        if valid.size and (valid.min() < 0 or valid.max() >= c):
-            bad = int(valid.max()) if valid.max() >= c else int(valid.min())
-            raise IndexError(f"Target {bad} is out of bounds.")
+    if not a.size:
+        return False
+    keep = a != ignore_index
+    any_ignored = not keep.all()
+    valid = a[keep] if any_ignored else a
+    if valid.size and (valid.min() < 0 or valid.max() >= c):
+        bad = int(valid.max()) if valid.max() >= c else int(valid.min())
+        raise IndexError(f"Target {bad} is out of bounds.")
+    return any_ignored
+
+
+def _tracing():
+    from .. import _dispatch
+    return _dispatch.hooks.tracer is not None
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
@@ -1632,8 +1643,19 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if weight is not None and (weight.ndim != 1 or weight.numel() != c):
         raise RuntimeError(f"weight tensor should be defined either for all {c} classes or no classes but got weight "
                            f"tensor of shape: {list(weight.shape)}")
-    _check_targets("nll_loss", target, c, ignore_index)
+    any_ignored = _check_targets("nll_loss", target, c, ignore_index)
     t = target.long() if target.dtype is not D.int64 else target
+    if weight is None and not any_ignored and not _tracing():
+        # common case, fewer ops: no weights and no ignored target (a traced graph keeps the general form)
+        picked = _t.gather(input, cdim, t.unsqueeze(cdim))
+        if reduction == "mean":
+            n = picked.numel()
+            return call("mul", picked.sum(), -1.0 / n) if n else call("mul", picked.sum(), math.nan)
+        if reduction == "sum":
+            return call("neg", picked.sum())
+        if reduction == "none":
+            return call("neg", picked.squeeze(cdim))
+        raise ValueError(f"{reduction} is not a valid value for reduction")
     ignored = call("eq", t, ignore_index)
     safe = call("where", ignored, 0, t)
     picked = _t.gather(input, cdim, safe.unsqueeze(cdim)).squeeze(cdim)
