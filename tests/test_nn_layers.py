@@ -375,3 +375,43 @@ def test_mha_masks_and_weights():
               attn_mask=jnn.Transformer.generate_square_subsequent_mask(3))
     assert tuple(w2.shape) == (2, 2, 3, 3)
     assert np.allclose(np.triu(w2.detach().numpy()[0, 0], 1), 0)
+
+
+LAYER_ERRORS = [
+    (lambda: jnn.Linear(5, 3)(jitorch.randn(2, 4)), RuntimeError,
+     r"Linear\(in_features=5, out_features=3\): expected input of shape \[\*, 5\], got \[2, 4\]"),
+    (lambda: jnn.Conv2d(3, 4, 3)(jitorch.randn(2, 2, 8, 8)), RuntimeError,
+     r"Conv2d\(3, 4, kernel_size=\(3, 3\), stride=\(1, 1\)\): expected input with 3 channels \(shape \[N, 3, "
+     r"\.\.\.\]\), but got input of size \[2, 2, 8, 8\]"),
+    (lambda: jnn.Conv1d(3, 4, 3)(jitorch.randn(2, 3, 4, 4)), RuntimeError,
+     r"Expected 2D \(unbatched\) or 3D \(batched\) input to conv1d, but got input of size: \[2, 3, 4, 4\]"),
+    (lambda: jnn.ConvTranspose2d(3, 2, 3)(jitorch.randn(1, 2, 4, 4)), RuntimeError, "expected input with 3 channels"),
+    (lambda: jnn.BatchNorm2d(3)(jitorch.randn(2, 3, 4)), ValueError, r"BatchNorm2d: expected 4D input \(got 3D input"),
+    (lambda: jnn.BatchNorm1d(3)(jitorch.randn(2, 4)), RuntimeError, r"BatchNorm1d\(3\): expected input with 3 channels"),
+    (lambda: jnn.LSTM(3, 4)(jitorch.randn(5, 2, 2)), RuntimeError,
+     r"LSTM\(3, 4\): input.size\(-1\) must be equal to input_size. Expected 3, got 2"),
+    (lambda: jnn.LSTM(3, 4)(jitorch.randn(5, 2, 3), (jitorch.zeros(1, 3, 4), jitorch.zeros(1, 2, 4))), RuntimeError,
+     r"Expected hidden size \(1, 2, 4\), got \[1, 3, 4\]"),
+    (lambda: jnn.GRU(3, 4)(jitorch.randn(5, 2, 3), jitorch.zeros(2, 2, 4)), RuntimeError, "Expected hidden size"),
+    (lambda: jnn.RNNCell(3, 4)(jitorch.randn(2, 5)), RuntimeError, "RNNCell: input has inconsistent input_size"),
+    (lambda: jnn.Embedding(5, 2)(jitorch.tensor([5])), IndexError, "index 5 is out of range for a table of 5 rows"),
+    (lambda: jnn.LayerNorm(4)(jitorch.randn(2, 3)), RuntimeError, r"expected input with shape \[\*, 4\]"),
+    (lambda: jnn.GroupNorm(3, 6)(jitorch.randn(2, 4, 3)), RuntimeError, "divisible by num_groups"),
+    (lambda: jnn.MultiheadAttention(8, 2)(jitorch.randn(3, 2, 6), jitorch.randn(3, 2, 6), jitorch.randn(3, 2, 6)),
+     AssertionError, r"MultiheadAttention\(embed_dim=8\): was expecting embedding dimension of 8"),
+    (lambda: jnn.MaxPool2d(2)(jitorch.randn(4)), RuntimeError, r"max_pool2d: Expected 3D or 4D \(batch mode\) tensor"),
+    (lambda: jnn.Bilinear(2, 3, 4)(jitorch.randn(5, 2), jitorch.randn(5, 2)), RuntimeError, "input2 size does not match"),
+    (lambda: jnn.Conv2d(4, 4, 3, groups=3), ValueError, "in_channels must be divisible by groups"),
+    (lambda: jnn.Conv2d(4, 4, 3, padding="same", stride=2), ValueError, "padding='same' is not supported"),
+    (lambda: jnn.Conv2d(4, 4, 3, padding_mode="mirror"), ValueError, "padding_mode must be one of"),
+    (lambda: jnn.Dropout(1.5), ValueError, "dropout probability has to be between 0 and 1"),
+    (lambda: jnn.LSTM(3, 4, proj_size=5), ValueError, "proj_size has to be smaller than hidden_size"),
+    (lambda: jnn.MultiheadAttention(6, 4), AssertionError, "embed_dim must be divisible by num_heads"),
+    (lambda: jnn.GroupNorm(3, 4), ValueError, "num_channels must be divisible by num_groups"),
+]
+
+
+@pytest.mark.parametrize("fn,exc,match", LAYER_ERRORS, ids=[str(i) for i in range(len(LAYER_ERRORS))])
+def test_layer_errors_name_the_layer_and_expected_shape(fn, exc, match):
+    with pytest.raises(exc, match=match):
+        fn()

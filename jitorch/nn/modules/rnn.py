@@ -143,14 +143,16 @@ class RNNBase(Module):
     def _check_input(self, input, batch_sizes):
         expected_input_dim = 2 if batch_sizes is not None else 3
         if input.dim() != expected_input_dim and not (batch_sizes is None and input.dim() == 2):
-            raise ValueError(f"{self._get_name()}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            raise ValueError(f"{self._get_name()}({self.extra_repr()}): Expected input to be 2D or 3D, got "
+                             f"{input.dim()}D instead")
         if self.input_size != input.size(-1):
-            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got "
-                               f"{input.size(-1)}")
+            raise RuntimeError(f"{self._get_name()}({self.extra_repr()}): input.size(-1) must be equal to input_size. "
+                               f"Expected {self.input_size}, got {input.size(-1)}")
 
     def _check_hidden(self, hx, expected, msg="Expected hidden size {}, got {}"):
         if tuple(hx.shape) != tuple(expected):
-            raise RuntimeError(msg.format(list(expected), list(hx.size())))
+            raise RuntimeError(f"{self._get_name()}({self.extra_repr()}): " +
+                               msg.format(tuple(expected), list(hx.size())))
 
     def _step(self, x_proj, h, c, w_hh, b_hh, w_hr):
         """One time step: x_proj = x W_ih^T + b_ih (precomputed); returns new (h, c)."""
