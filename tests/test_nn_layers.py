@@ -108,6 +108,9 @@ CASES = [
     ("TransformerEncoder", lambda nn: nn.TransformerEncoder(
         nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True), 2, norm=nn.LayerNorm(8)),
      [r(2, 4, 8)], False),
+    ("TransformerDecoderLayer", lambda nn: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+     [r(2, 3, 8), r(2, 5, 8)], False),
+    ("Transformer", lambda nn: nn.Transformer(8, 2, 1, 1, 16, dropout=0.0), [r(5, 2, 8), r(3, 2, 8)], False),
     ("Upsample-nearest", lambda nn: nn.Upsample(scale_factor=2), [r(1, 2, 3, 3)], False),
     ("Upsample-nearest-size", lambda nn: nn.Upsample(size=(5, 4)), [r(1, 2, 3, 3)], False),
     ("Upsample-bilinear", lambda nn: nn.Upsample(size=(5, 7), mode="bilinear"), [r(1, 2, 3, 4)], False),
