@@ -300,16 +300,16 @@ def test_every_nn_op_has_reference_vjp_and_doc():
 # ---------------------------------------------------------------------------------------------- workspace
 
 def test_forward_columns_are_kept_for_backward_only_and_consumed():
-    N._FWD_COLS.clear()
+    N._fwd_cols().clear()
     x, w = J(r(2, 3, 6, 6), True), J(r(4, 3, 3, 3), True)
     attrs = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
     with jitorch.no_grad():
         call("convolution", x, w, **attrs)
-    assert len(N._FWD_COLS) == 0
+    assert len(N._fwd_cols()) == 0
     y = call("convolution", x, w, **attrs)
-    assert len(N._FWD_COLS) == 1
+    assert len(N._fwd_cols()) == 1
     y.sum().backward(retain_graph=True)
-    assert len(N._FWD_COLS) == 0
+    assert len(N._fwd_cols()) == 0
     g1 = w.grad.numpy().copy()
     w.grad = None
     y.sum().backward()  # recomputed columns give the same gradient
@@ -327,7 +327,7 @@ def test_in_place_change_of_input_after_forward_is_detected():
 
 
 def test_kept_columns_are_not_reused_for_a_different_geometry():
-    N._FWD_COLS.clear()
+    N._fwd_cols().clear()
     x, w = J(r(1, 2, 5, 5), True), J(r(2, 2, 3, 3), True)
     call("convolution", x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
     gy = J(r(1, 2, 5, 5))
@@ -338,7 +338,7 @@ def test_kept_columns_are_not_reused_for_a_different_geometry():
                                                                  weight_size=(2, 2, 3, 3), stride=(1, 1),
                                                                  padding=(1, 1), dilation=(1, 1), groups=1),
                                rtol=1e-10)
-    N._FWD_COLS.clear()
+    N._fwd_cols().clear()
 
 
 def test_scratch_arrays_are_recycled():

@@ -160,9 +160,16 @@ def _conv_dtype(x, w, b=None, **attrs):
 # only place where the kept columns and a memo of layout moves are consulted. The rules receive the
 # very input the forward saw: autograd version-checks saved inputs, so a kept array is never stale.
 
-_FWD_COLS: "OrderedDict[int, tuple]" = OrderedDict()
 _FWD_COLS_BUDGET = 256 << 20
 _TLS = threading.local()
+
+
+def _fwd_cols():
+    """This thread's kept forward columns: id(input array) -> (weakref(input), key, cols)."""
+    d = getattr(_TLS, "fwd_cols", None)
+    if d is None:
+        d = _TLS.fwd_cols = OrderedDict()
+    return d
 
 # Scratch arrays (columns, GEMM results, layout moves) are recycled through thread-local free lists:
 # a fresh multi-megabyte array costs a page fault per 4 KiB on first touch, which measured more than
@@ -207,19 +214,20 @@ def _keep_cols(x_orig, key, cols):
     """Keep the forward's columns for the weight gradient; returns False when not kept."""
     if not (_dispatch.hooks.grad_enabled and _dispatch.hooks.autograd is not None) or cols.nbytes > _FWD_COLS_BUDGET:
         return False
-    for k in [k for k, e in _FWD_COLS.items() if e[0]() is None]:
-        _release(_FWD_COLS.pop(k)[2])
+    kept = _fwd_cols()
+    for k in [k for k, e in kept.items() if e[0]() is None]:
+        _release(kept.pop(k)[2])
     try:
         ref = weakref.ref(x_orig)
     except TypeError:
         return False
-    old = _FWD_COLS.pop(id(x_orig), None)
+    old = kept.pop(id(x_orig), None)
     if old is not None:
         _release(old[2])
-    _FWD_COLS[id(x_orig)] = (ref, key, cols)
-    total = sum(e[2].nbytes for e in _FWD_COLS.values())
-    while total > _FWD_COLS_BUDGET and _FWD_COLS:
-        _, e = _FWD_COLS.popitem(last=False)
+    kept[id(x_orig)] = (ref, key, cols)
+    total = sum(e[2].nbytes for e in kept.values())
+    while total > _FWD_COLS_BUDGET and kept:
+        _, e = kept.popitem(last=False)
         total -= e[2].nbytes
         _release(e[2])
     return True
@@ -228,10 +236,11 @@ def _keep_cols(x_orig, key, cols):
 def _take_cols(x_orig, key):
     if getattr(_TLS, "memo", None) is None:
         return None
-    e = _FWD_COLS.get(id(x_orig))
+    kept = _fwd_cols()
+    e = kept.get(id(x_orig))
     if e is None or e[0]() is not x_orig or e[1] != key:
         return None
-    del _FWD_COLS[id(x_orig)]
+    del kept[id(x_orig)]
     return e[2]
 
 
