@@ -27,6 +27,7 @@ import re
 import struct
 import tempfile
 import tokenize
+import warnings
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
@@ -518,7 +519,9 @@ def read_npy(zf, info, ref, dtype_name, shape):
             _fail(f"{ref}: unsupported .npy version {version}")
         reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         try:
-            hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
+            with warnings.catch_warnings():  # a damaged header can make numpy's parser warn (escapes, "Python 2")
+                warnings.simplefilter("ignore")
+                hshape, fortran, dtype = reader(fp, max_header_size=MAX_NPY_HEADER)
         except (ValueError, TypeError, SyntaxError, tokenize.TokenError, MemoryError, RecursionError) as e:
             _fail(f"{ref}: bad .npy header: {type(e).__name__}: {e}")  # numpy's parser raises these on garbage
         header_len = fp.tell()
