@@ -98,7 +98,9 @@ def _function(g, fname, fnames):
             args = [repr(n.op)] + [arg(x) for x in n.inputs] + [f"{k}={py_value(v)}" for k, v in attrs.items()]
             rhs = f"_call({', '.join(args)})"
         line = f"    {lhs} = {rhs}"
-        comment = f"# %{', %'.join(n.outputs)}" + (f"  {n.loc}" if n.loc else "")
+        # a location is text from the user (or a file): no line breaks may leave the comment
+        loc = "".join(ch if ch.isprintable() else "?" for ch in n.loc) if n.loc else ""
+        comment = f"# %{', %'.join(n.outputs)}" + (f"  {loc}" if loc else "")
         body.append(line.ljust(72) + "  " + comment)
     rets = [var[o] for o in g.outputs] + [var[v] for _, v in g.updates]
     if g.updates:
