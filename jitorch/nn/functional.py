@@ -268,11 +268,13 @@ def prelu(input, weight):
     w = weight
     if w.numel() != 1:
         if input.ndim < 2 and not (input.ndim == 1 and w.numel() == input.shape[0]):
-            raise RuntimeError(f"prelu: Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+            raise RuntimeError("prelu: Mismatch of parameter numbers and input channel size. Found parameter "
+                               f"numbers = "
                                f"{w.numel()} and channel size = {input.shape[1] if input.ndim > 1 else 1}.")
         c = input.shape[1] if input.ndim >= 2 else input.shape[0]
         if w.numel() != c:
-            raise RuntimeError(f"prelu: Mismatch of parameter numbers and input channel size. Found parameter numbers = "
+            raise RuntimeError("prelu: Mismatch of parameter numbers and input channel size. Found parameter "
+                               f"numbers = "
                                f"{w.numel()} and channel size = {c}.")
         if input.ndim >= 2:
             w = w.reshape((1, c) + (1,) * (input.ndim - 2))
@@ -800,7 +802,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                 if running_mean is not None:
                     running_mean.mul_(1 - momentum).add_(mean.detach().to(running_mean.dtype), alpha=momentum)
                 if running_var is not None:
-                    running_var.mul_(1 - momentum).add_(var.detach().to(running_var.dtype), alpha=momentum * n / (n - 1))
+                    running_var.mul_(1 - momentum).add_(var.detach().to(running_var.dtype),
+                                                        alpha=momentum * n / (n - 1))
     else:
         if running_mean is None or running_var is None:
             var, mean = _t.var_mean(input, dims, correction=0)
@@ -1318,7 +1321,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         if len(out) != nd:
             raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
                              f"spatial dimensions of {list(input.shape[2:])} and output size of {list(out)}. Please "
-                             "provide input tensor in (N, C, d1, d2, ...,dK) format and output size in (o1, o2, ...,oK) "
+                             "provide input tensor in (N, C, d1, d2, ...,dK) format and output size in "
+                             "(o1, o2, ...,oK) "
                              "format.")
         scales = (None,) * nd
     else:
@@ -1395,7 +1399,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     attn = call("mul", call("matmul", query, key.transpose(-2, -1)), scale_factor)
     if is_causal:
         if attn_mask is not None:
-            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+            raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                               "is_causal=True")
         attn = call("where", _causal_mask(L, S, query), attn, -math.inf)
     if attn_mask is not None:
         if attn_mask.dtype is D.bool_:
@@ -1596,7 +1601,8 @@ def _class_dim_checks(name, input, target):
         raise ValueError(f"{name}: Expected input to have at least 1 dimension (got a 0-dim tensor)")
     if input.ndim == 1:
         if target.ndim != 0:
-            raise ValueError(f"Expected input batch_size ({1}) to match target batch_size ({target.shape[0] if target.ndim else 1}).")
+            raise ValueError(f"Expected input batch_size (1) to match target batch_size "
+                             f"({target.shape[0] if target.ndim else 1}).")
         return
     if target.ndim == 0 or input.shape[0] != target.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target batch_size "

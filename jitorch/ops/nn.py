@@ -62,7 +62,8 @@ def _float_dtype(op, *tensors):
     d0 = dts[0]
     for d in dts[1:]:
         if d is not d0:
-            raise RuntimeError(f"{op}: Input type ({category_name(d0)}) and weight/bias type ({category_name(d)}) should "
+            raise RuntimeError(f"{op}: Input type ({category_name(d0)}) and weight/bias type ({category_name(d)}) "
+                               "should "
                                "be the same; convert one with .to(other.dtype)")
     if not d0.is_floating_point:
         raise RuntimeError(f"{op}: \"{op}_cpu\" not implemented for '{category_name(d0)}'; convert the input with "

@@ -20,7 +20,8 @@ from .misc import (Dropout, Dropout1d, Dropout2d, Dropout3d, AlphaDropout, Featu
                    UpsamplingBilinear2d, PixelShuffle, PixelUnshuffle, PairwiseDistance, CosineSimilarity, Fold,
                    Unfold, ChannelShuffle)
 from .sparse import Embedding, EmbeddingBag  # noqa: F401
-from .loss import (L1Loss, MSELoss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss, NLLLoss2d, BCELoss,  # noqa: F401
+from .loss import (L1Loss, MSELoss, SmoothL1Loss, HuberLoss, CrossEntropyLoss, NLLLoss, NLLLoss2d,  # noqa: F401
+                   BCELoss,
                    BCEWithLogitsLoss, KLDivLoss, CosineEmbeddingLoss, MarginRankingLoss, HingeEmbeddingLoss,
                    SoftMarginLoss, PoissonNLLLoss, GaussianNLLLoss, TripletMarginLoss, TripletMarginWithDistanceLoss,
                    MultiLabelSoftMarginLoss, MultiMarginLoss, MultiLabelMarginLoss)
