@@ -31,6 +31,12 @@ from numba.extending import intrinsic, overload
 from . import _config
 from ._config import FASTMATH, NJIT, NJIT_PARALLEL
 
+__all__ = [
+    "sum_", "prod", "max_", "min_", "max_with_indices", "min_with_indices", "argmax", "argmin",
+    "count_nonzero", "any_", "all_", "var", "logsumexp", "norm",
+    "cumsum", "cumprod", "logcumsumexp", "softmax", "log_softmax",
+]
+
 #: For code whose evaluation order matters (exp's Cody-Waite reduction x - k*ln2_hi - k*ln2_lo,
 #: log_softmax's (x - max) - log_sum): fast-math flags are per instruction, so this code keeps
 #: its order even after LLVM inlines it into a reassociating loop.
@@ -268,9 +274,10 @@ def _item(i, bands, n):
 
 
 # ---------------------------------------------------------------------------------------------
-# Shared loops. xo is one C-contiguous (n, inner) slab x[o]; "mid" helpers cover rows
-# [j0, j1) and columns [k0, k1), writing accumulator rows indexed from 0 (acc[k - k0]), and
-# walk the columns in tiles of _TILE so the accumulators stay in cache.
+# Shared loops. "row" helpers reduce one contiguous 1-D row (the inner == 1 layout); "mid"
+# helpers reduce the rows of a 2-D C-contiguous slab (x[o, j0:j1], or the folded view of
+# _slab) column by column into an accumulator row, walking the columns in tiles of _TILE so
+# the accumulators stay in cache.
 # ---------------------------------------------------------------------------------------------
 
 @njit(**NJIT)
