@@ -148,9 +148,11 @@ def run_group(group, libs, opts, log):
             if not run_names:
                 continue
             env = None
-            if lib == "jitorch" and opts.cold_cache:
-                tmp = tempfile.mkdtemp(prefix="jitorch-bench-cache-")
-                env = {**os.environ, "NUMBA_CACHE_DIR": tmp, "JITORCH_CACHE_DIR": tmp}
+            if lib == "jitorch" and (opts.cold_cache or opts.jitorch_env):
+                env = {**os.environ, **opts.jitorch_env}
+                if opts.cold_cache:
+                    tmp = tempfile.mkdtemp(prefix="jitorch-bench-cache-")
+                    env.update(NUMBA_CACHE_DIR=tmp, JITORCH_CACHE_DIR=tmp)
             log(f"  [{group}] {lib}: {len(run_names)} rows (round {rnd + 1}/{opts.rounds}) ...")
             data, rec = run_worker(lib, group, run_names, opts, env)
             rec["round"] = rnd + 1
@@ -274,6 +276,7 @@ def results_markdown(report):
     o = report["options"]
     extra = f"; best of {o['rounds']} rounds" if o["rounds"] > 1 else ""
     extra += "; **cold numba cache** (first call = full compile)" if o["cold_cache"] else ""
+    extra += f"; jitorch worker environment {o['jitorch_env']}" if o.get("jitorch_env") else ""
     lines.append(f"Timing: median per call of {o['repeats']} timeit loops of at least {o['min_time']} s each "
                  f"after {o['warmup']} warm-up calls{extra}.")
     lines.append("")
@@ -363,7 +366,11 @@ def parse_args(argv):
     p.add_argument("--startup-repeats", type=int, help="cold-process runs per library (default 7, quick 3)")
     p.add_argument("--cold-cache", action="store_true",
                    help="jitorch worker gets empty NUMBA_CACHE_DIR/JITORCH_CACHE_DIR: first call = full compile")
+    p.add_argument("--jitorch-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable for the jitorch worker only (repeatable), e.g. GOMP_SPINCOUNT=1000")
     p.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="run nothing: print (and with --write-docs, write) the results saved by --json")
     p.add_argument("--write-docs", action="store_true", help=f"rewrite the results section of {DOCS.relative_to(ROOT)}")
     a = p.parse_args(argv)
     q = a.quick
@@ -377,6 +384,10 @@ def parse_args(argv):
     if bad:
         p.error(f"unknown group(s) {bad}; choose from {GROUPS}")
     a.rows = [r.strip() for r in a.rows.split(",") if r.strip()]
+    bad = [kv for kv in a.jitorch_env if "=" not in kv]
+    if bad:
+        p.error(f"--jitorch-env wants KEY=VALUE, got {bad}")
+    a.jitorch_env = dict(kv.split("=", 1) for kv in a.jitorch_env)
     a.lib_list = ["jitorch"] + [lib for lib in a.libs.split(",") if lib.strip() and lib.strip() != "jitorch"]
     return a
 
@@ -385,12 +396,19 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     opts = parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if opts.from_json:
+        report = json.loads(Path(opts.from_json).read_text())
+        if opts.write_docs:
+            write_docs(report)
+            log(f"rewrote the results section of {DOCS} from {opts.from_json}")
+        print(results_markdown(report))
+        return report
     libs, missing = available_libs(opts.lib_list)
     if "jitorch" not in libs:
         sys.exit("jitorch is not importable: run from the repository root with its venv")
     report = {"command": command_line(argv), "machine": machine_info(), "options": {
         k: getattr(opts, k) for k in ("groups", "rows", "quick", "repeats", "min_time", "warmup", "rounds",
-                                      "idle_wait", "startup_repeats", "cold_cache")},
+                                      "idle_wait", "startup_repeats", "cold_cache", "jitorch_env")},
         "missing_libs": missing, "loads": [], "lib_info": {}, "skipped_groups": []}
     for lib in missing:
         log(f"{lib} is not installed: its columns stay empty")
