@@ -180,7 +180,7 @@ def _mlp_fwd_bwd_ops(lib, T):
 _STEP = "opt.zero_grad(set_to_none=True)\nloss = loss_fn(model(x), y)\nloss.backward()\nopt.step()"
 
 
-@case("nn", "mlp_sgd", "MLP train step, SGD(momentum=0.9), b=256", 1.0, "4",
+@case("nn", "mlp_sgd", "MLP train step, SGD(momentum=0.9), b=256", None, "4",
       steps=True, libs=("jitorch", "torch"))
 def _mlp_sgd(lib, T):
     if lib == "numpy":
@@ -193,7 +193,7 @@ def _mlp_sgd(lib, T):
     return {"model": model, "x": x, "y": y, "loss_fn": nn.CrossEntropyLoss(), "opt": opt}, _STEP
 
 
-@case("nn", "lenet_sgd", "LeNet train step (conv-relu-pool x2, linear), SGD, b=64", 1.0, "4",
+@case("nn", "lenet_sgd", "LeNet train step (conv-relu-pool x2, linear), SGD, b=64", 1.2, "4",
       steps=True, libs=("jitorch", "torch"))
 def _lenet_sgd(lib, T):
     if lib == "numpy":
@@ -213,6 +213,79 @@ def _lenet_sgd(lib, T):
     return ns, _STEP
 
 
+# ------------------------------------------------------------------ compiled code (issue 6)
+#
+# The jitorch column runs ``jitorch.compile``d code. The torch column runs what the issue compares
+# with, named in the label: ``torch.compile`` (its inductor backend) or plain torch eager. The
+# "first call" columns hold the compile: in a fresh process with a warm disk cache by default,
+# with ``--cold-cache`` the whole jitorch compile (torch's inductor keeps its own cache).
+
+
+def _compiled(T, fn):
+    if not hasattr(T, "compile"):
+        raise Skip(f"{T.__name__} has no compile")
+    return T.compile(fn)
+
+
+def _layer_norm_fn(T):
+    F = _submodule(T, "nn.functional")
+    return lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b)
+
+
+@case("jit", "jit_chain_16M", "compiled tanh(x*a+b)*sigmoid(x), 16M f32 (torch: torch.compile)", 0.2, "6",
+      libs=("jitorch", "torch"))
+def _jit_chain(lib, T):
+    if lib == "numpy":
+        return None
+    f = _compiled(T, lambda x: T.tanh(x * 1.5 - 0.25) * T.sigmoid(x))
+    return {"f": f, "x": T.randn(16 << 20)}, "f(x)"
+
+
+@case("jit", "jit_softmax", "compiled softmax(dim=-1), 4096x4096 f32 (torch: eager)", 0.5, "6",
+      libs=("jitorch", "torch"))
+def _jit_softmax(lib, T):
+    if lib == "numpy":
+        return None
+    f = (lambda x: T.softmax(x, dim=-1)) if lib == "torch" else _compiled(T, lambda x: T.softmax(x, dim=-1))
+    return {"f": f, "x": T.randn(4096, 4096)}, "f(x)"
+
+
+@case("jit", "jit_layer_norm", "compiled layer_norm(last dim), 4096x4096 f32 (torch: eager)", 0.5, "6",
+      libs=("jitorch", "torch"))
+def _jit_layer_norm(lib, T):
+    if lib == "numpy":
+        return None
+    f = _layer_norm_fn(T)
+    if lib == "jitorch":
+        f = _compiled(T, f)
+    return {"f": f, "x": T.randn(4096, 4096), "w": T.randn(4096), "b": T.randn(4096)}, "f(x, w, b)"
+
+
+def _mlp_step_ns(T, compile_model):
+    nn, model, x, y = _mlp(T)
+    optim = _submodule(T, "optim")
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if compile_model:
+        model = _compiled(T, model)
+    return {"model": model, "x": x, "y": y, "loss_fn": nn.CrossEntropyLoss(), "opt": opt}
+
+
+@case("jit", "jit_mlp_sgd", "compiled MLP train step, SGD(momentum=0.9), b=256 (torch: eager)", 0.7, "6",
+      steps=True, libs=("jitorch", "torch"))
+def _jit_mlp_sgd(lib, T):
+    if lib == "numpy":
+        return None
+    return _mlp_step_ns(T, compile_model=(lib == "jitorch")), _STEP
+
+
+@case("jit", "jit_mlp_sgd_both", "compiled MLP train step, b=256 (torch: torch.compile)", None, "6",
+      steps=True, libs=("jitorch", "torch"))
+def _jit_mlp_sgd_both(lib, T):
+    if lib == "numpy":
+        return None
+    return _mlp_step_ns(T, compile_model=True), _STEP
+
+
 # ------------------------------------------------------------------ compile / startup (cold processes)
 
 # Each command runs in a fresh interpreter (``python -c``) after one unmeasured run, so numba's
@@ -229,7 +302,7 @@ STARTUP = [
      {"jitorch": "pass", "torch": "pass", "numpy": "pass"}, None),
 ]
 
-GROUPS = ["eager", "autograd", "nn", "compile"]
+GROUPS = ["eager", "autograd", "nn", "jit", "compile"]
 
 
 def cases_for(group, quick=False, rows=None):
