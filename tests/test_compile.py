@@ -211,11 +211,14 @@ def test_fullgraph_false_falls_back_to_eager():
         _close(cf(-torch.ones(3)).numpy(), np.full(3, -2, np.float32))  # eager: takes the other branch
 
 
-def test_autograd_runs_eagerly():
+def test_autograd_runs_compiled_backward():
+    # training through compiled code: more in tests/test_compile_train.py
     x = torch.randn(4, requires_grad=True)
     cf = torch.compile(lambda t: (torch.tanh(t) * 2.0).sum())
-    with pytest.warns(C.CompileWarning, match="training through compiled code is not supported"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         y = cf(x)
+    assert type(y.grad_fn).__name__ == "CompiledTrainStepBackward"
     y.backward()
     _close(x.grad.numpy(), (2 * (1 - np.tanh(x.detach().numpy()) ** 2)).astype(np.float32), 1e-5)
     with torch.no_grad():

@@ -127,6 +127,9 @@ def _memkey(t):
 # ---------------------------------------------------------------- sessions
 
 _stack: list = []
+# Set by jitorch.compile while it traces: captured leaf tensors that require grad become ``state``
+# inputs (bound live) instead of constants. Off for jit.trace/script (their contract is unchanged).
+LIVE_CAPTURE = [False]
 
 
 def _hook(op, inputs, outputs, attrs, inplace=False):
@@ -284,6 +287,13 @@ class _Session:
         if isinstance(state, str):
             # a tensor that asks to be read and written by reference (a random generator's state)
             self.add_input(t, state, "state")
+            self.state_tensors[t._trace_id.value] = t
+            return t._trace_id
+        if LIVE_CAPTURE[0] and t.requires_grad and t.grad_fn is None:
+            # jitorch.compile: a captured leaf that requires grad (a parameter the function reads
+            # from a global or a closure) is bound live by reference, so optimizer updates are seen
+            # and gradients flow to it
+            self.add_input(t, "captured", "state")
             self.state_tensors[t._trace_id.value] = t
             return t._trace_id
         # a tensor made outside the traced function (or outside the op table): a constant

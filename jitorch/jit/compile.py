@@ -33,7 +33,7 @@ import numpy as np
 from .. import _dispatch
 from .. import _dtype as D
 from ..ops.registry import OPS
-from . import _logging, _pytree
+from . import _logging, _pytree, _tracing
 from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
 from .fuse import describe_groups, find_groups, input_modes, kernel_shape, kernel_source
@@ -203,12 +203,23 @@ def _why(old, new, names):
 
 
 class _Entry:
-    __slots__ = ("traced", "eager", "reason", "fast", "grad_check")
+    __slots__ = ("traced", "eager", "reason", "fast", "grad_check", "compiled", "train", "names", "spec")
 
     def __init__(self, traced=None, eager=False, reason=""):
         self.traced, self.eager, self.reason = traced, eager, reason
-        self.fast = _fast_call(traced) if traced is not None else None
+        self.fast = None
+        self.compiled = False    # the inference executor is generated on the first call that needs it
         self.grad_check = False
+        self.train = {}          # parameters' requires_grad pattern -> TrainProgram, or None (runs eagerly)
+        self.names = None
+
+    def ensure_compiled(self):
+        if not self.compiled:
+            t = self.traced
+            run, src, kernels = compile_graph(t.graph)
+            t._run, t.code, t.kernels = run, src, kernels
+            self.fast = _fast_call(t)
+            self.compiled = True
 
 
 def _fast_call(traced):
@@ -246,6 +257,8 @@ class CompiledFunction:
         self._mode = mode
         self._cache = {}
         self._last = None
+        self._last_train = None
+        self._trained = False
         self._last_key = None
         self._compiled_count = 0
         self._warned = set()
@@ -272,12 +285,13 @@ class CompiledFunction:
             leaves = leaves + (("S", type(spec), spec),)
         return (spec, leaves, getattr(self._fn, "training", None))
 
-    def _needs_grad(self, args, kwargs):
-        from ..autograd import is_grad_enabled
-        if not is_grad_enabled():
+    def _needs_grad(self, args, kwargs, entry=None):
+        if not _dispatch.hooks.grad_enabled:
             return False
         leaves = args if not kwargs else _pytree.flatten((tuple(args), dict(kwargs)))[0]
         if any(isinstance(t, _dispatch._Tensor) and t.requires_grad for t in leaves):
+            return True
+        if entry is not None and entry.traced is not None and any(t.requires_grad for t in entry.traced._states.values()):
             return True
         if _is_module(self._fn):
             return any(p.requires_grad for _, p in self._fn.named_parameters())
@@ -300,19 +314,160 @@ class CompiledFunction:
             entry = self._compile(key, args, kwargs)
         if entry.eager:
             return self._eager(args, kwargs)
-        if entry.grad_check:
-            if self._needs_grad(args, kwargs):
-                self._warn_once("grad", f"jitorch.compile({self.__name__}): an input or parameter requires grad and "
-                                        "grad mode is on; training through compiled code is not supported yet, so "
-                                        "this runs eagerly (use jitorch.no_grad() for inference)")
+        if entry.grad_check and self._needs_grad(args, kwargs, entry):
+            prog = self._train_program(entry, args, kwargs)
+            if prog is None:
                 return self._eager(args, kwargs)
+            self._last = entry.traced
+            self._last_train = prog
+            self._trained = True
+            return self._run_train(prog, entry, args, kwargs)
+        if not entry.compiled:
+            entry.ensure_compiled()
         self._last = entry.traced
+        self._trained = False
         if entry.fast is not None and key[0] == len(args) and not kwargs:
             return entry.fast(args)
         if kwargs or not (key[0] == len(args)):
             leaves, _ = _pytree.flatten((tuple(args), dict(kwargs)))
             return entry.traced(*leaves)
         return entry.traced(*args)
+
+    # -- training through compiled code (jitorch/jit/autodiff.py)
+    def _param_pattern(self, entry):
+        caps = tuple(t.requires_grad for t in entry.traced._states.values())
+        if not self._is_mod:
+            return caps
+        return tuple(p.requires_grad for _, p in self._fn.named_parameters()) + caps
+
+    def _train_program(self, entry, args, kwargs):
+        pattern = self._param_pattern(entry)
+        if pattern in entry.train:
+            return entry.train[pattern]
+        try:
+            prog = self._build_train(entry, args, kwargs)
+        except Exception as e:  # a rule that cannot be traced, an op without a VJP ...: eager, said once
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self._warn_once(("train", first), f"jitorch.compile({self.__name__}): the compiled backward could not be "
+                                              f"built ({type(e).__name__}: {first}); this signature trains eagerly")
+            prog = None
+        entry.train[pattern] = prog
+        return prog
+
+    def _build_train(self, entry, args, kwargs):
+        from ..autograd import enable_grad
+        from ..autograd import grad as autograd_grad
+        from .autodiff import TrainProgram, split_joint
+        from .trace import _BoundModule, _module_state, _restore, _snapshot, _trace_impl
+        import jitorch
+        fwd_graph = entry.traced.graph
+        out_types = fwd_graph.output_types
+        float_outs = [k for k, t in enumerate(out_types) if t.dtype.is_floating_point]
+        leaves, spec = _pytree.flatten((tuple(args), dict(kwargs)))
+        T = _dispatch._Tensor
+        seen, tleaves, diff_user = set(), [], []
+        for k, t in enumerate(leaves):
+            if isinstance(t, T):
+                if id(t) in seen:
+                    t = t.detach().clone()
+                seen.add(id(t))
+                if t.requires_grad and t.dtype.is_floating_point:
+                    diff_user.append(k)
+                    t = t.detach().requires_grad_(True)
+                else:
+                    t = t.detach()
+            tleaves.append(t)
+        gouts = [jitorch.ones(out_types[k].shape, dtype=out_types[k].dtype) for k in float_outs]
+        nleaves = len(leaves)
+        fn0 = self._fn
+        params = []
+        if self._is_mod:
+            params = [(name, t) for t, name, kind in _module_state(fn0) if kind == "param" and t.requires_grad]
+        captured = [t for t in entry.traced._states.values() if t.requires_grad]
+        info = {}
+
+        def joint(*tensors):
+            ts, gs = list(tensors[:nleaves]), tensors[nleaves:]
+            a, k = _pytree.unflatten(spec, ts)
+            with enable_grad():
+                out = fn0(*a, **k)
+            outs, ospec = _pytree.flatten(out)
+            diff_inputs = [ts[j] for j in diff_user] + [p for _, p in params] + captured
+            pairs = [(outs[j], g) for j, g in zip(float_outs, gs) if isinstance(outs[j], T) and outs[j].requires_grad]
+            info["diff_out"] = [isinstance(o, T) and o.requires_grad for o in outs]
+            info["out_spec"] = ospec
+            if not pairs:
+                raise RuntimeError("no output requires grad")
+            grads = autograd_grad([o for o, _ in pairs], diff_inputs, [g for _, g in pairs], allow_unused=True)
+            info["present"] = [g is not None for g in grads]
+            return tuple(outs) + tuple(g for g in grads if g is not None)
+        joint.__name__ = joint._trace_name = self.__name__
+        fn = _BoundModule(fn0, joint) if self._is_mod else joint
+        names = entry.names or self._arg_names(args, kwargs) or [f"arg{k}" for k in range(nleaves)]
+        names = list(names) + [f"grad_out{j}" for j in range(len(gouts))]
+        snap = _snapshot(fn0 if self._is_mod else None)
+        snap += [(t, np.array(t._data, copy=True)) for t in leaves if isinstance(t, T) and isinstance(t._data, np.ndarray)]
+        rng = jitorch.get_rng_state()
+        _tracing.LIVE_CAPTURE[0] = True
+        try:
+            traced, _ = _trace_impl(fn, tuple(tleaves) + tuple(gouts), {}, strict=True, names=names)
+        finally:
+            _tracing.LIVE_CAPTURE[0] = False
+            _restore(snap)
+            jitorch.set_rng_state(rng)
+        joint_g = traced.graph
+        user_inputs = [i.name for i in joint_g.inputs if i.kind == "input"]
+        gout_names = user_inputs[nleaves:nleaves + len(gouts)]
+        n_out = len(info["diff_out"])
+        state_name = {id(t): name for name, t in traced._states.items()}
+        diff_in = [user_inputs[j] for j in diff_user] + [name for name, _ in params] + \
+            [state_name[id(t)] for t in captured]
+        if any(a in diff_in for a, _ in joint_g.updates):
+            raise RuntimeError("the function writes in place into an input that requires grad")
+        fwd, bwd, saved = split_joint(joint_g, n_out, gout_names)
+        slots, k = [], 0
+        for present in info["present"]:
+            slots.append(k if present else None)
+            k += bool(present)
+        diff_out = [bool(d) and j in float_outs for j, d in enumerate(info["diff_out"])]
+        # the backward takes grad outputs for the float outputs; keep the ones that carry a gradient
+        keep = {j for j in float_outs if diff_out[j]}
+        drop = [gout_names[n] for n, j in enumerate(float_outs) if j not in keep]
+        if drop:
+            bwd = bwd.replace(inputs=tuple(i for i in bwd.inputs if i.name not in drop))
+        fwd_run, fwd_code, k1 = compile_graph(fwd)
+        bwd_run, bwd_code, k2 = compile_graph(bwd)
+        kernels = {f"fwd{k}": v for k, v in k1.items()}
+        kernels.update({f"bwd{k}": v for k, v in k2.items()})
+        prog = TrainProgram(joint_g, fwd, bwd, saved, n_out, diff_out, diff_in, slots, fwd_run, bwd_run, fwd_code,
+                            bwd_code, kernels, info["out_spec"])
+        prog.states = dict(traced._states)
+        if _logging.enabled("graph"):
+            _logging.log("graph", f"joint forward+backward of {self.__name__}", str(joint_g))
+        return prog
+
+    def _run_train(self, prog, entry, args, kwargs):
+        from .autodiff import CompiledTrainStep
+        from .trace import _module_state
+        T = _dispatch._Tensor
+        if not kwargs and all(isinstance(a, T) for a in args):
+            leaves = args
+        else:
+            leaves = _pytree.flatten((tuple(args), dict(kwargs)))[0]
+        bound = []
+        users = iter(leaves)
+        state = None
+        for i in prog.fwd.inputs:
+            if i.kind == "input":
+                bound.append(next(users))
+            elif i.kind in ("param", "buffer"):
+                if state is None:
+                    state = {name: t for t, name, _ in _module_state(self._fn)}
+                bound.append(state[i.name])
+            elif i.kind == "state":
+                bound.append(prog.states[i.name])
+        outs = CompiledTrainStep.apply(prog, *bound)
+        return _pytree.unflatten(prog.out_spec, list(outs))
 
     def _arg_names(self, args, kwargs):
         from .trace import _flatten_inputs
@@ -353,7 +508,9 @@ class CompiledFunction:
             return entry
         self._compiled_count += 1
         entry = _Entry(traced)
-        entry.grad_check = self._is_mod or any(s[0] == "T" and s[4] for s in key[1])
+        entry.names = names
+        entry.grad_check = self._is_mod or any(s[0] == "T" and s[4] for s in key[1]) or \
+            any(t.requires_grad for t in traced._states.values())
         self._cache[key] = entry
         return entry
 
@@ -381,17 +538,16 @@ class CompiledFunction:
         snap += [(t, np.array(t._data, copy=True)) for t in leaves
                  if isinstance(t, _dispatch._Tensor) and isinstance(t._data, np.ndarray)]
         rng = jitorch.get_rng_state()
+        _tracing.LIVE_CAPTURE[0] = True
         try:
             with no_grad():
                 traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
         finally:
+            _tracing.LIVE_CAPTURE[0] = False
             _restore(snap)
             jitorch.set_rng_state(rng)
-        run, src, kernels = compile_graph(traced.graph)
-        traced._run = run
-        traced.code = src
-        traced.kernels = kernels
-        return traced
+        traced.kernels = {}
+        return traced  # the executor is generated when a call needs it (_Entry.ensure_compiled)
 
     # -- introspection
     def _require(self):
@@ -402,16 +558,30 @@ class CompiledFunction:
 
     @property
     def graph(self):
+        """The graph of the latest signature (the joint forward+backward graph after a training call)."""
+        if self._trained and self._last_train is not None:
+            return self._last_train.joint
         return self._require().graph
 
     @property
     def code(self):
+        """The executor of the latest call (after a training call: the forward's, then the backward's)."""
+        if self._trained and self._last_train is not None:
+            return self._last_train.code
         return self._require().code
 
     @property
     def kernels(self):
-        """{kernel name: generated source} of the latest compiled signature."""
+        """{kernel name: generated source} of the latest call (training: ``fwd_k0``..., ``bwd_k0``...)."""
+        if self._trained and self._last_train is not None:
+            return dict(self._last_train.kernels)
         return dict(self._require().kernels)
+
+    @property
+    def backward_graph(self):
+        """(forward graph, backward graph) of the latest training call (None before one)."""
+        p = self._last_train
+        return None if p is None else (p.fwd, p.bwd)
 
     def __repr__(self):
         return f"<jitorch.compile of {self.__name__}: {sum(1 for e in self._cache.values() if not e.eager)} signature(s)>"
