@@ -88,5 +88,6 @@ from . import serialization  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from . import jit  # noqa: E402,F401
 from . import distributed  # noqa: E402,F401  (cheap: mpi4py is imported by init_process_group only)
+from . import cuda, accelerator  # noqa: E402,F401  (cheap: numba.cuda is imported on first use)
 from ._control_flow import cond, while_loop  # noqa: E402,F401
 from .jit.compile import compile  # noqa: E402,F401,A001  (torch.compile: trace, fuse, cache per signature)

@@ -67,7 +67,7 @@ def _unwrap(x):
     if isinstance(x, (list, tuple)):
         return [_unwrap(v) for v in x]
     if isinstance(x, Tensor):
-        return x._data.tolist()
+        return x.tolist()
     return x
 
 
@@ -139,30 +139,40 @@ def _dt(dtype, default=None):
     return D.as_dtype(dtype) if dtype is not None else (default or D.get_default_dtype())
 
 
+def _alloc(shape, dtype, device):
+    """An uninitialized tensor made directly on ``device`` (no host copy for cuda)."""
+    dev = as_device(device)
+    if dev.type == "cpu":
+        return Tensor._wrap(np.empty(shape, dtype.np))
+    from . import _devices
+    dev = _devices.check_device(dev)
+    return Tensor._wrap(_devices.empty(shape, dtype.np, dev), dev)
+
+
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None, pin_memory=False,
           memory_format=None):
-    t = Tensor._wrap(np.empty(_size(size), _dt(dtype).np))
-    return _finish(t, device, requires_grad)
+    t = _alloc(_size(size), _dt(dtype), device)
+    return _finish(t, None, requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):
     if dtype is None:
         dtype = _infer_dtype(fill_value.item() if isinstance(fill_value, Tensor) else fill_value)
-    t = Tensor._wrap(np.empty(_size((size,) if isinstance(size, int) else size), _dt(dtype).np))
+    t = _alloc(_size((size,) if isinstance(size, int) else size), _dt(dtype), device)
     t.fill_(fill_value)
-    return _finish(t, device, requires_grad)
+    return _finish(t, None, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None):
-    t = empty(*size, dtype=dtype)
+    t = empty(*size, dtype=dtype, device=device)
     t.fill_(0)
-    return _finish(t, device, requires_grad)
+    return _finish(t, None, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, out=None, layout=None):
-    t = empty(*size, dtype=dtype)
+    t = empty(*size, dtype=dtype, device=device)
     t.fill_(1)
-    return _finish(t, device, requires_grad)
+    return _finish(t, None, requires_grad)
 
 
 def _like_dtype(x, dtype):
@@ -242,10 +252,10 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, la
     m = n if m is None else m
     if n < 0 or m < 0:
         raise RuntimeError(f"eye: n and m must be non-negative (got n={n}, m={m})")
-    t = zeros(n, m, dtype=dtype)
+    t = zeros(n, m, dtype=dtype, device=device)
     if n and m:
         t.diagonal().fill_(1)
-    return _finish(t, device, requires_grad)
+    return _finish(t, None, requires_grad)
 
 
 def _legacy_tensor(*args, **kwargs):

@@ -44,6 +44,24 @@ def _device_of(op, inputs):
     return dev
 
 
+def _impl(op, device):
+    """op.impl for a non-cpu device, or torch-style NotImplementedError naming the op and device."""
+    impl = op.impl.get(device.type)
+    if impl is None:
+        raise NotImplementedError(
+            f"{op.name}: no kernel for device '{device}' yet (docs/cuda.md lists what runs on cuda); "
+            "move the tensors with .cpu() for this op")
+    return impl
+
+
+def _alloc(shape, np_dtype, device):
+    """Output storage: a NumPy array on cpu, the device backend's array elsewhere (_devices)."""
+    if device is None or device.type == "cpu":
+        return np.empty(shape, np_dtype)
+    from . import _devices
+    return _devices.empty(shape, np_dtype, device)
+
+
 def _needs_grad(inputs):
     for x in inputs:
         if isinstance(x, _Tensor) and x.requires_grad:
@@ -126,7 +144,7 @@ def call(name, *inputs, **attrs):
     if "view" in op.tags:
         x = inputs[0]
         op.shape_rule(x._data.shape, **attrs)  # validates (torch's errors) before building the view
-        arr = op.impl["cpu"](None, x._data, **attrs)
+        arr = (op.impl["cpu"] if device.type == "cpu" else _impl(op, device))(None, x._data, **attrs)
         out = _Tensor._make_view(arr, x)
         _record(op, inputs, (out,), attrs)
         return out
@@ -139,18 +157,18 @@ def call(name, *inputs, **attrs):
     if op.compute_rule is not None:
         kw = dict(attrs)
         kw["_ctype"] = op.compute_rule(*inputs, **attrs).name
-        out = np.empty(shape, dtype.np)
+        out = _alloc(shape, dtype.np, device)
         impl(out, *arrays, **kw)
         result = _Tensor._wrap(out, device)
         _record(op, inputs, (result,), attrs)
         return result
     if op.nout == 1:
-        out = np.empty(shape, dtype.np) if shape is not None else None
+        out = _alloc(shape, dtype.np, device) if shape is not None else None
         res = impl(out, *arrays, **attrs)
         result = _Tensor._wrap(res if res is not None else out, device)
         _record(op, inputs, (result,), attrs)
         return result
-    outs = tuple(np.empty(s, d.np) for s, d in zip(shape, dtype)) if shape is not None else None
+    outs = tuple(_alloc(s, d.np, device) for s, d in zip(shape, dtype)) if shape is not None else None
     res = impl(outs, *arrays, **attrs)
     res = res if res is not None else outs
     results = tuple(_Tensor._wrap(r, device) for r in res)
@@ -188,7 +206,7 @@ def call_inplace(name, target, *others, **attrs):
     if op.compute_rule is not None:
         ctype = op.compute_rule(*inputs, **attrs)
         kw["_ctype"] = ctype.name
-    op.impl["cpu"](target._data, *arrays, **kw)
+    (op.impl["cpu"] if target._device.type == "cpu" else _impl(op, target._device))(target._data, *arrays, **kw)
     target._bump()
     if hooks.autograd is not None and hooks.grad_enabled and (_needs_grad(inputs)):
         hooks.autograd(op, inputs, (target,), attrs, inplace=True)

@@ -146,10 +146,14 @@ class Tensor:
         return st[normalize_dim("stride", dim, self.ndim)]
 
     def storage_offset(self):
+        if self._device.type != "cpu":
+            return self._data.offset
         from .ops.movement import _buffer_ptr
         return (self._data.__array_interface__["data"][0] - _buffer_ptr(self._data)) // self._data.itemsize
 
     def data_ptr(self):
+        if self._device.type != "cpu":
+            return self._data.data_ptr()
         return self._data.__array_interface__["data"][0]
 
     def is_contiguous(self, memory_format=None):
@@ -189,6 +193,7 @@ class Tensor:
     @data.setter
     def data(self, other):
         self._data = other._data
+        self._device = other._device
 
     def __len__(self):
         if self.ndim == 0:
@@ -208,11 +213,18 @@ class Tensor:
                 f"a Tensor with {self._data.size} elements cannot be converted to Scalar; "
                 "use .tolist() for many values or index a single element first"
             )
-        return self._data.reshape(-1)[0].item()
+        return self._host().reshape(-1)[0].item()
 
     def tolist(self):
         self._check_python_value("tolist")
-        return self._data.tolist()
+        return self._host().tolist()
+
+    def _host(self):
+        """The values as a NumPy array: the storage itself on cpu, a host copy of a cuda tensor."""
+        if self._device.type == "cpu":
+            return self._data
+        from .backends import cuda as _cuda
+        return _cuda.to_host(self._data)
 
     def numpy(self, force=False):
         self._check_python_value("numpy")
@@ -220,13 +232,15 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self._device.type != "cpu":
             raise TypeError(
-                f"can't convert {self._device.type} device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                f"can't convert {self._device} device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
                 "to host memory first."
             )
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         self._check_python_value("__array__")
+        if self._device.type != "cpu":
+            self.numpy()  # raises torch's TypeError: copy with .cpu() first
         a = self._data
         return a.astype(dtype) if dtype is not None else a
 
@@ -243,7 +257,7 @@ class Tensor:
                 f"Boolean value of Tensor with more than one value is ambiguous (shape {list(self.shape)}); "
                 "use .any() or .all()"
             )
-        return bool(self._data.reshape(-1)[0])
+        return bool(self._host().reshape(-1)[0])
 
     def __int__(self):
         self._check_python_value("int")
@@ -274,7 +288,7 @@ class Tensor:
     def __reduce_ex__(self, proto):
         # multiprocessing (DataLoader workers) sends tensors between processes as arrays
         # np.array(copy, order C) keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
-        return (_rebuild_tensor, (np.array(self._data, copy=True, order="C"), str(self._device), self.requires_grad))
+        return (_rebuild_tensor, (np.array(self._host(), copy=True, order="C"), str(self._device), self.requires_grad))
 
     # ---------------------------------------------------------------- dtype / device moves
     def to(self, *args, **kwargs):
@@ -586,7 +600,7 @@ class Tensor:
 
     def as_strided(self, size, stride, storage_offset=None):
         from .ops.movement import _base_buffer, _buffer_ptr
-        base = _base_buffer(self._data)
+        base = _base_buffer(self._data) if self._device.type == "cpu" else self._data.buffer
         off = self.storage_offset() if storage_offset is None else storage_offset
         size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
         if len(size) != len(stride):
@@ -774,7 +788,8 @@ class Tensor:
 
 
 def _rebuild_tensor(arr, dev, requires_grad):
-    t = Tensor._wrap(arr, as_device(dev))
+    dev = as_device(dev)
+    t = Tensor._wrap(arr) if dev.type == "cpu" else Tensor._wrap(arr).to(dev)
     t.requires_grad = requires_grad
     return t
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Phase, settings
+# cuda tests run on numba's CUDA simulator unless a GPU run is asked for; this must happen before
+# anything imports numba.cuda (docs/cuda.md)
+if os.environ.get("JITORCH_TEST_REAL_CUDA", "0") in ("", "0"):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
 settings.register_profile(
     "jitorch",

@@ -90,7 +90,7 @@ BAD_CALLS = [
     ("arange wrong direction", lambda: t.arange(0, 5, -1), RuntimeError, ["arange", "step"]),
     ("ragged list", lambda: t.tensor([[1, 2], [3]]), ValueError, ["regular shape"]),
     ("bad device", lambda: t.ones(2).to("tpu"), RuntimeError, ["device"]),
-    ("cuda without backend", lambda: t.ones(2).to("cuda"), RuntimeError, ["CUDA"]),
+    ("cuda device that does not exist", lambda: t.ones(2).to("cuda:7"), RuntimeError, ["CUDA"]),
     ("randint bounds", lambda: t.randint(3, 3, (2,)), RuntimeError, ["random_", "from"]),
     ("bernoulli p", lambda: t.bernoulli(t.tensor([2.0])), RuntimeError, ["bernoulli"]),
     ("multinomial negative", lambda: t.multinomial(t.tensor([1.0, -1.0]), 1), RuntimeError, ["multinomial"]),

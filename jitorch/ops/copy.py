@@ -27,6 +27,13 @@ def _copy_impl(out, target, src):
     return out
 
 
+def _copy_impl_cuda(out, *inputs, **attrs):
+    # clone(x), to_dtype(x), copy(target, src): the source is the last input
+    from ..backends import cuda as _cuda
+    _cuda.copy_into(out, inputs[-1])
+    return out
+
+
 def _copy_shape(target, src):
     shape = broadcast_shapes("copy_", target, src)
     if tuple(shape) != tuple(target):
@@ -35,13 +42,13 @@ def _copy_shape(target, src):
 
 
 register(OpDef("clone", shape_rule=lambda s: s, dtype_rule=lambda x: x.dtype, reference=lambda x: x.copy(),
-               impl={"cpu": _clone_impl}, tags=frozenset({"copy"}), doc="a new contiguous copy"))
+               impl={"cpu": _clone_impl, "cuda": _copy_impl_cuda}, tags=frozenset({"copy"}), doc="a new contiguous copy"))
 register(OpDef("to_dtype", shape_rule=lambda s, dtype: s, dtype_rule=lambda x, dtype: dtype,
-               reference=lambda x, dtype: x.astype(dtype.np), impl={"cpu": _to_dtype_impl}, attrs=(("dtype", None),),
+               reference=lambda x, dtype: x.astype(dtype.np), impl={"cpu": _to_dtype_impl, "cuda": _copy_impl_cuda}, attrs=(("dtype", None),),
                tags=frozenset({"copy", "elementwise_cast"}), doc="convert to dtype (to bool: x != 0; float to int truncates)"))
 register(OpDef("copy", shape_rule=_copy_shape, dtype_rule=lambda target, src: target.dtype,
                reference=lambda target, src: np.broadcast_to(src, target.shape).astype(target.dtype),
-               impl={"cpu": _copy_impl},
+               impl={"cpu": _copy_impl, "cuda": _copy_impl_cuda},
                tags=frozenset({"copy", "inplace_only"}), doc="target[...] = src (broadcast, converted)"))
 
 

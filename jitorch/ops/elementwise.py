@@ -269,6 +269,17 @@ def _elementwise_impl(name, template, attr_names):
     return impl
 
 
+def _elementwise_impl_cuda(name, template, attr_names):
+    def impl(out, *inputs, **attrs):
+        from ..backends import cuda as _cuda
+        ctype = attrs.pop("_ctype")
+        if template == "fill":  # no need to read the target
+            return _cuda.fill(out, attrs["value"])
+        params = [attrs[a] for a in attr_names]
+        return _cuda.elementwise(template, ctype, inputs, out, params)
+    return impl
+
+
 def _shape_rule_for(name):
     def rule(*shapes, **attrs):
         return broadcast_shapes(name, *shapes)
@@ -282,7 +293,8 @@ for _name, _nin, _attrs, _family, _ref, _doc in SPECS:
         dtype_rule=_dtype_rule_for(_name, _family),
         compute_rule=_compute_rule_for(_name, _family),
         reference=_ref,
-        impl={"cpu": _elementwise_impl(_name, _TEMPLATE.get(_name, _name), tuple(a for a, _ in _attrs))},
+        impl={"cpu": _elementwise_impl(_name, _TEMPLATE.get(_name, _name), tuple(a for a, _ in _attrs)),
+              "cuda": _elementwise_impl_cuda(_name, _TEMPLATE.get(_name, _name), tuple(a for a, _ in _attrs))},
         scalar=_TEMPLATE.get(_name, _name),
         tags=frozenset({"elementwise", ("unary", "binary", "ternary")[_nin - 1]}),
         attrs=tuple(_attrs),

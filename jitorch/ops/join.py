@@ -55,9 +55,25 @@ def _cat_impl(out, *arrays, dim=0):
     return out
 
 
+def _cat_impl_cuda(out, *arrays, dim=0):
+    # the same slicing as on cpu: CudaArray slices are views, copy_into runs the strided copy kernel
+    from ..backends import cuda as _cuda
+    live = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)]
+    if not live:
+        return out
+    d = normalize_dim("cat", dim, out.ndim)
+    start = 0
+    for a in live:
+        n = a.shape[d]
+        if n:
+            _cuda.copy_into(out[(slice(None),) * d + (slice(start, start + n),)], a)
+        start += n
+    return out
+
+
 register(OpDef("cat", shape_rule=_cat_shape, dtype_rule=_cat_dtype,
                reference=lambda *arrays, dim=0: np.concatenate([a for a in arrays if a.size or a.ndim != 1], axis=dim),
-               impl={"cpu": _cat_impl}, attrs=(("dim", 0),), tags=frozenset({"join"}),
+               impl={"cpu": _cat_impl, "cuda": _cat_impl_cuda}, attrs=(("dim", 0),), tags=frozenset({"join"}),
                doc="concatenate along dim (shapes equal elsewhere; dtypes promoted)"))
 
 

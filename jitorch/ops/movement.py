@@ -13,7 +13,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided as _as_strided
 
 from .. import _dtype as D
-from .registry import OpDef, register
+from .registry import OPS, OpDef, register
 from .rules import normalize_dim
 
 
@@ -260,6 +260,14 @@ def _buffer_ptr(a):
     return _base_buffer(a).__array_interface__["data"][0]
 
 
+def _cuda_view(name):
+    def impl(out, x, **attrs):
+        # metadata only: a CudaArray over the same device buffer (jitorch/backends/cuda.py)
+        from ..backends import cuda as _cuda
+        return _cuda.view_impl(name)(out, x, **attrs)
+    return impl
+
+
 def _ref_view(x, size):
     return x.reshape(infer_size("view", size, x.size))
 
@@ -279,10 +287,69 @@ for _name, _shape, _impl, _ref, _doc in [
      "diagonal of dims dim1, dim2, appended as the last dim"),
     ("as_strided", _as_strided_shape, _as_strided_impl, None, "raw view with explicit sizes/strides (checked)"),
 ]:
-    register(OpDef(name=_name, shape_rule=_shape, dtype_rule=_same_dtype, reference=_ref, impl={"cpu": _impl},
+    register(OpDef(name=_name, shape_rule=_shape, dtype_rule=_same_dtype, reference=_ref,
+                   impl={"cpu": _impl, "cuda": _cuda_view(_name)},
                    tags=frozenset({"view", "movement"}), doc=_doc))
 
 _ = D  # dtype module kept for rules that need it
+
+
+# ---------------------------------------------------------------- dispatch plans (cpu)
+# plan(shapes, dtypes, **attrs) -> fn(out, x) returning the view: the dims and index tuples are
+# normalized once per signature (after the shape rule validated it), see registry.OpDef.plan.
+
+def _plan_view(shapes, dtypes, size):
+    new_shape = infer_size("view", size, math.prod(shapes[0]))
+
+    def run(out, x):
+        return x.reshape(new_shape) if x.flags.c_contiguous else _view_impl(out, x, size)
+    return run
+
+
+def _index_plan(idx):
+    def run(out, x):
+        return x[idx]
+    return run
+
+
+def _plan_select(shapes, dtypes, dim, index):
+    # the trailing Ellipsis keeps a 0-d result a view
+    return _index_plan((slice(None),) * normalize_dim("select", dim, len(shapes[0])) + (index, Ellipsis))
+
+
+def _plan_slice(shapes, dtypes, dim, start, stop, step):
+    d = normalize_dim("slice", dim, len(shapes[0]))
+    s, e = _slice_norm(shapes[0][d], start, stop, step)
+    return _index_plan((slice(None),) * d + (slice(s, e, step),))
+
+
+def _plan_unsqueeze(shapes, dtypes, dim):
+    return _index_plan((slice(None),) * normalize_dim("unsqueeze", dim, len(shapes[0]) + 1) + (None, Ellipsis))
+
+
+def _plan_permute(shapes, dtypes, dims):
+    if not shapes[0]:
+        return None
+    dims = tuple(normalize_dim("permute", d, len(shapes[0])) for d in dims)
+
+    def run(out, x):
+        return x.transpose(dims)
+    return run
+
+
+def _plan_squeeze(shapes, dtypes, dim=None):
+    drop = _squeeze_dims(shapes[0], dim)
+    if not drop:
+        return _index_plan(Ellipsis)
+
+    def run(out, x):
+        return np.squeeze(x, axis=drop)
+    return run
+
+
+for _name, _plan in (("view", _plan_view), ("select", _plan_select), ("slice", _plan_slice),
+                     ("unsqueeze", _plan_unsqueeze), ("permute", _plan_permute), ("squeeze", _plan_squeeze)):
+    OPS[_name].plan = _plan
 
 
 # ---------------------------------------------------------------------------------------------------------------
