@@ -23,6 +23,7 @@ from .text import ParseError, format_graph, parse
 from .trace import ScriptError, ScriptFunction, TracedFunction, TracedModule, TracingCheckError, script, trace
 from .verify import VerifyError, verify
 from .export import FormatError, load, save
+from .native import build  # the native build: executables and shared libraries (docs/native.md)
 
 __all__ = [
     "Graph", "Node", "TensorType", "Input", "IR_VERSION", "IRError", "GRAPH_OPS",

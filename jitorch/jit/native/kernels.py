@@ -1,0 +1,286 @@
+"""Kernel sources for the native build: numba ``@cfunc`` functions over raw pointers and int64 sizes.
+
+Every kernel is the text of a small self-contained module (deterministic: the same kernel gives
+the same bytes, so identical kernels are shared and cached by content) defining ``kernel``, a
+``cfunc`` with ``error_model='numpy'``, no ``parallel``, no allocation. Its C prototype is
+``Kernel.params``. Threaded kernels take ``lo, hi`` last: the range of their outermost loop that
+one call computes (the C driver's thread pool splits it).
+
+- :func:`elementwise`: a fused group (or a copy) as loops over up to a few collapsed dims, every
+  operand with its own strides (0 on broadcast dims); expressions come from the op table's scalar
+  templates (``kernels.scalar``) through :mod:`jitorch.jit.fuse`, as in the in-process compiler.
+- :func:`reduce_rows`, :func:`softmax_rows`: row-wise over a contiguous (rows, n) input.
+- :func:`gemm`: C = A @ B for contiguous 2-d operands, a row range per call.
+- :func:`conv2d`, :func:`max_pool2d`, :func:`avg_pool2d`, :func:`adaptive_avg_pool2d`: wrap the
+  library's njit kernels (kernels/conv.py, kernels/pool.py) over ``numba.carray`` views.
+- :func:`index_select`: rows gathered by an index vector, range-checked (returns -1 on a bad index).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+NB = {"float32": "float32", "float64": "float64", "int64": "int64", "int32": "int32", "int16": "int16",
+      "int8": "int8", "uint8": "uint8", "bool": "uint8"}
+CT = {"float32": "float", "float64": "double", "int64": "int64_t", "int32": "int32_t", "int16": "int16_t",
+      "int8": "int8_t", "uint8": "uint8_t", "bool": "uint8_t"}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str          # C symbol
+    source: str        # the module text defining `kernel`
+    params: tuple      # ((C type, name), ...)
+    ret: str = "void"  # C return type ("void" or "int64_t": 0 ok, else an error)
+
+
+def _header():
+    from ...kernels._config import FASTMATH
+    return ["import math", "import numpy as np", "from numba import carray, cfunc, njit, types",
+            "FASTMATH = {" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}", ""]
+
+
+def _finish(prefix, lines, params, ret="void"):
+    """Build the Kernel: the cfunc signature from ``params`` ((C type, name, numba type) triples)."""
+    sig = ", ".join(p[2] for p in params)
+    rtype = "types.int64" if ret != "void" else "types.void"
+    body = "\n".join(lines)
+    text = "\n".join(_header()) + f"\nSIG = {rtype}({sig})\n\n" + body + "\n"
+    name = f"jt_{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    return Kernel(name, text, tuple((p[0], p[1]) for p in params), ret)
+
+
+def _ptr(dtype, name):
+    return (CT[dtype] + " *", name, f"types.CPointer(types.{NB[dtype]})")
+
+
+def _i64(name):
+    return ("int64_t", name, "types.int64")
+
+
+def _f64(name):
+    return ("double", name, "types.float64")
+
+
+DECO = "@cfunc(SIG, nopython=True, fastmath=FASTMATH, error_model='numpy')"
+
+
+# ---------------------------------------------------------------------------------------- elementwise
+
+def elementwise(in_dtypes, out_dtypes, rank, in_modes, out_modes, body, store, params=(), helpers=""):
+    """Loops over ``rank`` dims (rank >= 1); operand k's element is at ``sum_d i_d * s_k_d``.
+
+    ``in_modes``/``out_modes``: per operand the innermost stride: 'c' (1), 'b' (0) or 'g' (an
+    argument). ``body`` are lines computing from ``a0, a1, ...`` (loaded inputs), ``store`` the
+    expression of each output, ``params`` the names of extra float64 scalar arguments.
+    C arguments: inputs, outputs, n0..n{rank-1}, strides (operand-major, outer dims, then a 'g'
+    innermost one), params, lo, hi (range of dim 0).
+    """
+    R = rank
+    ops = [("x", k, dt, m) for k, (dt, m) in enumerate(zip(in_dtypes, in_modes))] + \
+          [("o", k, dt, m) for k, (dt, m) in enumerate(zip(out_dtypes, out_modes))]
+    P = [_ptr(dt, f"{p}{k}") for p, k, dt, _ in ops]
+    P += [_i64(f"n{d}") for d in range(R)]
+    for p, k, dt, m in ops:
+        for d in range(R - 1):
+            P.append(_i64(f"s{p}{k}_{d}"))
+        if m == "g":
+            P.append(_i64(f"s{p}{k}_{R - 1}"))
+    P += [_f64(q) for q in params]
+    P += [_i64("lo"), _i64("hi")]
+    lines = []
+    if helpers:
+        lines += [helpers, ""]
+    lines += [DECO, f"def kernel({', '.join(p[1] for p in P)}):"]
+    ind = "    "
+    for d in range(R):
+        rng = "range(lo, hi)" if d == 0 else f"range(n{d})"
+        lines.append(ind + f"for i{d} in {rng}:")
+        ind += "    "
+        if d < R - 1:
+            for p, k, dt, m in ops:
+                prev = f"b{p}{k}_{d - 1} + " if d > 0 else ""
+                lines.append(ind + f"b{p}{k}_{d} = {prev}i{d} * s{p}{k}_{d}")
+    last = R - 1
+
+    def index(p, k, m):
+        base = f"b{p}{k}_{last - 1}" if R > 1 else "0"
+        if m == "c":
+            return f"{base} + i{last}"
+        if m == "b":
+            return base
+        return f"{base} + i{last} * s{p}{k}_{last}"
+
+    for p, k, dt, m in ops:
+        if p == "x":
+            ld = f"x{k}[{index(p, k, m)}]"
+            lines.append(ind + f"a{k} = " + (f"{ld} != 0" if dt == "bool" else ld))
+    lines += [ind + ln for ln in body]
+    for (p, k, dt, m), expr in zip([o for o in ops if o[0] == "o"], store):
+        val = f"np.uint8(1) if {expr} else np.uint8(0)" if dt == "bool" else expr
+        lines.append(ind + f"o{k}[{index(p, k, m)}] = {val}")
+    return _finish("ew", lines, P)
+
+
+# ---------------------------------------------------------------------------------------- rows
+
+def _exp_fn(dtype):
+    from ...kernels import scalar
+    return scalar.render("exp", ["v"], [], dtype), scalar.render("log", ["s"], [], dtype)
+
+
+def _helpers_for(code):
+    from ...kernels.elementwise import emit_helpers
+    return emit_helpers(code)
+
+
+def reduce_rows(op, dtype, correction=0):
+    """o[r] = op over x[r, 0:n] for a contiguous (rows, n) x; threaded over rows."""
+    T = f"np.{dtype}"
+    P = [_ptr(dtype, "x"), _ptr(dtype, "o"), _i64("n"), _i64("lo"), _i64("hi")]
+    body = {
+        "sum": [f"acc = {T}(0)", "for j in range(n):", "    acc += x[b + j]", "o[r] = acc"],
+        "mean": [f"acc = {T}(0)", "for j in range(n):", "    acc += x[b + j]", f"o[r] = acc / {T}(n)"],
+        "prod": [f"acc = {T}(1)", "for j in range(n):", "    acc *= x[b + j]", "o[r] = acc"],
+        "amax": [f"acc = {T}(-np.inf)", "for j in range(n):", "    acc = nanmax_(acc, x[b + j])", "o[r] = acc"],
+        "amin": [f"acc = {T}(np.inf)", "for j in range(n):", "    acc = nanmin_(acc, x[b + j])", "o[r] = acc"],
+        "var": [f"acc = {T}(0)", "for j in range(n):", "    acc += x[b + j]", f"mu = acc / {T}(n)",
+                f"ss = {T}(0)", "for j in range(n):", "    d = x[b + j] - mu", "    ss += d * d",
+                f"den = n - {int(correction)}",
+                f"o[r] = ss / {T}(den) if den > 0 else {T}(np.nan)"],
+    }[op]
+    code = "\n".join(body)
+    lines = [_helpers_for(code), "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for r in range(lo, hi):", "        b = r * n"]
+    lines += ["        " + ln for ln in body]
+    return _finish(f"red_{op}", lines, P)
+
+
+def softmax_rows(op, dtype):
+    """softmax / log_softmax over each row of a contiguous (rows, n) x; threaded over rows."""
+    T = f"np.{dtype}"
+    exp, log = _exp_fn(dtype)
+    P = [_ptr(dtype, "x"), _ptr(dtype, "o"), _i64("n"), _i64("lo"), _i64("hi")]
+    body = [f"m = {T}(-np.inf)", "for j in range(n):", "    m = max(m, x[b + j])", f"s = {T}(0)"]
+    if op == "softmax":
+        body += ["for j in range(n):", "    v = x[b + j] - m", f"    e = {exp}", "    o[b + j] = e", "    s += e",
+                 f"rs = {T}(1) / s", "for j in range(n):", "    o[b + j] *= rs"]
+    else:
+        body += ["for j in range(n):", "    v = x[b + j] - m", f"    s += {exp}", f"ls = m + {log}",
+                 "for j in range(n):", "    o[b + j] = x[b + j] - ls"]
+    code = "\n".join(body)
+    lines = [_helpers_for(code), "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for r in range(lo, hi):", "        b = r * n"]
+    lines += ["        " + ln for ln in body]
+    return _finish(op, lines, P)
+
+
+# ---------------------------------------------------------------------------------------- matmul
+
+GEMM_BODY = '''
+@njit(inline='always', fastmath=FASTMATH, error_model='numpy')
+def gemm_rows(A, B, C, N, K, lo, hi, T0):
+    """C[i, :] = sum_k A[i, k] * B[k, :] for rows lo..hi of flat row-major A (M, K), B (K, N), C (M, N)."""
+    for i in range(lo, hi):
+        c0 = i * N
+        for j in range(N):
+            C[c0 + j] = T0
+        a0 = i * K
+        for k in range(K):
+            a = A[a0 + k]
+            b0 = k * N
+            for j in range(N):
+                C[c0 + j] += a * B[b0 + j]
+'''
+
+
+def gemm(dtype):
+    """C (M, N) = A (M, K) @ B (K, N), contiguous; threaded over rows of C."""
+    P = [_ptr(dtype, "a"), _ptr(dtype, "b"), _ptr(dtype, "c"), _i64("m"), _i64("n"), _i64("k"),
+         _i64("lo"), _i64("hi")]
+    lines = [GEMM_BODY, DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    A = carray(a, (m * k,))", "    B = carray(b, (k * n,))", "    C = carray(c, (m * n,))",
+             f"    gemm_rows(A, B, C, n, k, lo, hi, np.{dtype}(0))"]
+    return _finish("gemm", lines, P)
+
+
+# ---------------------------------------------------------------------------------------- conv / pool
+
+def conv2d(dtype, has_bias):
+    """2-d convolution (groups g) as in ops/nn.py: x -> (C*H*W, N) transpose, im2col, one GEMM per
+    group, transpose back with the bias. Scratch: xt (C*H*W*N), cols (C/g*KH*KW * OH*OW*N per group,
+    all groups), y (O*OH*OW*N)."""
+    P = [_ptr(dtype, "x"), _ptr(dtype, "w"), _ptr(dtype, "bias"), _ptr(dtype, "out"), _ptr(dtype, "xt"),
+         _ptr(dtype, "cols"), _ptr(dtype, "y")] + [_i64(n) for n in (
+             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G")]
+    lines = [GEMM_BODY, "from jitorch.kernels import conv as _kc", "", DECO,
+             f"def kernel({', '.join(p[1] for p in P)}):",
+             "    L = OH * OW",
+             "    X = carray(x, (N, C * H * W))",
+             "    XT = carray(xt, (C * H * W, N))",
+             f"    _kc.transpose_serial(X, XT, carray(bias, (1,)), 1, False)",
+             "    CG = C // G",
+             "    OG = O // G",
+             "    R = CG * KH * KW",
+             "    COLS = carray(cols, (C * KH * KW * L * N,))",
+             "    _kc.im2col_serial(carray(xt, (C * H * W * N,)), COLS, N, C, 1, H, W, 1, KH, KW, 1, OH, OW,"
+             " 1, sh, sw, 0, ph, pw, 1, dh, dw)",
+             "    WF = carray(w, (O * R,))",
+             "    Y = carray(y, (O * L * N,))",
+             "    for g in range(G):",
+             f"        gemm_rows(WF[g * OG * R:(g + 1) * OG * R], COLS[g * R * L * N:(g + 1) * R * L * N],"
+             f" Y[g * OG * L * N:(g + 1) * OG * L * N], L * N, R, 0, OG, np.{dtype}(0))",
+             "    OUT = carray(out, (N, O * L))",
+             f"    _kc.transpose_serial(carray(y, (O * L, N)), OUT, carray(bias, ({'O' if has_bias else 1},)), L,"
+             f" {has_bias})"]
+    return _finish("conv2d", lines, P)
+
+
+def max_pool2d(dtype, kernel, stride, padding, dilation):
+    """(P, H, W) -> out, idx (P, OH, OW): kernels/pool.py's serial kernel (its 2x2 fast path when it applies)."""
+    P = [_ptr(dtype, "x"), _ptr(dtype, "out"), _ptr("int64", "idx")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
+    fast = tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0) and tuple(dilation) == (1, 1)
+    call_fast = "_max_pool_2x2(X, O, I)"
+    call = f"_max_pool(X, O, I, {kernel[0]}, {kernel[1]}, {stride[0]}, {stride[1]}, {padding[0]}, " \
+           f"{padding[1]}, {dilation[0]}, {dilation[1]})"
+    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))", "    I = carray(idx, (P, OH, OW))"]
+    if fast:
+        lines += ["    if OH * 2 <= H and OW * 2 <= W:", "        " + call_fast, "    else:", "        " + call]
+    else:
+        lines.append("    " + call)
+    return _finish("maxpool", lines, P)
+
+
+def avg_pool2d(dtype, kernel, stride, padding, count_include_pad, divisor):
+    P = [_ptr(dtype, "x"), _ptr(dtype, "out")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
+    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))",
+             f"    _avg_pool(X, O, {kernel[0]}, {kernel[1]}, {stride[0]}, {stride[1]}, {padding[0]}, "
+             f"{padding[1]}, {bool(count_include_pad)}, {int(divisor or 0)})"]
+    return _finish("avgpool", lines, P)
+
+
+def adaptive_avg_pool2d(dtype):
+    P = [_ptr(dtype, "x"), _ptr(dtype, "out")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
+    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))",
+             "    _adaptive_avg(X, O)"]
+    return _finish("adavgpool", lines, P)
+
+
+def index_select(dtype, idx_dtype):
+    """out (outer, m, inner) = x (outer, n, inner)[:, idx, :]; returns -1 when an index is outside [0, n)."""
+    P = [_ptr(dtype, "x"), _ptr(idx_dtype, "idx"), _ptr(dtype, "out")] + [_i64(n) for n in ("outer", "n", "inner", "m")]
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for j in range(m):",
+             "        if idx[j] < 0 or idx[j] >= n:",
+             "            return -1",
+             "    for a in range(outer):",
+             "        for j in range(m):",
+             "            src = (a * n + idx[j]) * inner",
+             "            dst = (a * m + j) * inner",
+             "            for t in range(inner):",
+             "                out[dst + t] = x[src + t]",
+             "    return 0"]
+    return _finish("isel", lines, P, ret="int64_t")

@@ -1,0 +1,671 @@
+"""Lowering a graph to a list of driver steps (kernel calls, allocations, copies).
+
+Every value is a :class:`View` of a buffer: a byte buffer (an input, the weights blob, a temporary)
+plus an element offset, a shape and strides, all :class:`~.sym.Sym` (polynomials in the dynamic
+dim). Movement ops (permute, select, slice, expand, unsqueeze, view of a contiguous value ...) only
+make new views; kernels that need contiguous operands get them through :meth:`Lowerer.contiguous`
+(a strided copy when the view is not). Values are never written after they are made (the graph is
+SSA and functional), so aliasing is safe.
+
+The table :data:`LOWER` maps an op name to its lowering function ``fn(lw, node)``; elementwise ops
+of the op table (scalar templates) go through :meth:`Lowerer.elementwise`, one kernel per fused
+group of :func:`jitorch.jit.fuse.find_groups`. An op without an entry is a build error naming the op
+and the node.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ... import _dtype as D
+from .. import fuse
+from . import kernels as K
+from .sym import Sym, contiguous_strides, prod
+
+
+class BuildError(RuntimeError):
+    """The graph cannot be built natively (unsupported op or dtype, missing compiler ...)."""
+
+
+DTYPES = ("float32", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def dname(dt):
+    return "bool" if dt is D.bool_ else dt.name
+
+
+@dataclass(eq=False)
+class Buf:
+    kind: str            # input | weight | tmp
+    index: int           # input position / byte offset in the blob / tmp number
+    nbytes: Sym = field(default_factory=lambda: Sym(0))
+
+
+@dataclass(eq=False)
+class View:
+    buf: Buf
+    offset: Sym
+    shape: tuple
+    strides: tuple
+    dtype: str
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def numel(self):
+        return prod(self.shape)
+
+    def is_contiguous(self):
+        want = contiguous_strides(self.shape)
+        return all(n == 1 or s == w for n, s, w in zip(self.shape, self.strides, want))
+
+    def with_(self, **kw):
+        d = dict(buf=self.buf, offset=self.offset, shape=self.shape, strides=self.strides, dtype=self.dtype)
+        d.update(kw)
+        return View(**d)
+
+
+@dataclass
+class Call:
+    kernel: K.Kernel
+    args: list           # per kernel param: View (pointer), Sym (int64) or str (a C double expression)
+    split: tuple = None  # (n Sym, work per unit Sym): threaded over lo..hi in [0, n)
+    error: str = ""      # for kernels returning a status: the message (printf format) when it is not 0
+    error_args: tuple = ()  # Sym values for the message's %lld
+    note: str = ""
+
+
+@dataclass
+class Copy:
+    """memcpy of a contiguous view into output ``index``."""
+    src: View
+    index: int
+
+
+@dataclass
+class Alloc:
+    buf: Buf
+
+
+@dataclass
+class Free:
+    buf: Buf
+
+
+@dataclass
+class Loop:
+    """Run ``body`` (Calls) ``count`` times; ``i`` is the loop variable name in their Sym args."""
+    count: Sym
+    body: list
+    var: str = "i"
+
+
+def _norm_dim(d, n):
+    return d + n if d < 0 else d
+
+
+class Lowerer:
+    def __init__(self, graph, sym_types, sym_literals, sym_attrs, weight_of, input_index, node_pos, symbol):
+        self.g = graph
+        self.types = graph.types
+        self.sym_types = sym_types          # value name -> tuple of Sym
+        self.sym_literals = sym_literals    # (node pos, operand index) -> Sym
+        self.sym_attrs = sym_attrs          # set of (node pos, attr name)
+        self.node_pos = node_pos            # id(node) -> position in the exported graph
+        self.symbol = symbol
+        self.vals = {}
+        self.steps = []
+        self.kernels = {}
+        self.ntmp = 0
+        for name, (buf, dtype) in weight_of.items():
+            shape = self.shape(name)
+            self.vals[name] = View(buf, Sym(0), shape, contiguous_strides(shape), dtype)
+        for name, (buf, dtype) in input_index.items():
+            shape = self.shape(name)
+            self.vals[name] = View(buf, Sym(0), shape, contiguous_strides(shape), dtype)
+
+    # ------------------------------------------------------------------ helpers
+    def shape(self, name):
+        return self.sym_types[name]
+
+    def dtype(self, name):
+        return dname(self.types[name].dtype)
+
+    def where(self, node):
+        return f"%{node.outputs[0]} = {node.op}(...)" + (f" at {node.loc}" if node.loc else "")
+
+    def fail(self, node, msg):
+        raise BuildError(f"jit.build: {self.where(node)}: {msg}")
+
+    def attr(self, node, name, default=None):
+        pos = self.node_pos.get(id(node))
+        if (pos, name) in self.sym_attrs:
+            self.fail(node, f"attribute {name} depends on the dynamic dim {self.symbol!r}, which the native build "
+                            "supports only for view/reshape/expand sizes; export without dynamic dims")
+        return node.attr(name, default)
+
+    def literal(self, node, i):
+        """Operand i of node: its Sym when it depends on the dynamic dim, else the Python value."""
+        pos = self.node_pos.get(id(node))
+        s = self.sym_literals.get((pos, i))
+        return s if s is not None else node.inputs[i]
+
+    def kernel(self, k):
+        self.kernels.setdefault(k.name, k)
+        return k
+
+    def tmp(self, shape, dtype):
+        buf = Buf("tmp", self.ntmp, prod(shape) * np.dtype(np.uint8 if dtype == "bool" else dtype).itemsize)
+        self.ntmp += 1
+        self.steps.append(Alloc(buf))
+        return View(buf, Sym(0), tuple(shape), contiguous_strides(shape), dtype)
+
+    def free(self, view):
+        self.steps.append(Free(view.buf))
+
+    def check_dtype(self, node, dt, allowed=("float32", "float64")):
+        if dt not in allowed:
+            self.fail(node, f"dtype {dt} is not supported by the native build for {node.op} (supported: "
+                            f"{', '.join(allowed)})")
+
+    # ------------------------------------------------------------------ strided copies
+    def copy_into(self, dst, src, note="copy"):
+        """dst[...] = src[...] (same shape; src broadcast where its stride is 0)."""
+        self.elementwise_call([src], [dst], [], ["a0"] if src.dtype == dst.dtype else [_cast("a0", dst.dtype)],
+                              note=note)
+
+    def contiguous(self, v):
+        if v.is_contiguous():
+            return v
+        out = self.tmp(v.shape, v.dtype)
+        self.copy_into(out, v, "contiguous copy")
+        return out
+
+    def reshape(self, v, shape):
+        v = self.contiguous(v)
+        return View(v.buf, v.offset, tuple(shape), contiguous_strides(shape), v.dtype)
+
+    # ------------------------------------------------------------------ elementwise
+    def elementwise_call(self, ins, outs, body, store, params=(), param_exprs=(), helpers="", note=""):
+        """One elementwise kernel over ``outs[0].shape``; inputs broadcast to it."""
+        shape = outs[0].shape
+        R = len(shape)
+        ops = []
+        for v in ins:
+            pad = R - v.ndim
+            st = []
+            for d in range(R):
+                if d < pad:
+                    st.append(Sym(0))
+                else:
+                    n, s = v.shape[d - pad], v.strides[d - pad]
+                    st.append(Sym(0) if (n == 1 and not shape[d] == 1) or n == 1 else s)
+            ops.append(st)
+        for v in outs:
+            ops.append(list(v.strides))
+        # drop size-1 dims, then merge dims that are contiguous for every operand
+        keep = [d for d in range(R) if not shape[d] == 1]
+        dims = [shape[d] for d in keep]
+        strides = [[st[d] for d in keep] for st in ops]
+        d = len(dims) - 2
+        while d >= 0:
+            if all(st[d] == st[d + 1] * dims[d + 1] for st in strides):
+                dims[d] = dims[d] * dims[d + 1]
+                del dims[d + 1]
+                for st in strides:
+                    st[d] = st[d + 1]
+                    del st[d + 1]
+            d -= 1
+        if not dims:
+            dims = [Sym(1)]
+            strides = [[Sym(0)] for _ in strides]
+        r = len(dims)
+
+        def mode(s):
+            return "c" if s == 1 else ("b" if s == 0 else "g")
+        modes = [mode(st[-1]) for st in strides]
+        k = self.kernel(K.elementwise([v.dtype for v in ins], [v.dtype for v in outs], r, modes[:len(ins)],
+                                      modes[len(ins):], body, store, params, helpers))
+        args = list(ins) + list(outs) + dims
+        for st, m in zip(strides, modes):
+            args += st[:-1]
+            if m == "g":
+                args.append(st[-1])
+        args += list(param_exprs)
+        self.steps.append(Call(k, args, split=(dims[0], prod(dims[1:])), note=note))
+
+    def group(self, nodes, outputs, note=""):
+        """A fused group (nodes in order, all of one output shape) -> one kernel."""
+        inside = {n.outputs[0] for n in nodes}
+        ins = []
+        for n in nodes:
+            for x in n.inputs:
+                if isinstance(x, str) and x not in inside and x not in ins:
+                    ins.append(x)
+        var = {x: f"a{i}" for i, x in enumerate(ins)}
+        body, params, pexprs = [], [], []
+        from ...kernels import scalar
+        for n in nodes:
+            ct = fuse._ctype_name(fuse.compute_type(n, self.types))
+            if n.op == "to_dtype":
+                x = n.inputs[0]
+                expr = _cast(var[x], dname(n.types[0].dtype))
+            else:
+                key, ps = fuse._scalar_of(n)
+                operands = []
+                uncast = (0,) if n.op == "where" else ()
+                for pos, x in enumerate(n.inputs):
+                    if isinstance(x, str):
+                        v = var[x]
+                        src = fuse._ctype_name(self.types[x].dtype)
+                        operands.append(v if (src == ct or pos in uncast) else f"{fuse._np_ctor(ct)}({v})")
+                    else:
+                        lit = self.literal(n, pos)
+                        if isinstance(lit, Sym):
+                            q = f"q{len(params)}"
+                            params.append(q)
+                            pexprs.append(f"(double){lit.c_expr()}")
+                            operands.append(f"{fuse._np_ctor(ct)}({q})")
+                        else:
+                            operands.append(fuse._literal(x, ct))
+                expr = scalar.render(key, operands, [fuse._param(p) for p in ps], ct)
+                out_ct = fuse._ctype_name(n.types[0].dtype)
+                if out_ct != ct or ct not in ("float32", "float64") or key in scalar.BOOL_RESULT:
+                    expr = f"{fuse._np_ctor(out_ct)}({expr})"
+            t = f"t{n.outputs[0]}".replace(".", "_")
+            var[n.outputs[0]] = t
+            body.append(f"{t} = {expr}")
+        from ...kernels.elementwise import emit_helpers
+        helpers = emit_helpers("\n".join(body))
+        out_views = [self.tmp(self.shape(o), self.dtype(o)) for o in outputs]
+        self.elementwise_call([self.vals[x] for x in ins], out_views, body, [var[o] for o in outputs], params, pexprs,
+                              helpers, note=note)
+        for o, v in zip(outputs, out_views):
+            self.vals[o] = v
+
+
+def _cast(v, dt):
+    if dt == "bool":
+        return f"{v} != 0"
+    return f"np.{dt}({v})"
+
+
+# ====================================================================== the table
+
+LOWER = {}
+
+
+def lower(*names):
+    def deco(fn):
+        for n in names:
+            LOWER[n] = fn
+        return fn
+    return deco
+
+
+def _in(lw, node, i=0):
+    x = node.inputs[i]
+    if not isinstance(x, str):
+        lw.fail(node, f"operand {i} must be a tensor")
+    return lw.vals[x]
+
+
+def _set(lw, node, view, k=0):
+    lw.vals[node.outputs[k]] = view
+
+
+@lower("clone", "alias", "detach", "contiguous")
+def _alias(lw, node):
+    _set(lw, node, _in(lw, node))
+
+
+@lower("view", "reshape", "_unsafe_view", "flatten", "unsqueeze", "squeeze")
+def _reshape(lw, node):
+    v = _in(lw, node)
+    shape = lw.shape(node.outputs[0])
+    if node.op in ("unsqueeze", "squeeze"):
+        # keep the strides of the remaining dims (no copy even for a non-contiguous input)
+        keep = [(n, s) for n, s in zip(v.shape, v.strides) if not n == 1]
+        new, j = [], 0
+        for n in shape:
+            if n == 1:
+                new.append(Sym(0))
+            else:
+                if j >= len(keep) or not keep[j][0] == n:
+                    _set(lw, node, lw.reshape(v, shape))
+                    return
+                new.append(keep[j][1])
+                j += 1
+        if j == len(keep):
+            _set(lw, node, v.with_(shape=shape, strides=tuple(new)))
+            return
+    _set(lw, node, lw.reshape(v, shape))
+
+
+@lower("permute")
+def _permute(lw, node):
+    v = _in(lw, node)
+    dims = [_norm_dim(d, v.ndim) for d in lw.attr(node, "dims")]
+    _set(lw, node, v.with_(shape=tuple(v.shape[d] for d in dims), strides=tuple(v.strides[d] for d in dims)))
+
+
+@lower("transpose")
+def _transpose(lw, node):
+    v = _in(lw, node)
+    a, b = (_norm_dim(lw.attr(node, k), v.ndim) for k in ("dim0", "dim1"))
+    p = list(range(v.ndim))
+    p[a], p[b] = p[b], p[a]
+    _set(lw, node, v.with_(shape=tuple(v.shape[d] for d in p), strides=tuple(v.strides[d] for d in p)))
+
+
+@lower("select")
+def _select(lw, node):
+    v = _in(lw, node)
+    d = _norm_dim(lw.attr(node, "dim"), v.ndim)
+    i = lw.attr(node, "index")
+    idx = v.shape[d] + i if i < 0 else Sym(i)
+    _set(lw, node, v.with_(offset=v.offset + idx * v.strides[d], shape=v.shape[:d] + v.shape[d + 1:],
+                           strides=v.strides[:d] + v.strides[d + 1:]))
+
+
+@lower("slice")
+def _slice(lw, node):
+    v = _in(lw, node)
+    d = _norm_dim(lw.attr(node, "dim", 0), v.ndim)
+    start, step = lw.attr(node, "start", 0), lw.attr(node, "step", 1)
+    n = v.shape[d]
+    out_n = lw.shape(node.outputs[0])[d]
+    if start is None:
+        start = 0
+    if n.is_const:
+        s = slice(start, lw.attr(node, "stop", None), step).indices(n.const)[0]
+        st = Sym(s)
+    elif start >= 0:
+        st = Sym(start)
+    else:
+        st = n + start
+    if step is None or step < 1:
+        lw.fail(node, "slice step must be positive")
+    shape = list(v.shape)
+    strides = list(v.strides)
+    shape[d] = out_n
+    strides[d] = v.strides[d] * step
+    _set(lw, node, v.with_(offset=v.offset + st * v.strides[d], shape=tuple(shape), strides=tuple(strides)))
+
+
+@lower("narrow")
+def _narrow(lw, node):
+    v = _in(lw, node)
+    d = _norm_dim(lw.attr(node, "dim"), v.ndim)
+    start = lw.attr(node, "start")
+    st = v.shape[d] + start if start < 0 else Sym(start)
+    shape = list(v.shape)
+    shape[d] = lw.shape(node.outputs[0])[d]
+    _set(lw, node, v.with_(offset=v.offset + st * v.strides[d], shape=tuple(shape)))
+
+
+@lower("expand")
+def _expand(lw, node):
+    v = _in(lw, node)
+    shape = lw.shape(node.outputs[0])
+    pad = len(shape) - v.ndim
+    strides = []
+    for d, n in enumerate(shape):
+        if d < pad:
+            strides.append(Sym(0))
+        else:
+            vn = v.shape[d - pad]
+            strides.append(Sym(0) if (vn == 1 and not n == 1) else v.strides[d - pad])
+    _set(lw, node, v.with_(shape=tuple(shape), strides=tuple(strides)))
+
+
+@lower("to_dtype")
+def _to_dtype(lw, node):
+    v = _in(lw, node)
+    want = lw.dtype(node.outputs[0])
+    if want == v.dtype:
+        _set(lw, node, v)
+        return
+    lw.check_dtype(node, want, DTYPES)
+    lw.group([node], [node.outputs[0]], note=str(node))
+
+
+@lower("cat")
+def _cat(lw, node):
+    dim = lw.attr(node, "dim", 0)
+    shape = lw.shape(node.outputs[0])
+    d = _norm_dim(dim, len(shape))
+    out = lw.tmp(shape, lw.dtype(node.outputs[0]))
+    off = Sym(0)
+    for k in range(len(node.inputs)):
+        v = _in(lw, node, k)
+        dst = out.with_(offset=out.offset + off * out.strides[d], shape=v.shape)
+        lw.copy_into(dst, v, f"cat part {k}")
+        off = off + v.shape[d]
+    _set(lw, node, out)
+
+
+@lower("stack")
+def _stack(lw, node):
+    d = _norm_dim(lw.attr(node, "dim", 0), len(lw.shape(node.outputs[0])))
+    shape = lw.shape(node.outputs[0])
+    out = lw.tmp(shape, lw.dtype(node.outputs[0]))
+    for k in range(len(node.inputs)):
+        v = _in(lw, node, k)
+        st = list(out.strides)
+        del st[d]
+        lw.copy_into(out.with_(offset=out.offset + Sym(k) * out.strides[d], shape=v.shape, strides=tuple(st)), v,
+                     f"stack part {k}")
+    _set(lw, node, out)
+
+
+@lower("matmul", "mm", "bmm")
+def _matmul(lw, node):
+    a, b = _in(lw, node, 0), _in(lw, node, 1)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    if a.dtype != dt or b.dtype != dt:
+        lw.fail(node, f"mixed dtypes {a.dtype} @ {b.dtype}")
+    out_shape = lw.shape(node.outputs[0])
+    k = lw.kernel(K.gemm(dt))
+    a1, b1 = a.ndim == 1, b.ndim == 1
+    if a1:
+        a = a.with_(shape=(Sym(1),) + a.shape, strides=(Sym(0),) + a.strides)
+    if b1:
+        b = b.with_(shape=b.shape + (Sym(1),), strides=b.strides + (Sym(0),))
+    if b.ndim == 2:
+        a = lw.contiguous(a)
+        b = lw.contiguous(b)
+        M, K_ = prod(a.shape[:-1]), a.shape[-1]
+        N = b.shape[1]
+        out = lw.tmp(out_shape, dt)
+        lw.steps.append(Call(k, [a, b, out, M, N, K_], split=(M, N * K_), note=str(node)))
+        _set(lw, node, out)
+        return
+    # batched: broadcast the batch dims, loop over them in the driver
+    bshape = tuple(out_shape[:-2]) if not (a1 or b1) else None
+    if bshape is None:
+        lw.fail(node, "batched matrix-vector products are not supported")
+    M, K_, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    nb = len(bshape)
+
+    def batch_view(v):
+        pad = nb - (v.ndim - 2)
+        shape = tuple(bshape) + v.shape[-2:]
+        strides = []
+        for d in range(nb):
+            if d < pad:
+                strides.append(Sym(0))
+            else:
+                vn = v.shape[d - pad]
+                strides.append(Sym(0) if (vn == 1 and not bshape[d] == 1) else v.strides[d - pad])
+        return v.with_(shape=shape, strides=tuple(strides) + v.strides[-2:])
+    a, b = batch_view(a), batch_view(b)
+    if not (a.strides[-1] == 1 and a.strides[-2] == K_):
+        a = lw.contiguous(a)
+    if not (b.strides[-1] == 1 and b.strides[-2] == N):
+        b = lw.contiguous(b)
+    out = lw.tmp(out_shape, dt)
+    count = prod(bshape)
+    # batch index i -> element offset of each operand
+    body_args = []
+    for v in (a, b, out):
+        body_args.append(("batch", v, bshape))
+    lw.steps.append(Loop(count, [Call(k, body_args + [M, N, K_], split=(M, N * K_), note=str(node))]))
+    _set(lw, node, out)
+
+
+@lower("convolution")
+def _conv(lw, node):
+    x, w = _in(lw, node, 0), _in(lw, node, 1)
+    bias = node.inputs[2] if len(node.inputs) > 2 else None
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    nd = w.ndim - 2
+    if nd not in (1, 2):
+        lw.fail(node, f"{nd}-d convolution is not supported (1-d and 2-d are)")
+    stride, padding, dilation = (tuple(lw.attr(node, a)) for a in ("stride", "padding", "dilation"))
+    groups = lw.attr(node, "groups", 1)
+    out_shape = lw.shape(node.outputs[0])
+    if nd == 1:
+        x = lw.reshape(x, x.shape[:2] + (Sym(1),) + x.shape[2:])
+        w = lw.reshape(w, w.shape[:2] + (Sym(1),) + w.shape[2:])
+        stride, padding, dilation = (1,) + stride, (0,) + padding, (1,) + dilation
+        oshape4 = out_shape[:2] + (Sym(1),) + out_shape[2:]
+    else:
+        oshape4 = out_shape
+    x, w = lw.contiguous(x), lw.contiguous(w)
+    N, C, H, W = x.shape
+    O, _, KH, KW = w.shape
+    OH, OW = oshape4[2], oshape4[3]
+    bv = lw.contiguous(lw.vals[bias]) if isinstance(bias, str) else None
+    k = lw.kernel(K.conv2d(dt, bv is not None))
+    out = lw.tmp(out_shape, dt)
+    xt = lw.tmp((C * H * W * N,), dt)
+    cols = lw.tmp((C * KH * KW * OH * OW * N,), dt)
+    y = lw.tmp((O * OH * OW * N,), dt)
+    lw.steps.append(Call(k, [x, w, bv, out, xt, cols, y, N, C, H, W, O, KH, KW, OH, OW,
+                             Sym(stride[0]), Sym(stride[1]), Sym(padding[0]), Sym(padding[1]), Sym(dilation[0]),
+                             Sym(dilation[1]), Sym(groups)], note=str(node)))
+    _set(lw, node, out)
+
+
+def _pool_dims(lw, node, x, out_shape):
+    x = lw.contiguous(x)
+    P = prod(x.shape[:-2])
+    return x, P, x.shape[-2], x.shape[-1], out_shape[-2], out_shape[-1]
+
+
+@lower("max_pool2d_with_indices")
+def _maxpool(lw, node):
+    x = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    out_shape = lw.shape(node.outputs[0])
+    x, P, H, W, OH, OW = _pool_dims(lw, node, x, out_shape)
+    ks, st, pd, dl = (tuple(lw.attr(node, a) or ()) for a in ("kernel_size", "stride", "padding", "dilation"))
+    st = st or ks
+    k = lw.kernel(K.max_pool2d(dt, ks, st, pd or (0, 0), dl or (1, 1)))
+    out = lw.tmp(out_shape, dt)
+    idx = lw.tmp(out_shape, "int64")
+    lw.steps.append(Call(k, [x, out, idx, P, H, W, OH, OW], note=str(node)))
+    _set(lw, node, out, 0)
+    _set(lw, node, idx, 1)
+
+
+@lower("avg_pool2d")
+def _avgpool(lw, node):
+    x = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    out_shape = lw.shape(node.outputs[0])
+    x, P, H, W, OH, OW = _pool_dims(lw, node, x, out_shape)
+    ks, st, pd = (tuple(lw.attr(node, a) or ()) for a in ("kernel_size", "stride", "padding"))
+    k = lw.kernel(K.avg_pool2d(dt, ks, st or ks, pd or (0, 0), lw.attr(node, "count_include_pad", True),
+                               lw.attr(node, "divisor_override", None)))
+    out = lw.tmp(out_shape, dt)
+    lw.steps.append(Call(k, [x, out, P, H, W, OH, OW], note=str(node)))
+    _set(lw, node, out)
+
+
+@lower("adaptive_avg_pool2d")
+def _adaptive_avg(lw, node):
+    x = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    out_shape = lw.shape(node.outputs[0])
+    x, P, H, W, OH, OW = _pool_dims(lw, node, x, out_shape)
+    out = lw.tmp(out_shape, dt)
+    lw.steps.append(Call(lw.kernel(K.adaptive_avg_pool2d(dt)), [x, out, P, H, W, OH, OW], note=str(node)))
+    _set(lw, node, out)
+
+
+def _dims_attr(lw, node, ndim):
+    dim = lw.attr(node, "dim", None)
+    if dim is None:
+        return list(range(ndim))
+    if isinstance(dim, int):
+        dim = (dim,)
+    return sorted({_norm_dim(d, ndim) for d in dim})
+
+
+def _rows(lw, node, v, red):
+    """v permuted so the dims ``red`` are last, made contiguous: (rows Sym, n Sym, view, permutation)."""
+    keep = [d for d in range(v.ndim) if d not in red]
+    perm = keep + list(red)
+    pv = v.with_(shape=tuple(v.shape[d] for d in perm), strides=tuple(v.strides[d] for d in perm))
+    pv = lw.contiguous(pv)
+    return prod(pv.shape[:len(keep)]), prod(pv.shape[len(keep):]), pv, perm
+
+
+@lower("sum", "amax", "amin", "prod", "var", "mean")
+def _reduce(lw, node):
+    v = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    if v.dtype != dt:
+        lw.fail(node, f"a {node.op} from {v.dtype} to {dt} is not supported")
+    red = _dims_attr(lw, node, v.ndim)
+    rows, n, pv, _ = _rows(lw, node, v, red)
+    k = lw.kernel(K.reduce_rows(node.op, dt, lw.attr(node, "correction", 1) if node.op == "var" else 0))
+    out = lw.tmp(lw.shape(node.outputs[0]), dt)
+    lw.steps.append(Call(k, [pv, out, n], split=(rows, n), note=str(node)))
+    _set(lw, node, out)
+
+
+@lower("softmax", "log_softmax")
+def _softmax(lw, node):
+    v = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    if v.dtype != dt:
+        lw.fail(node, f"a {node.op} from {v.dtype} to {dt} is not supported")
+    red = _dims_attr(lw, node, v.ndim)
+    if len(red) != 1:
+        lw.fail(node, f"{node.op} over several dims")
+    rows, n, pv, perm = _rows(lw, node, v, red)
+    out = lw.tmp(pv.shape, dt)
+    lw.steps.append(Call(lw.kernel(K.softmax_rows(node.op, dt)), [pv, out, n], split=(rows, n), note=str(node)))
+    inv = [perm.index(d) for d in range(v.ndim)]
+    _set(lw, node, out.with_(shape=tuple(out.shape[i] for i in inv), strides=tuple(out.strides[i] for i in inv)))
+
+
+@lower("index_select")
+def _index_select(lw, node):
+    x, idx = _in(lw, node, 0), _in(lw, node, 1)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, DTYPES)
+    lw.check_dtype(node, idx.dtype, ("int64", "int32"))
+    d = _norm_dim(lw.attr(node, "dim", 0), x.ndim)
+    x = lw.contiguous(x)
+    idx = lw.contiguous(idx)
+    outer, n, inner = prod(x.shape[:d]), x.shape[d], prod(x.shape[d + 1:])
+    m = prod(idx.shape)
+    out = lw.tmp(lw.shape(node.outputs[0]), dt)
+    lw.steps.append(Call(lw.kernel(K.index_select(dt, idx.dtype)), [x, idx, out, outer, n, inner, m],
+                         error=f"{lw.where(node)}: an index is out of range for dimension {d} (size %lld)",
+                         error_args=(n,), note=str(node)))
+    _set(lw, node, out)
