@@ -1,0 +1,392 @@
+"""Training through compiled code (issue 6.3): a compiled function or module with inputs or parameters
+that require grad runs a compiled forward and, at backward, a compiled backward derived from the op
+table's VJP rules, as one autograd node. The reference is always the same model run eagerly."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import jitorch as torch
+import jitorch.nn as nn
+import jitorch.nn.functional as F
+from jitorch.jit import compile as C
+from jitorch.jit.autodiff import HIGHER_ORDER_MSG, split_joint
+
+
+def seed(n):
+    torch.default_generator.manual_seed(n)
+
+
+def _close(a, b, rtol=2e-5, atol=2e-6):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, (a.shape, a.dtype, b.shape, b.dtype)
+    np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=rtol, atol=atol)
+
+
+def _grads(params):
+    out = [None if p.grad is None else p.grad.numpy().copy() for p in params]
+    for p in params:
+        p.grad = None
+    return out
+
+
+def _compare(model, compiled, inputs, loss_fn, rtol=2e-5, atol=2e-6, extra=()):
+    """Loss and every parameter (and ``extra`` tensor) gradient, eager vs compiled."""
+    params = list(model.parameters()) + list(extra)
+    for p in params:
+        p.grad = None
+    want = loss_fn(model(*inputs))
+    want.backward()
+    gw = _grads(params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", C.CompileWarning)  # no eager fallback anywhere here
+        got = loss_fn(compiled(*inputs))
+    got.backward()
+    gg = _grads(params)
+    _close(got.detach().numpy(), want.detach().numpy(), rtol, atol)
+    for a, b in zip(gg, gw):
+        assert (a is None) == (b is None)
+        if a is not None:
+            _close(a, b, rtol, atol)
+    return got
+
+
+def _is_compiled_node(t):
+    """True when the autograd graph of ``t`` goes through one compiled forward+backward node."""
+    stack, seen = [t.grad_fn], set()
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in seen:
+            continue
+        seen.add(id(n))
+        if type(n).__name__ == "CompiledTrainStepBackward":
+            return True
+        stack.extend(e[0] for e in n.next_functions)
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+def _mlp(d_in=12, hidden=16, d_out=5):
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.Tanh(),
+                         nn.Linear(hidden, d_out))
+
+
+class _CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 6, 3)
+        self.fc = nn.Linear(6 * 2 * 2, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.relu(self.c2(x))
+        return self.fc(x.flatten(1))
+
+
+class _LSTMStep(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.LSTMCell(6, 8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x, h, c):
+        h, c = self.cell(x, (h, c))
+        return self.out(torch.tanh(h)), h, c
+
+
+@pytest.mark.parametrize("s", [0, 1, 2])
+def test_mlp_module_loss_and_grads_equal_eager(s):
+    seed(s)
+    model = _mlp()
+    cm = torch.compile(model)
+    for batch in (7, 32):
+        x, y = torch.randn(batch, 12), torch.randint(0, 5, (batch,))
+        got = _compare(model, cm, (x,), lambda o: F.cross_entropy(o, y))
+        assert _is_compiled_node(got)
+    assert "bwd_k0" in cm.kernels and "fwd_k0" in cm.kernels  # both sides were fused
+
+
+def test_mlp_training_trajectory_equals_eager():
+    seed(3)
+    a = _mlp()
+    b = _mlp()
+    b.load_state_dict(a.state_dict())
+    oa = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9)
+    ob = torch.optim.SGD(b.parameters(), lr=0.1, momentum=0.9)
+    cb = torch.compile(b)
+    x, y = torch.randn(16, 12), torch.randint(0, 5, (16,))
+    for _ in range(4):  # parameters are bound live: optimizer updates between calls are seen
+        for model, opt in ((a, oa), (cb, ob)):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        _close(loss.detach().numpy(), loss.detach().numpy())
+    for p, q in zip(a.parameters(), b.parameters()):
+        _close(q.detach().numpy(), p.detach().numpy(), 1e-4, 1e-5)
+
+
+def test_function_capturing_a_module_trains():
+    # a plain function reading a global model: its parameters are bound live (not snapshots)
+    seed(4)
+    model = _mlp()
+
+    def step(x, y):
+        return F.cross_entropy(model(x), y)
+    cf = torch.compile(step)
+    x, y = torch.randn(9, 12), torch.randint(0, 5, (9,))
+    for _ in range(2):
+        params = list(model.parameters())
+        want = step(x, y)
+        want.backward()
+        gw = _grads(params)
+        got = cf(x, y)
+        assert _is_compiled_node(got)
+        got.backward()
+        gg = _grads(params)
+        _close(got.detach().numpy(), want.detach().numpy())
+        for a, b in zip(gg, gw):
+            _close(a, b)
+        with torch.no_grad():
+            model[0].weight.mul_(0.5)  # seen by the next compiled call
+
+
+@pytest.mark.parametrize("s", [0, 1])
+def test_cnn_conv_pool_grads_equal_eager(s):
+    seed(s)
+    model = _CNN()
+    cm = torch.compile(model)
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,))
+    _compare(model, cm, (x,), lambda o: F.cross_entropy(o, y))
+    _compare(model, cm, (x * 2.0,), lambda o: F.cross_entropy(o, y))
+
+
+@pytest.mark.parametrize("s", [0, 1])
+def test_lstm_step_grads_equal_eager(s):
+    seed(s)
+    model = _LSTMStep()
+    cm = torch.compile(model)
+    x, h, c = torch.randn(4, 6), torch.randn(4, 8), torch.randn(4, 8)
+
+    def loss(o):
+        return (o[0] ** 2).sum() + o[1].sum() + (o[2] * o[2]).mean()
+    _compare(model, cm, (x, h, c), loss, 1e-4, 1e-6)
+
+
+def test_input_grads_multiple_outputs_and_int_outputs():
+    def f(x, w):
+        h = torch.sigmoid(x @ w)
+        return h, (h * x.sum(-1, keepdim=True)).exp(), h.argmax(-1)
+    cf = torch.compile(f)
+    for s in range(2):
+        seed(10 + s)
+        x = torch.randn(5, 4, requires_grad=True)
+        w = torch.randn(4, 3, requires_grad=True)
+        g1, g2 = torch.randn(5, 3), torch.randn(5, 3)
+        outs_e = f(x, w)
+        gx_e, gw_e = torch.autograd.grad(outs_e[:2], (x, w), (g1, g2))
+        outs_c = cf(x, w)
+        assert not outs_c[2].requires_grad and outs_c[2].dtype == torch.int64
+        gx_c, gw_c = torch.autograd.grad(outs_c[:2], (x, w), (g1, g2))
+        for a, b in zip(outs_c, outs_e):
+            _close(a.detach().numpy(), b.detach().numpy())
+        _close(gx_c.numpy(), gx_e.numpy())
+        _close(gw_c.numpy(), gw_e.numpy())
+        # only one output used: the other's gradient is zero
+        (gx1,) = torch.autograd.grad(cf(x, w)[1].sum(), (x,))
+        (gx2,) = torch.autograd.grad(f(x, w)[1].sum(), (x,))
+        _close(gx1.numpy(), gx2.numpy())
+
+
+def test_float64_is_tight():
+    seed(5)
+    model = _mlp().double()
+    cm = torch.compile(model)
+    x, y = torch.randn(8, 12, dtype=torch.float64), torch.randint(0, 5, (8,))
+    _compare(model, cm, (x,), lambda o: F.cross_entropy(o, y), rtol=1e-12, atol=1e-13)
+
+
+def test_batchnorm_dropout_train_mode():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.bn, self.drop, self.l2 = nn.Linear(6, 10), nn.BatchNorm1d(10), nn.Dropout(0.3), nn.Linear(10, 2)
+
+        def forward(self, x):
+            return self.l2(self.drop(F.relu(self.bn(self.l1(x)))))
+    seed(6)
+    a, b = Net(), Net()
+    b.load_state_dict(a.state_dict())
+    cb = torch.compile(b)
+    x = torch.randn(12, 6)
+    for k in range(2):
+        seed(100 + k)
+        la = (a(x) ** 2).mean()
+        la.backward()
+        seed(100 + k)
+        lb = (cb(x) ** 2).mean()
+        assert _is_compiled_node(lb)
+        lb.backward()
+        _close(lb.detach().numpy(), la.detach().numpy())
+        for p, q in zip(a.parameters(), b.parameters()):
+            _close(q.grad.numpy(), p.grad.numpy())
+            p.grad = q.grad = None
+        _close(b.bn.running_mean.numpy(), a.bn.running_mean.numpy())  # the buffer update ran once per call
+        _close(b.bn.running_var.numpy(), a.bn.running_var.numpy())
+
+
+def test_inplace_ops_inside_the_function():
+    def f(x, w):
+        h = x @ w
+        h.add_(1.0)
+        h = torch.sigmoid(h) * 2.0
+        h.sub_(0.5)
+        h[:, 0] = 0.5
+        return (h * h).sum()
+    cf = torch.compile(f)
+    seed(7)
+    x, w = torch.randn(5, 4, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    ge = torch.autograd.grad(f(x, w), (x, w))
+    out = cf(x, w)
+    assert _is_compiled_node(out)
+    gc = torch.autograd.grad(out, (x, w))
+    for a, b in zip(gc, ge):
+        _close(a.numpy(), b.numpy())
+
+
+def test_version_counter_of_saved_input():
+    def f(x, w):
+        return (x * w).sum()
+    cf = torch.compile(f)
+    x, w = torch.randn(6), torch.randn(6, requires_grad=True)
+    out = cf(x, w)
+    with torch.no_grad():
+        x.add_(1.0)  # x is saved for w's gradient: eager raises the same error
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+    out = cf(x, w)
+    with torch.no_grad():
+        w.add_(1.0)  # w itself is not needed for its own gradient: fine, as in eager
+    out.backward()
+    _close(w.grad.numpy(), x.numpy())
+
+
+def test_version_counter_of_saved_output():
+    cf = torch.compile(lambda x: torch.exp(x))
+    x = torch.randn(5, requires_grad=True)
+    y = cf(x)
+    ye = torch.exp(x)
+    y.detach().add_(1.0)  # a write into an output the backward reads (exp's result)
+    ye.detach().add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ye.sum().backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_retain_graph():
+    seed(8)
+    model = _mlp()
+    cm = torch.compile(model)
+    x = torch.randn(4, 12)
+    loss = cm(x).pow(2).mean()
+    loss.backward(retain_graph=True)
+    g1 = [p.grad.numpy().copy() for p in model.parameters()]
+    loss.backward()  # second backward through the retained node: gradients accumulate
+    for p, a in zip(model.parameters(), g1):
+        _close(p.grad.numpy(), 2 * a)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
+
+
+def test_higher_order_grad_raises_clearly():
+    cf = torch.compile(lambda x: (torch.tanh(x) ** 2).sum())
+    x = torch.randn(5, requires_grad=True)
+    y = cf(x)
+    with pytest.raises(RuntimeError) as e:
+        torch.autograd.grad(y, x, create_graph=True)
+    assert str(e.value) == HIGHER_ORDER_MSG
+    # without create_graph the same node works
+    (g,) = torch.autograd.grad(cf(x), x)
+    _close(g.numpy(), (2 * np.tanh(x.detach().numpy()) * (1 - np.tanh(x.detach().numpy()) ** 2)).astype(np.float32))
+
+
+def test_no_grad_and_frozen_parameters_use_other_programs():
+    seed(9)
+    model = _mlp()
+    cm = torch.compile(model)
+    x = torch.randn(3, 12)
+    with torch.no_grad():
+        y0 = cm(x)
+    assert not y0.requires_grad
+    model[0].weight.requires_grad_(False)
+    model[0].bias.requires_grad_(False)
+    _compare(model, cm, (x,), lambda o: o.pow(2).sum())
+    assert model[0].weight.grad is None
+    model[0].weight.requires_grad_(True)
+    model[0].bias.requires_grad_(True)
+    _compare(model, cm, (x,), lambda o: o.pow(2).sum())
+
+
+def test_custom_function_backward_is_traced_too():
+    from jitorch.autograd import Function
+
+    class Twice(Function):  # its forward and backward are jitorch ops: both are recorded and compiled
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3.0  # a deliberately "wrong" rule: the compiled backward must use it, not re-derive
+    cf = torch.compile(lambda x: Twice.apply(torch.sin(x)).sum())
+    x = torch.randn(4, requires_grad=True)
+    y = cf(x)
+    assert _is_compiled_node(y)
+    y.backward()
+    _close(x.grad.numpy(), (3 * np.cos(x.detach().numpy())).astype(np.float32))
+
+
+def test_untraceable_backward_falls_back_with_a_warning():
+    from jitorch.autograd import Function
+
+    class HostBackward(Function):  # a backward that leaves the graph (numpy()): cannot be traced
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return torch.tensor(g.numpy() * 2.0)
+    cf = torch.compile(lambda x: HostBackward.apply(torch.sin(x)).sum())
+    x = torch.randn(4, requires_grad=True)
+    with pytest.warns(C.CompileWarning, match="compiled backward could not be built"):
+        y = cf(x)
+    assert not _is_compiled_node(y)
+    y.backward()
+    _close(x.grad.numpy(), (2 * np.cos(x.detach().numpy())).astype(np.float32))
+    x.grad = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        cf(x).backward()
+
+
+def test_split_joint_partition():
+    # the forward keeps only what the outputs need; relu's mask and the weight gradient run at backward
+    from jitorch.jit.ir import Graph, Input, Node, TensorType
+    f32 = torch.float32
+    t = TensorType((4, 3), f32)
+    g = Graph("j", (Input("x", t), Input("g0", t)),
+              (Node("relu", ("x",), (), ("0",), (t,)),
+               Node("gt", ("x", 0), (), ("1",), (TensorType((4, 3), torch.bool),)),
+               Node("where", ("1", "g0", 0.0), (), ("2",), (t,))),
+              ("0", "2"))
+    fwd, bwd, (saved_nodes, saved_inputs) = split_joint(g, 1, ["g0"])
+    assert [n.op for n in fwd.nodes] == ["relu"] and fwd.outputs == ("0",)
+    assert [n.op for n in bwd.nodes] == ["gt", "where"]
+    assert saved_nodes == () and saved_inputs == ("x",)
+    assert [i.name for i in bwd.inputs] == ["x", "g0"] and bwd.outputs == ("2",)
