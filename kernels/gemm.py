@@ -164,12 +164,13 @@ def workspace_size(M, N, K, dtype):
 # ---------------------------------------------------------------------------------------------
 
 @intrinsic
-def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, load_c):
+def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, mr, nr, load_c):
     """``C[c_off + i*ldc + j] = (C[...] if load_c else 0) + sum_p Ap[p*MR + i] * Bp[p*NR + j]``
 
-    for the MR x NR tile, ``Ap = work[a_off:]``, ``Bp = work[b_off:]`` (packed slivers),
-    ``c`` an array whose data the tile is written into (C itself, rows ``ldc`` elements apart
-    and unit-stride, or the workspace tile). Offsets are in elements.
+    for ``i < mr <= MR``, ``j < nr <= NR``, over ``p < kc``. ``Ap = work[a_off:]`` and
+    ``Bp = work[b_off:]`` are packed slivers; ``c`` is the array the tile is written into
+    (C itself, rows ``ldc`` elements apart and unit-stride, or the workspace tile). Offsets
+    are in elements.
     """
     if not isinstance(work, types.Array) or not isinstance(c, types.Array):
         return None
@@ -177,7 +178,7 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, load_c):
         return None
 
     def codegen(context, builder, sig, args):
-        work_v, kc_v, a_off_v, b_off_v, c_v, c_off_v, ldc_v, load_c_v = args
+        work_v, kc_v, a_off_v, b_off_v, c_v, c_off_v, ldc_v, mr_v, nr_v, load_c_v = args
         wty, cty = sig.args[0], sig.args[4]
         i64 = ir.IntType(64)
         i32 = ir.IntType(32)
@@ -199,7 +200,9 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, load_c):
         b_off_v = cast_int(b_off_v, sig.args[3])
         c_off_v = cast_int(c_off_v, sig.args[5])
         ldc_v = cast_int(ldc_v, sig.args[6])
-        load_c_v = context.cast(builder, load_c_v, sig.args[7], types.boolean)
+        mr_v = cast_int(mr_v, sig.args[7])
+        nr_v = cast_int(nr_v, sig.args[8])
+        load_c_v = context.cast(builder, load_c_v, sig.args[9], types.boolean)
 
         base = context.make_array(wty)(context, builder, work_v).data
         a_ptr = builder.gep(base, [a_off_v])
@@ -247,16 +250,38 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, load_c):
             r.add_incoming(zero, entry)
             r.add_incoming(new[t], tail)
             results.append(r)
-        for i in range(MR):
-            c_row = builder.gep(c_ptr, [builder.mul(ldc_v, ir.Constant(i64, i))])
+        # Edge tiles (mr < MR or nr < NR) write only their mr x nr corner: whole vectors when
+        # nr == NR, else element by element.
+        def update(ptr, acc):
+            old = builder.load(ptr, align=align)
+            builder.store(builder.select(load_c_v, builder.fadd(old, acc), acc), ptr, align=align)
+
+        def rows(body):
+            for i in range(MR):
+                c_row = builder.gep(c_ptr, [builder.mul(ldc_v, ir.Constant(i64, i))])
+                with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(i64, i), mr_v)):
+                    body(i, c_row)
+
+        def full_row(i, c_row):
             for v in range(NV):
                 ptr = builder.bitcast(builder.gep(c_row, [ir.Constant(i64, v * lanes)]), vptr)
-                old = builder.load(ptr, align=align)
-                acc = results[i * NV + v]
-                builder.store(builder.select(load_c_v, builder.fadd(old, acc), acc), ptr, align=align)
+                update(ptr, results[i * NV + v])
+
+        def partial_row(i, c_row):
+            for j in range(nr):
+                with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(i64, j), nr_v)):
+                    acc = builder.extract_element(results[i * NV + j // lanes],
+                                                  ir.Constant(i32, j % lanes))
+                    update(builder.gep(c_row, [ir.Constant(i64, j)]), acc)
+
+        with builder.if_else(builder.icmp_signed("==", nr_v, ir.Constant(i64, nr))) as (full, part):
+            with full:
+                rows(full_row)
+            with part:
+                rows(partial_row)
         return context.get_dummy_value()
 
-    return types.void(work, kc, a_off, b_off, c, c_off, ldc, load_c), codegen
+    return types.void(work, kc, a_off, b_off, c, c_off, ldc, mr, nr, load_c), codegen
 
 
 @intrinsic
@@ -353,11 +378,12 @@ def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
                         mr = min(MR, mc - ir)
                         a_off = ir * kc
                         bs_off = b_off + jr * kc
-                        if direct and mr == MR and nr == nr_full:
+                        if direct:
                             _micro_tile(work, kc, a_off, bs_off, C, (ic + ir) * ldc + jc + jr,
-                                        ldc, load_c)
+                                        ldc, mr, nr, load_c)
                         else:
-                            _micro_tile(work, kc, a_off, bs_off, work, tile, nr_full, False)
+                            _micro_tile(work, kc, a_off, bs_off, work, tile, nr_full, MR, nr_full,
+                                        False)
                             for i in range(mr):
                                 for j in range(nr):
                                     v = work[tile + i * nr_full + j]
