@@ -129,7 +129,7 @@ static void jt_set_err(const char *fmt, ...) {
 }
 
 /* ---------------------------------------------------------------- thread pool */
-typedef void (*jt_fn)(void *, int64_t, int64_t);
+typedef void (*jt_fn)(void *, int64_t, int64_t, int);
 static struct {
     pthread_mutex_t m;
     pthread_cond_t go, done;
@@ -161,7 +161,7 @@ static void *jt_worker(void *p) {
         int n = jt_pool.n;
         pthread_mutex_unlock(&jt_pool.m);
         jt_chunk(id, n, total, &lo, &hi);
-        if (lo < hi) fn(arg, lo, hi);
+        if (lo < hi) fn(arg, lo, hi, id);
         pthread_mutex_lock(&jt_pool.m);
         if (--jt_pool.pending == 0) pthread_cond_signal(&jt_pool.done);
         pthread_mutex_unlock(&jt_pool.m);
@@ -191,9 +191,9 @@ static void jt_pool_start(void) {
 
 /* fn(arg, lo, hi) over [0, total): split across the pool when the work is large enough. */
 static void jt_parallel(jt_fn fn, void *arg, int64_t total, int64_t work) {
-    if (total < 2 || work < JT_PAR_MIN) { fn(arg, 0, total); return; }
+    if (total < 2 || work < JT_PAR_MIN) { fn(arg, 0, total, 0); return; }
     pthread_once(&jt_once, jt_pool_start);
-    if (jt_pool.n < 2 || pthread_mutex_trylock(&jt_busy) != 0) { fn(arg, 0, total); return; }
+    if (jt_pool.n < 2 || pthread_mutex_trylock(&jt_busy) != 0) { fn(arg, 0, total, 0); return; }
     int n = jt_pool.n;
     if (total < n) n = (int)total;
     pthread_mutex_lock(&jt_pool.m);
@@ -204,12 +204,18 @@ static void jt_parallel(jt_fn fn, void *arg, int64_t total, int64_t work) {
     pthread_mutex_unlock(&jt_pool.m);
     int64_t lo, hi;
     jt_chunk(0, jt_pool.n, total, &lo, &hi);
-    if (lo < hi) fn(arg, lo, hi);
+    if (lo < hi) fn(arg, lo, hi, 0);
     pthread_mutex_lock(&jt_pool.m);
     while (jt_pool.pending) pthread_cond_wait(&jt_pool.done, &jt_pool.m);
     pthread_mutex_unlock(&jt_pool.m);
     pthread_mutex_unlock(&jt_busy);
     (void)n;
+}
+
+/* threads of the pool (workspaces are allocated per thread) */
+static int64_t jt_threads(void) {
+    pthread_once(&jt_once, jt_pool_start);
+    return jt_pool.n;
 }
 """
 
@@ -358,11 +364,11 @@ def driver(spec, steps, kernels, ntmp):
         if isinstance(st, Call) and st.split is not None:
             threaded[st.kernel.name] = st.kernel
     for k in threaded.values():
-        fields = k.params[:-2]
+        fields = [(ct, pn) for ct, pn in k.params[:-2] if pn != "tid"]
         w(f"struct jt_a_{k.name} {{ {' '.join(ct + ('' if ct.endswith('*') else ' ') + pn + ';' for ct, pn in fields)} }};")
-        w(f"static void jt_t_{k.name}(void *p, int64_t lo, int64_t hi) {{")
+        w(f"static void jt_t_{k.name}(void *p, int64_t lo, int64_t hi, int tid) {{")
         w(f"    struct jt_a_{k.name} *a = (struct jt_a_{k.name} *)p;")
-        w(f"    {k.name}({', '.join('a->' + pn for _, pn in fields)}, lo, hi);")
+        w(f"    {k.name}({', '.join('tid' if pn == 'tid' else 'a->' + pn for _, pn in k.params[:-2])}, lo, hi);")
         w("}")
     # signature tables
     w("")
@@ -467,7 +473,7 @@ def _emit_call(w, st, ind, loopvar=None):
         w(ind + "/* " + c_comment(st.note)[:200] + " */")
     if st.split is not None:
         nsplit, work = st.split
-        fields = args[:-2] if len(args) == len(k.params) else args
+        fields = [a for a, (_, pn) in zip(args, k.params[:-2]) if pn != "tid"]
         w(ind + f"{{ struct jt_a_{k.name} a = {{{', '.join(fields)}}};")
         w(ind + f"  jt_parallel(jt_t_{k.name}, &a, {_c_sym(nsplit)}, {_c_sym(nsplit * work)}); }}")
     elif k.ret != "void":
@@ -482,7 +488,7 @@ def _emit_call(w, st, ind, loopvar=None):
 
 def _emit_step(w, st, ind):
     if isinstance(st, Alloc):
-        nb = _c_sym(st.buf.nbytes)
+        nb = _c_sym(st.buf.nbytes) + (" * jt_threads()" if st.per_thread else "")
         w(ind + f"t[{st.buf.index}] = (char *)malloc((size_t){nb} + 64);")
         w(ind + f"if (!t[{st.buf.index}]) {{ jt_set_err(\"out of memory (%lld bytes)\", (long long){nb}); goto fail; }}")
     elif isinstance(st, Call):

@@ -10,7 +10,8 @@ one call computes (the C driver's thread pool splits it).
   operand with its own strides (0 on broadcast dims); expressions come from the op table's scalar
   templates (``kernels.scalar``) through :mod:`jitorch.jit.fuse`, as in the in-process compiler.
 - :func:`reduce_rows`, :func:`softmax_rows`: row-wise over a contiguous (rows, n) input.
-- :func:`gemm`: C = A @ B for contiguous 2-d operands, a row range per call.
+- :func:`gemm`: C = A @ B for contiguous 2-d operands through kernels/gemm.py's cache-blocked
+  kernel, a row range per call.
 - :func:`conv2d`, :func:`max_pool2d`, :func:`avg_pool2d`, :func:`adaptive_avg_pool2d`: wrap the
   library's njit kernels (kernels/conv.py, kernels/pool.py) over ``numba.carray`` views.
 - :func:`index_select`: rows gathered by an index vector, range-checked (returns -1 on a bad index).
@@ -177,30 +178,23 @@ def softmax_rows(op, dtype):
 
 # ---------------------------------------------------------------------------------------- matmul
 
-GEMM_BODY = '''
-@njit(inline='always', fastmath=FASTMATH, error_model='numpy')
-def gemm_rows(A, B, C, N, K, lo, hi, T0):
-    """C[i, :] = sum_k A[i, k] * B[k, :] for rows lo..hi of flat row-major A (M, K), B (K, N), C (M, N)."""
-    for i in range(lo, hi):
-        c0 = i * N
-        for j in range(N):
-            C[c0 + j] = T0
-        a0 = i * K
-        for k in range(K):
-            a = A[a0 + k]
-            b0 = k * N
-            for j in range(N):
-                C[c0 + j] += a * B[b0 + j]
-'''
+def workspace(m, n, k, dtype):
+    """Elements of gemm scratch for one thread: kernels/gemm.py's formula, with a size that depends on
+    the dynamic dim (or None) bounded by the block size it is clipped to."""
+    from ...kernels.gemm import workspace_size
+    big = 1 << 40
+    return workspace_size(big if m is None else m, big if n is None else n, big if k is None else k, dtype)
 
 
 def gemm(dtype):
-    """C (M, N) = A (M, K) @ B (K, N), contiguous; threaded over rows of C."""
-    P = [_ptr(dtype, "a"), _ptr(dtype, "b"), _ptr(dtype, "c"), _i64("m"), _i64("n"), _i64("k"),
-         _i64("lo"), _i64("hi")]
-    lines = [GEMM_BODY, DECO, f"def kernel({', '.join(p[1] for p in P)}):",
-             "    A = carray(a, (m * k,))", "    B = carray(b, (k * n,))", "    C = carray(c, (m * n,))",
-             f"    gemm_rows(A, B, C, n, k, lo, hi, np.{dtype}(0))"]
+    """C (M, N) = A (M, K) @ B (K, N) (contiguous) with kernels/gemm.py's cache-blocked kernel; threaded
+    over rows of C, thread ``tid`` using slice ``tid`` of ``work`` (``wsize`` elements each)."""
+    P = [_ptr(dtype, "a"), _ptr(dtype, "b"), _ptr(dtype, "c"), _ptr(dtype, "work"), _i64("m"), _i64("n"),
+         _i64("k"), _i64("wsize"), _i64("tid"), _i64("lo"), _i64("hi")]
+    lines = ["from jitorch.kernels import gemm as _G", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    W = carray(work, ((tid + 1) * wsize,))",
+             "    _G.gemm(carray(a, (m, k)), carray(b, (k, n)), carray(c, (m, n)), carray(c, (0,)), False, lo, hi, 0, n,"
+             " W[tid * wsize:])"]
     return _finish("gemm", lines, P)
 
 
@@ -211,9 +205,9 @@ def conv2d(dtype, has_bias):
     group, transpose back with the bias. Scratch: xt (C*H*W*N), cols (C/g*KH*KW * OH*OW*N per group,
     all groups), y (O*OH*OW*N)."""
     P = [_ptr(dtype, "x"), _ptr(dtype, "w"), _ptr(dtype, "bias"), _ptr(dtype, "out"), _ptr(dtype, "xt"),
-         _ptr(dtype, "cols"), _ptr(dtype, "y")] + [_i64(n) for n in (
-             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G")]
-    lines = [GEMM_BODY, "from jitorch.kernels import conv as _kc", "", DECO,
+         _ptr(dtype, "cols"), _ptr(dtype, "y"), _ptr(dtype, "work")] + [_i64(n) for n in (
+             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G", "wsize")]
+    lines = ["from jitorch.kernels import conv as _kc", "from jitorch.kernels import gemm as _G", "", DECO,
              f"def kernel({', '.join(p[1] for p in P)}):",
              "    L = OH * OW",
              "    X = carray(x, (N, C * H * W))",
@@ -225,11 +219,13 @@ def conv2d(dtype, has_bias):
              "    COLS = carray(cols, (C * KH * KW * L * N,))",
              "    _kc.im2col_serial(carray(xt, (C * H * W * N,)), COLS, N, C, 1, H, W, 1, KH, KW, 1, OH, OW,"
              " 1, sh, sw, 0, ph, pw, 1, dh, dw)",
-             "    WF = carray(w, (O * R,))",
-             "    Y = carray(y, (O * L * N,))",
+             "    W2 = carray(w, (O, R))",
+             "    C2 = carray(cols, (C * KH * KW, L * N))",
+             "    Y2 = carray(y, (O, L * N))",
+             "    WK = carray(work, (wsize,))",
              "    for g in range(G):",
-             f"        gemm_rows(WF[g * OG * R:(g + 1) * OG * R], COLS[g * R * L * N:(g + 1) * R * L * N],"
-             f" Y[g * OG * L * N:(g + 1) * OG * L * N], L * N, R, 0, OG, np.{dtype}(0))",
+             "        _G.gemm(W2[g * OG:(g + 1) * OG], C2[g * R:(g + 1) * R], Y2[g * OG:(g + 1) * OG], carray(y, (0,)),"
+             " False, 0, OG, 0, L * N, WK)",
              "    OUT = carray(out, (N, O * L))",
              f"    _kc.transpose_serial(carray(y, (O * L, N)), OUT, carray(bias, ({'O' if has_bias else 1},)), L,"
              f" {has_bias})"]

@@ -39,13 +39,26 @@ def cache_folder():
     return d
 
 
+def _deps_tag(source):
+    """A hash of the library modules a kernel's text imports (``from jitorch.kernels import gemm``):
+    their code is compiled into the kernel, so a change to them must miss the cache."""
+    import importlib
+    import re
+    h = hashlib.sha256()
+    for mod in sorted(set(re.findall(r"^from jitorch\.kernels import (\w+)", source, re.M))):
+        m = importlib.import_module(f"jitorch.kernels.{mod}")
+        with open(m.__file__, "rb") as f:
+            h.update(mod.encode() + b"\0" + f.read())
+    return h.hexdigest()[:12]
+
+
 def cache_key(kernels):
     from ..fuse import versions_tag
     h = hashlib.sha256()
     for part in (versions_tag()[0], *target()):
         h.update(part.encode() + b"\0")
     for k in sorted(kernels, key=lambda k: k.name):
-        h.update(k.name.encode() + b"\0" + k.source.encode() + b"\0")
+        h.update(k.name.encode() + b"\0" + k.source.encode() + b"\0" + _deps_tag(k.source).encode())
     return h.hexdigest()
 
 
@@ -54,7 +67,7 @@ def _kernel_ir(k):
     slow part: 0.5-3 s a kernel; identical kernels of different graphs share the entry)."""
     from ...kernels._jitcache import write_atomic
     from ..fuse import versions_tag
-    path = os.path.join(cache_folder(), f"{k.name}_{versions_tag()[1]}.ll")
+    path = os.path.join(cache_folder(), f"{k.name}_{versions_tag()[1]}_{_deps_tag(k.source)}.ll")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             native, _, text = f.read().partition("\n")

@@ -88,6 +88,7 @@ class Copy:
 @dataclass
 class Alloc:
     buf: Buf
+    per_thread: bool = False   # nbytes for each thread of the pool (gemm workspaces)
 
 
 @dataclass
@@ -157,10 +158,10 @@ class Lowerer:
         self.kernels.setdefault(k.name, k)
         return k
 
-    def tmp(self, shape, dtype):
+    def tmp(self, shape, dtype, per_thread=False):
         buf = Buf("tmp", self.ntmp, prod(shape) * np.dtype(np.uint8 if dtype == "bool" else dtype).itemsize)
         self.ntmp += 1
-        self.steps.append(Alloc(buf))
+        self.steps.append(Alloc(buf, per_thread))
         return View(buf, Sym(0), tuple(shape), contiguous_strides(shape), dtype)
 
     def free(self, view):
@@ -471,6 +472,10 @@ def _matmul(lw, node):
         lw.fail(node, f"mixed dtypes {a.dtype} @ {b.dtype}")
     out_shape = lw.shape(node.outputs[0])
     k = lw.kernel(K.gemm(dt))
+
+    def work(M, N, K_):
+        ws = K.workspace(*(s.const if s.is_const else None for s in (M, N, K_)), dt)
+        return lw.tmp((Sym(ws),), dt, per_thread=True), Sym(ws)
     a1, b1 = a.ndim == 1, b.ndim == 1
     if a1:
         a = a.with_(shape=(Sym(1),) + a.shape, strides=(Sym(0),) + a.strides)
@@ -482,7 +487,8 @@ def _matmul(lw, node):
         M, K_ = prod(a.shape[:-1]), a.shape[-1]
         N = b.shape[1]
         out = lw.tmp(out_shape, dt)
-        lw.steps.append(Call(k, [a, b, out, M, N, K_], split=(M, N * K_), note=str(node)))
+        wk, ws = work(M, N, K_)
+        lw.steps.append(Call(k, [a, b, out, wk, M, N, K_, ws, "tid"], split=(M, N * K_), note=str(node)))
         _set(lw, node, out)
         return
     # batched: broadcast the batch dims, loop over them in the driver
@@ -514,7 +520,9 @@ def _matmul(lw, node):
     body_args = []
     for v in (a, b, out):
         body_args.append(("batch", v, bshape))
-    lw.steps.append(Loop(count, [Call(k, body_args + [M, N, K_], split=(M, N * K_), note=str(node))]))
+    wk, ws = work(M, N, K_)
+    lw.steps.append(Loop(count, [Call(k, body_args + [wk, M, N, K_, ws, "tid"], split=(M, N * K_),
+                                      note=str(node))]))
     _set(lw, node, out)
 
 
@@ -547,9 +555,12 @@ def _conv(lw, node):
     xt = lw.tmp((C * H * W * N,), dt)
     cols = lw.tmp((C * KH * KW * OH * OW * N,), dt)
     y = lw.tmp((O * OH * OW * N,), dt)
-    lw.steps.append(Call(k, [x, w, bv, out, xt, cols, y, N, C, H, W, O, KH, KW, OH, OW,
+    R = (C * KH * KW).const // groups
+    ws = Sym(K.workspace((O.const // groups), None, R, dt))
+    wk = lw.tmp((ws,), dt)
+    lw.steps.append(Call(k, [x, w, bv, out, xt, cols, y, wk, N, C, H, W, O, KH, KW, OH, OW,
                              Sym(stride[0]), Sym(stride[1]), Sym(padding[0]), Sym(padding[1]), Sym(dilation[0]),
-                             Sym(dilation[1]), Sym(groups)], note=str(node)))
+                             Sym(dilation[1]), Sym(groups), ws], note=str(node)))
     _set(lw, node, out)
 
 
