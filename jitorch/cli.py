@@ -205,6 +205,14 @@ def _dot(args):
     return 0
 
 
+def _build(args):
+    from jitorch.jit.native import build
+    r = build(args.file, args.out, name=args.name, weights=args.weights, blas=args.blas, threads=args.threads)
+    print(r.log)
+    print(f"jitorch build: {r.exe} (run it with --help for its signature), {r.lib}, {r.header}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="jitorch", description="jitorch: PyTorch's API on numba kernels")
     sub = parser.add_subparsers(dest="cmd")
@@ -225,6 +233,15 @@ def main(argv=None):
     p_dot.add_argument("file")
     p_dot.add_argument("--svg", action="store_true", help="render SVG with Graphviz's dot")
     p_dot.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p_build = sub.add_parser("build", help="native build of an exported graph (.jt): an executable, lib<name>.so "
+                             "and <name>.h that need only libc/libm/libpthread (docs/native.md)")
+    p_build.add_argument("file")
+    p_build.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
+    p_build.add_argument("--name", help="the executable's name (default: the file's base name)")
+    p_build.add_argument("--weights", choices=("embedded", "separate"), default="embedded",
+                         help="embed the weights (default) or write <name>.weights beside the binaries")
+    p_build.add_argument("--blas", action="store_true", help="link a system CBLAS for matrix products if found")
+    p_build.add_argument("--threads", type=int, default=0, help="thread pool size (default: CPUs at run time)")
     p_cache = sub.add_parser("cache", help="the compiled-kernel cache: info (where, how big) or clear")
     p_cache.add_argument("action", choices=("info", "clear"))
     args = parser.parse_args(argv)
@@ -235,9 +252,9 @@ def main(argv=None):
         else:
             print(cache.format_info(cache.info()))
         return 0
-    if args.cmd in ("inspect", "run", "dot"):
+    if args.cmd in ("inspect", "run", "dot", "build"):
         try:
-            return {"inspect": _inspect, "run": _run, "dot": _dot}[args.cmd](args)
+            return {"inspect": _inspect, "run": _run, "dot": _dot, "build": _build}[args.cmd](args)
         except (OSError, ValueError, RuntimeError, TypeError) as e:  # FormatError is a ValueError
             print(f"jitorch {args.cmd}: {args.file}: {e}", file=sys.stderr)
             return 1

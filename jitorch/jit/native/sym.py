@@ -86,7 +86,14 @@ class Sym:
         return "(" + " + ".join(terms).replace("+ -", "- ") + ")"
 
     def text(self, symbol="B"):
-        return self.c_expr().replace("B", symbol) if not self.is_const else str(self.const)
+        """``batch``, ``2*batch+1`` ... (the form of docs/format.md's expressions)."""
+        if self.is_const:
+            return str(self.const)
+        e = self.c_expr()[1:-1].replace(" ", "")
+        terms = e.replace("-", "+-").split("+")
+        terms = [t for t in terms if t]
+        terms = terms[1:] + terms[:1] if terms and "B" not in terms[0] else terms
+        return "+".join(terms).replace("+-", "-").replace("B", symbol)
 
     def __repr__(self):
         return f"Sym({self.c_expr()})"
