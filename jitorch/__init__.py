@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _malloc  # noqa: F401  (first: keeps freed tensor memory in the process; JITORCH_NO_MALLOPT=1 opts out)
 from . import _dtype
 from ._dtype import (bool_ as bool, uint8, int8, int16, int32, int64, float16, float32, float64,  # noqa: F401
                      dtype, finfo, iinfo, get_default_dtype, set_default_dtype, promote_types)
@@ -36,6 +37,8 @@ from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, d
 from ._join import (reshape, flatten, unflatten, transpose, swapaxes, swapdims, permute, t, squeeze,  # noqa: F401
                     unsqueeze, narrow, select, unbind, split, chunk, tensor_split, diagonal, movedim, moveaxis,
                     broadcast_to, broadcast_tensors, broadcast_shapes, atleast_1d, atleast_2d, clone)
+from ._threads import (set_num_threads, get_num_threads, set_num_interop_threads,  # noqa: F401,E402
+                       get_num_interop_threads)
 from . import autograd  # noqa: F401,E402
 from .autograd import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,  # noqa: F401,E402
                        is_inference_mode_enabled)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 import weakref
 
+import numpy as np
+
 from .._dispatch import call, hooks
 from ..tensor import Tensor
 from .graph import AccumulateGrad, accumulate_grad, edge_of
@@ -239,18 +241,42 @@ def is_anomaly_enabled():
 
 def _sole_owner(g):
     """True when ``g`` (a gradient about to be stored as a leaf's .grad) is referenced only by the
-    caller's local variable and its array by ``g`` alone: no other tensor, view or buffer can see it."""
+    caller's local variable and its array by ``g`` alone: no other tensor, view or buffer can see it.
+
+    A C-contiguous view spanning a whole array qualifies too when that array is held only by the view
+    (and by the view's base tensor, itself held only by the view): the shape of a bias gradient
+    (``sum_to``'s reshape of a keepdim sum) and a linear layer's weight gradient (the transpose back of
+    a product computed in the weight's layout) arrive that way, and copying them cost a pass over
+    every parameter each step."""
     a = g._data
     if _DEBUG_REFS is not None:
         _DEBUG_REFS.append((sys.getrefcount(g), sys.getrefcount(a)))
-    return (not g.requires_grad and a.base is None and sys.getrefcount(g) <= _REFS_TENSOR
-            and sys.getrefcount(a) <= _REFS_ARRAY)
+    if g.requires_grad or sys.getrefcount(g) > _REFS_TENSOR or sys.getrefcount(a) > _REFS_ARRAY:
+        return False
+    base = a.base
+    if base is None:
+        return True
+    if (type(base) is not np.ndarray or base.base is not None or base.size != a.size
+            or not a.flags.c_contiguous or type(a) is not np.ndarray):
+        return False
+    bt = g._base
+    refs = _REFS_BASE
+    if bt is not None:
+        # the view's base tensor: referenced by g._base only (+ this local and getrefcount's argument)
+        if bt._data is not base or sys.getrefcount(bt) > _REFS_BASE_TENSOR:
+            return False
+        refs += 1
+    return sys.getrefcount(base) <= refs
 
 
 # references held while _sole_owner runs on an unshared gradient: the engine's local variable, the
 # argument and getrefcount's own argument (measured by tests/test_autograd.py::test_leaf_grad_is_never_aliased)
 _REFS_TENSOR = 3
 _REFS_ARRAY = 3
+# ... and for a view: its base array is held by the view's ``.base``, the local and the argument; the
+# base tensor by the view's ``_base``, the local and the argument
+_REFS_BASE = 3
+_REFS_BASE_TENSOR = 3
 _DEBUG_REFS = None  # a list to record (tensor refs, array refs) in tests
 
 

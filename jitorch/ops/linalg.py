@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dtype as D
+from .._threads import use_blas_threads as _use_blas_threads
 from ..backends import cpu as _cpu
 from .registry import OpDef, register
 from .rules import broadcast_shapes
@@ -46,6 +47,8 @@ def _matmul_dtype(a, b):
 
 
 def _matmul_impl(out, a, b):
+    k = a.shape[-1]
+    _use_blas_threads(2 * out.size * k)
     if a.dtype == np.float16:  # no float16 BLAS: compute in float32, round once
         a32, b32 = _cpu.to_f32(a), _cpu.to_f32(b)
         tmp = np.empty(out.shape, np.float32)
@@ -75,6 +78,12 @@ def _mT(x):
     return _c("permute", x, dims=tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
+def _transposed(x):
+    """x's array is the transpose of a C-contiguous matrix (F-contiguous and not also C-contiguous)."""
+    d = getattr(x, "_data", None)
+    return isinstance(d, np.ndarray) and d.flags.f_contiguous and not d.flags.c_contiguous
+
+
 def _reshape(x, shape):
     return x.reshape(shape)
 
@@ -99,7 +108,14 @@ def _matmul_vjp(ctx, g):
         if ad == 1:
             ga = _reshape(ga, tuple(a.shape))
     if nb:
-        if b2.ndim == 2 and a2.ndim > 2:
+        if b2.ndim == 2 and _transposed(b2):
+            # b is a transposed view (linear's x @ w.T): compute (g^T a)^T, so that the gradient arrives in
+            # b's layout and its transpose back to the weight is C-contiguous (no copy at accumulation)
+            k, m = a2.shape[-1], g2.shape[-1]
+            a_ = a2 if a2.ndim == 2 else _reshape(a2, (-1, k))
+            g_ = g2 if g2.ndim == 2 else _reshape(g2, (-1, m))
+            gb = _mT(_c("matmul", _mT(g_), a_))
+        elif b2.ndim == 2 and a2.ndim > 2:
             k, m = a2.shape[-1], g2.shape[-1]
             gb = _c("matmul", _mT(_reshape(a2, (-1, k))), _reshape(g2, (-1, m)))
         else:

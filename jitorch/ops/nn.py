@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import _dispatch
 from .. import _dtype as D
+from .._threads import use_blas_threads as _use_blas_threads
 from ..backends import cpu as _cpu
 from ..kernels import conv as _kc
 from ..kernels import pool as _kp
@@ -312,6 +313,7 @@ def _cols_key(x, wshape, stride, padding, dilation, out_spatial):
 def _gemm(a, b, groups, shape):
     """a @ b (groups: batched over a leading group dim) into a scratch array of ``shape`` (2-d result view)."""
     out = _scratch(shape, np.result_type(a.dtype, b.dtype))
+    _use_blas_threads(2 * out.size * a.shape[-1])
     if groups == 1:
         np.dot(a, b, out=out.reshape(a.shape[0], b.shape[1]))
     else:
@@ -482,6 +484,7 @@ def _wgrad_impl(out, x, gy, *, weight_size, stride, padding, dilation, groups):
         cols = _im2col(x, weight_size, stride, padding, dilation, gy.shape[2:])
     ck = cols.shape[0]
     gt, owned = _to_cl(gy)
+    _use_blas_threads(2 * out.size * L * n)
     if groups == 1:
         res = np.dot(gt.reshape(o, L * n), cols.reshape(ck, L * n).T)
     else:

@@ -1,0 +1,170 @@
+"""The thread policy (jitorch/_threads.py) and the allocator setting (jitorch/_malloc.py)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numba
+import numpy as np
+import pytest
+
+import jitorch
+from jitorch import _malloc, _threads
+from jitorch.ops.registry import OPS
+
+
+@pytest.fixture
+def restore_threads():
+    n = jitorch.get_num_threads()
+    yield
+    jitorch.set_num_threads(n)
+
+
+def _blas_threads():
+    return _threads._blas.get() if _threads._blas.get is not None else None
+
+
+def test_set_num_threads_drives_numba_and_blas(restore_threads):
+    jitorch.set_num_threads(1)
+    assert jitorch.get_num_threads() == 1
+    assert numba.get_num_threads() == 1
+    if _threads._blas.set is not None:
+        assert _blas_threads() == 1
+    top = numba.config.NUMBA_NUM_THREADS
+    jitorch.set_num_threads(top)
+    assert jitorch.get_num_threads() == top
+    assert numba.get_num_threads() == top
+
+
+def test_set_num_threads_above_numba_pool_caps_numba_only(restore_threads):
+    top = numba.config.NUMBA_NUM_THREADS
+    jitorch.set_num_threads(top + 3)
+    assert jitorch.get_num_threads() == top + 3   # torch returns what was set
+    assert numba.get_num_threads() == top         # numba's pool cannot grow after start
+
+
+@pytest.mark.parametrize("bad, exc", [(0, RuntimeError), (-2, RuntimeError), (1.5, TypeError), (True, TypeError),
+                                      ("2", TypeError)])
+def test_set_num_threads_rejects_bad_values(bad, exc, restore_threads):
+    before = jitorch.get_num_threads()
+    with pytest.raises(exc):
+        jitorch.set_num_threads(bad)
+    assert jitorch.get_num_threads() == before
+
+
+def test_interop_threads_are_remembered():
+    before = jitorch.get_num_interop_threads()
+    try:
+        jitorch.set_num_interop_threads(3)
+        assert jitorch.get_num_interop_threads() == 3
+        with pytest.raises(RuntimeError):
+            jitorch.set_num_interop_threads(0)
+    finally:
+        jitorch.set_num_interop_threads(before)
+
+
+@pytest.mark.skipif(_threads._blas.set is None, reason="no OpenBLAS thread switch in this NumPy")
+def test_products_pick_blas_threads_by_size(restore_threads):
+    jitorch.set_num_threads(2)
+    small = jitorch.randn(8, 8)
+    small @ small                      # 1 kFLOP: one thread
+    assert _blas_threads() == 1 and _threads._blas.current == 1
+    big = jitorch.randn(160, 160)      # 8 MFLOP: the policy's count
+    big @ big
+    assert _blas_threads() == min(2, _threads._blas.max) == _threads._blas.current
+    assert _threads.blas_threads_for(_threads.BLAS_PARALLEL_FLOPS - 1) == 1
+    jitorch.set_num_threads(1)
+    big @ big
+    assert _blas_threads() == 1
+
+
+@pytest.mark.skipif(_threads._blas.set is None, reason="no OpenBLAS thread switch in this NumPy")
+def test_conv_products_use_the_policy(restore_threads):
+    jitorch.set_num_threads(2)
+    x = jitorch.randn(1, 1, 6, 6)
+    w = jitorch.randn(2, 1, 3, 3)
+    jitorch.nn.functional.conv2d(x, w)   # a tiny product: one thread
+    assert _blas_threads() == 1
+    x = jitorch.randn(16, 8, 32, 32)
+    w = jitorch.randn(16, 8, 3, 3)
+    y = jitorch.nn.functional.conv2d(x, w)   # 2*16*72*14400 = 33 MFLOP
+    assert _blas_threads() == min(2, _threads._blas.max)
+    ref = OPS["convolution"].reference(x.numpy(), w.numpy(), stride=(1, 1), padding=(0, 0),
+                                       dilation=(1, 1), groups=1)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_results_do_not_depend_on_thread_count(restore_threads):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 200)).astype(np.float32)
+    b = rng.standard_normal((200, 100)).astype(np.float32)
+    outs = []
+    for n in (1, 2):
+        jitorch.set_num_threads(n)
+        outs.append((jitorch.from_numpy(a) @ jitorch.from_numpy(b)).numpy())
+    np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+
+
+def _run(code, **env):
+    e = dict(os.environ)
+    e.pop("JITORCH_NO_MALLOPT", None)
+    e.pop("JITORCH_NO_BLAS_THREADS", None)
+    e.update(env)
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=e,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_blas_switch_can_be_disabled():
+    out = _run("""
+        import jitorch
+        from jitorch import _threads
+        print(_threads.blas_info()['library'])
+    """, JITORCH_NO_BLAS_THREADS="1")
+    assert out == "None"
+
+
+# --------------------------------------------------------------------------------------------- mallopt
+
+_FAULTS = """
+    import resource, numpy as np
+    import jitorch
+    from jitorch import _malloc
+    def faults(n_arrays=6, mib=4):
+        # allocate, touch and free a step's worth of multi-MiB arrays; count page faults of the repeat
+        for _ in range(3):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            arrs = [np.ones(mib << 18, np.float32) for _ in range(n_arrays)]
+            del arrs
+            f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        return f
+    print(_malloc.STATE['applied'], faults())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_mallopt_is_applied_and_stops_page_faults():
+    if not _malloc.STATE["applied"] and "glibc" not in _malloc.STATE["reason"]:
+        pytest.skip(f"mallopt not applied here: {_malloc.STATE['reason']}")
+    applied, faults = _run(_FAULTS).split()
+    assert applied == "True"
+    # 24 MiB touched again: 6144 pages if each were re-mapped; reused heap memory faults (almost) never
+    assert int(faults) < 200, faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_mallopt_opt_out():
+    applied, faults = _run(_FAULTS, JITORCH_NO_MALLOPT="1").split()
+    assert applied == "False"
+    out = _run("from jitorch import _malloc; print(_malloc.STATE['reason'])", JITORCH_NO_MALLOPT="1")
+    assert "JITORCH_NO_MALLOPT" in out
+
+
+def test_mallopt_state_describes_what_happened():
+    st = _malloc.STATE
+    if st["applied"]:
+        assert st["mmap_threshold"] == _malloc.MMAP_THRESHOLD and st["trim_threshold"] == _malloc.TRIM_THRESHOLD
+    else:
+        assert st["reason"]
