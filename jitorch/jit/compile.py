@@ -247,6 +247,36 @@ def _is_module(obj):
     return hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers")
 
 
+def _step_grads(fn, cap):
+    """(parameters, their .grad) set by a backward inside the traced function: extra graph outputs,
+    assigned to ``.grad`` after each compiled call. Called inside the trace, as the function returns."""
+    s = _tracing.current()
+    cands, seen = [], set()
+    pools = [p for o in cap.optimizers for g in o.param_groups for p in g["params"]]
+    if _is_module(fn):
+        pools += [p for _, p in fn.named_parameters()]
+    pools += [t for t in s.state_tensors.values() if t.requires_grad]
+    for p in pools:
+        if id(p) not in seen:
+            seen.add(id(p))
+            cands.append(p)
+    params, grads = [], []
+    for p in cands:
+        g = p.grad
+        st = getattr(g, "_trace_id", None) if g is not None else None
+        if st is None or st.session is not s:
+            continue
+        if st.storage.kind == "const":
+            if st.storage.version > 0:
+                raise TracerError("jitorch.compile: backward inside a compiled function accumulates into a .grad "
+                                  "that existed before the call; call opt.zero_grad() (set_to_none=True) before "
+                                  "backward, inside the function or before calling it")
+            continue
+        params.append(p)
+        grads.append(g)
+    return params, grads
+
+
 class CompiledFunction:
     """The result of :func:`jitorch.compile` (see the module docstring)."""
 
@@ -314,6 +344,8 @@ class CompiledFunction:
             entry = self._compile(key, args, kwargs)
         if entry.eager:
             return self._eager(args, kwargs)
+        if entry.traced.step_params is not None:
+            return self._run_step(entry, key, args, kwargs)
         if entry.grad_check and self._needs_grad(args, kwargs, entry):
             prog = self._train_program(entry, args, kwargs)
             if prog is None:
@@ -332,6 +364,32 @@ class CompiledFunction:
             leaves, _ = _pytree.flatten((tuple(args), dict(kwargs)))
             return entry.traced(*leaves)
         return entry.traced(*args)
+
+    # -- a whole training step (backward and opt.step() inside the function; optim_capture.py)
+    def _run_step(self, entry, key, args, kwargs):
+        from ..autograd import no_grad
+        from .optim_capture import optimizer_signature
+        t = entry.traced
+        if t.step_opts and optimizer_signature(t.step_opts) != t.step_sig:
+            if _logging.enabled("recompiles"):
+                _logging.log("recompiles", f"recompiling {self.__name__}",
+                             "    triggered by: the optimizer's state changed (created by the first step)\n"
+                             "    suggestion: none needed; this happens once")
+            entry = self._compile(key, args, kwargs)
+            if entry.eager:
+                return self._eager(args, kwargs)
+            t = entry.traced
+        if not entry.compiled:
+            entry.ensure_compiled()
+        self._last = t
+        self._trained = False
+        leaves = args if not kwargs and all(isinstance(a, _dispatch._Tensor) for a in args) else \
+            _pytree.flatten((tuple(args), dict(kwargs)))[0]
+        with no_grad():
+            out, grads = t(*leaves)
+        for p, g in zip(t.step_params, grads):
+            p.grad = g
+        return out
 
     # -- training through compiled code (jitorch/jit/autodiff.py)
     def _param_pattern(self, entry):
@@ -515,7 +573,8 @@ class CompiledFunction:
         return entry
 
     def _trace(self, args, kwargs, names):
-        from ..autograd import no_grad
+        from ..autograd import enable_grad, no_grad
+        from .optim_capture import capture
         from .trace import _BoundModule, _restore, _snapshot, _trace_impl
         leaves, spec = _pytree.flatten((tuple(args), dict(kwargs)))
         seen = set()
@@ -525,28 +584,41 @@ class CompiledFunction:
                     leaves[k] = t.detach().clone()
                 seen.add(id(t))
         fn0 = self._fn
+        cap = capture()
+        info = {"grad_params": None}
 
         def bound(*tensors):
             a, k = _pytree.unflatten(spec, list(tensors))
-            return fn0(*a, **k)
+            out = fn0(*a, **k)
+            if cap.backward_ran or cap.optimizers:
+                params, grads = _step_grads(fn0, cap)
+                info["grad_params"] = params
+                return out, tuple(grads)
+            return out
         bound.__name__ = bound._trace_name = self.__name__
         fn = _BoundModule(fn0, bound) if _is_module(fn0) else bound
         # tracing runs the function once; undo its effects (buffer updates, in-place writes to the
-        # arguments, random draws) so the compiled run that follows is the call's only effect
+        # arguments, random draws, optimizer steps) so the compiled run that follows is the call's only effect
         import jitorch
         snap = _snapshot(fn0 if _is_module(fn0) else None)
         snap += [(t, np.array(t._data, copy=True)) for t in leaves
                  if isinstance(t, _dispatch._Tensor) and isinstance(t._data, np.ndarray)]
         rng = jitorch.get_rng_state()
+        # grad mode as the caller has it: a function may run backward (a training step) inside
+        mode = enable_grad() if _dispatch.hooks.grad_enabled else no_grad()
         _tracing.LIVE_CAPTURE[0] = True
         try:
-            with no_grad():
+            with cap, mode:
                 traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
         finally:
             _tracing.LIVE_CAPTURE[0] = False
             _restore(snap)
+            cap.restore()
             jitorch.set_rng_state(rng)
         traced.kernels = {}
+        traced.step_params = info["grad_params"]  # not None: the function trains (backward / opt.step inside)
+        traced.step_opts = tuple(cap.optimizers)
+        traced.step_sig = tuple(cap.pre_signature)
         return traced  # the executor is generated when a call needs it (_Entry.ensure_compiled)
 
     # -- introspection
