@@ -462,7 +462,7 @@ def _to_cuda(t, dev):
 
 def _to_cpu(t, dev):
     from ..tensor import Tensor
-    return Tensor._wrap(to_host(t._data), dev)
+    return Tensor._wrap(to_host(t._data))  # the CPU singleton device (dispatch plans test it by identity)
 
 
 def _cuda_to_cuda(t, dev):

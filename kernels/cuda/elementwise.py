@@ -222,7 +222,10 @@ def _helpers(code: str) -> str:
     visit(code)
     parts = []
     for name in order:
-        src = _cuda_text(inspect.getsource(table[name]))
+        fn = table[name]
+        src = inspect.getsource(fn)
+        if fn.__module__ != __name__:  # kernels.scalar helpers get the same substitutions as templates
+            src = _cuda_text(src)
         parts.append(f"@cuda.jit(device=True)\n{src}")
     return "\n\n".join(parts)
 
