@@ -301,31 +301,70 @@ def _any_layout(typingctx, arr):
 # Packing and the blocked loops
 # ---------------------------------------------------------------------------------------------
 
+@intrinsic
+def _constants(typingctx, arr):
+    """``(itemsize, NR)`` of ``arr``'s dtype as compile-time constants, so that loops over a
+    sliver have a constant trip count and a unit stride LLVM can see (and vectorize)."""
+    if not isinstance(arr, types.Array):
+        return None
+    itemsize = arr.dtype.bitwidth // 8
+    nr = NV * VECTOR_BYTES // itemsize
+    ret = types.UniTuple(types.int64, 2)
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        return context.make_tuple(builder, ret, [ir.Constant(i64, itemsize), ir.Constant(i64, nr)])
+
+    return ret(arr), codegen
+
+
 @njit(**NJIT)
 def _pack_a(A, ic, mc, pc, kc, work):
     """work[0:] = A[ic:ic+mc, pc:pc+kc] as slivers of MR rows: sliver s holds, for each p,
     the MR values A[ic+s*MR+i, pc+p] (zero past row ic+mc)."""
+    itemsize, _ = _constants(A)
     for s in range(0, mc, MR):
         mr = min(MR, mc - s)
         base = s * kc
-        for p in range(kc):
-            for i in range(mr):
-                work[base + p * MR + i] = A[ic + s + i, pc + p]
-            for i in range(mr, MR):
-                work[base + p * MR + i] = 0
+        row = ic + s
+        if mr == MR and A.strides[1] == itemsize:  # rows contiguous: read along them
+            for i in range(MR):
+                for p in range(kc):
+                    work[base + p * MR + i] = A[row + i, pc + p]
+        elif mr == MR:
+            for p in range(kc):
+                for i in range(MR):
+                    work[base + p * MR + i] = A[row + i, pc + p]
+        else:
+            for p in range(kc):
+                for i in range(mr):
+                    work[base + p * MR + i] = A[row + i, pc + p]
+                for i in range(mr, MR):
+                    work[base + p * MR + i] = 0
 
 
 @njit(**NJIT)
-def _pack_b(B, pc, kc, jc, nc, work, off, nr_full):
+def _pack_b(B, pc, kc, jc, nc, work, off):
     """work[off:] = B[pc:pc+kc, jc:jc+nc] as slivers of NR columns (zero past column jc+nc)."""
+    itemsize, nr_full = _constants(B)
     for s in range(0, nc, nr_full):
         nr = min(nr_full, nc - s)
         base = off + s * kc
-        for p in range(kc):
-            for j in range(nr):
-                work[base + p * nr_full + j] = B[pc + p, jc + s + j]
-            for j in range(nr, nr_full):
-                work[base + p * nr_full + j] = 0
+        col = jc + s
+        if nr == nr_full and B.strides[1] == itemsize:  # rows contiguous: vector copies
+            for p in range(kc):
+                for j in range(nr_full):
+                    work[base + p * nr_full + j] = B[pc + p, col + j]
+        elif nr == nr_full:  # columns contiguous (x @ w.T): read along them
+            for j in range(nr_full):
+                for p in range(kc):
+                    work[base + p * nr_full + j] = B[pc + p, col + j]
+        else:
+            for p in range(kc):
+                for j in range(nr):
+                    work[base + p * nr_full + j] = B[pc + p, col + j]
+                for j in range(nr, nr_full):
+                    work[base + p * nr_full + j] = 0
 
 
 @njit(**NJIT)
@@ -367,7 +406,7 @@ def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
         nc = min(NC, n1 - jc)
         for pc in range(0, K, KC):
             kc = min(KC, K - pc)
-            _pack_b(B, pc, kc, jc, nc, work, b_off, nr_full)
+            _pack_b(B, pc, kc, jc, nc, work, b_off)
             load_c = use_c or pc > 0
             for ic in range(m0, m1, MC):
                 mc = min(MC, m1 - ic)
