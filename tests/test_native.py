@@ -1,0 +1,463 @@
+"""The native build (issue 8, docs/native.md): executables and shared libraries from traced graphs,
+compared with eager jitorch on the same inputs.
+
+Builds are shared per module (gcc + LLVM time); kernels are cached in the jitorch cache, so only
+the first run on a machine compiles them. Everything skips without a C compiler.
+"""
+import ctypes
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import jitorch as torch
+import jitorch.nn as nn
+import jitorch.nn.functional as F
+from jitorch.jit.native import ALLOWED_UNDEFINED, BuildError, build, undefined_symbols
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+pytestmark = pytest.mark.skipif(CC is None or shutil.which("nm") is None,
+                                reason="the native build needs a C compiler and binutils")
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return F.log_softmax(self.fc2(torch.tanh(self.fc1(x))), dim=1)
+
+
+class LSTMClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 12, batch_first=True)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        h, _ = self.lstm(self.emb(x))
+        return self.fc(h[:, -1])
+
+
+def _digits_cnn():
+    spec = importlib.util.spec_from_file_location("_digits_cnn_example", os.path.join(ROOT, "examples", "digits_cnn.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DigitsCNN()
+
+
+def _eager(model, *xs):
+    with torch.no_grad():
+        out = model(*[torch.from_numpy(x) for x in xs])
+    out = out if isinstance(out, tuple) else (out,)
+    return [o.numpy() for o in out]
+
+
+def _run_exe(exe, inputs, tmp, env=None, prefix=()):
+    ins, outs = [], []
+    for k, x in enumerate(inputs):
+        p = os.path.join(tmp, f"in{k}.npy")
+        np.save(p, x)
+        ins.append(p)
+    usage = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout.splitlines()[0]
+    nout = int(re.search(r"OUT\.npy x(\d+)", usage).group(1))
+    outs = [os.path.join(tmp, f"out{k}.npy") for k in range(nout)]
+    p = subprocess.run([*prefix, exe, *ins, *outs], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    return [np.load(o) for o in outs]
+
+
+CT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double, np.dtype(np.int64): ctypes.c_int64}
+
+
+class Lib:
+    """A built lib<name>.so through ctypes and its generic entry point <name>_run_v."""
+
+    def __init__(self, res):
+        self.lib = ctypes.CDLL(res.lib)
+        self.name = res.name
+        f = self.fn
+        f("num_inputs").restype = ctypes.c_int
+        f("num_outputs").restype = ctypes.c_int
+        f("output_dtype").restype = ctypes.c_char_p
+        f("output_dtype").argtypes = [ctypes.c_int]
+        f("last_error").restype = ctypes.c_char_p
+        f("output_shape").argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+        f("bind").argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64)]
+        f("run_v").argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+
+    def fn(self, what):
+        return getattr(self.lib, f"{self.name}_{what}")
+
+    def __call__(self, *xs):
+        xs = [np.ascontiguousarray(x) for x in xs]
+        n = len(xs)
+        ptrs = (ctypes.c_void_p * n)(*[x.ctypes.data for x in xs])
+        shapes_keep = [np.array(x.shape, dtype=np.int64) for x in xs]
+        shapes = (ctypes.c_void_p * n)(*[s.ctypes.data for s in shapes_keep])
+        dim = ctypes.c_int64()
+        if self.fn("bind")(shapes, ctypes.byref(dim)) != 0:
+            raise ValueError(self.fn("last_error")().decode())
+        outs = []
+        for k in range(self.fn("num_outputs")()):
+            sh = (ctypes.c_int64 * 16)()
+            nd = self.fn("output_shape")(k, dim.value, sh)
+            descr = self.fn("output_dtype")(k).decode()
+            outs.append(np.empty(tuple(sh[:nd]), dtype=np.dtype(descr)))
+        optr = (ctypes.c_void_p * len(outs))(*[o.ctypes.data for o in outs])
+        if self.fn("run_v")(ptrs, shapes, optr) != 0:
+            raise ValueError(self.fn("last_error")().decode())
+        return outs
+
+
+def _close(got, want, rtol=1e-5, atol=1e-5):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+# ---------------------------------------------------------------------------------------------- builds
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    model = MLP().eval()
+    traced = torch.jit.trace(model, torch.randn(4, 16))
+    d = tmp_path_factory.mktemp("mlp")
+    jt = str(d / "mlp.jt")
+    torch.jit.save(traced, jt, dynamic_batch=True)
+    res = build(jt, str(d / "out"))
+    return model, res, str(d), jt
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    model = _digits_cnn().eval()
+    d = tmp_path_factory.mktemp("cnn")
+    res = build(torch.jit.trace(model, torch.randn(3, 1, 8, 8)), str(d / "out"), name="digits", dynamic_batch=True)
+    return model, res, str(d)
+
+
+@pytest.fixture(scope="module")
+def lstm(tmp_path_factory):
+    # nn.LSTM's zero initial state is a tensor of the batch's size, so the export is static: one build per batch
+    model = LSTMClassifier().eval()
+    d = tmp_path_factory.mktemp("lstm")
+    out = {}
+    for b in (1, 5):
+        with warnings.catch_warnings():  # the zero state is captured (TracerWarning): it is zeros on every call
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(model, torch.randint(0, 20, (b, 6)))
+        out[b] = build(traced, str(d / f"out{b}"), name=f"lstm{b}")
+    return model, out, str(d)
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+@pytest.mark.parametrize("batch", [1, 3, 64])
+def test_mlp_executable_and_library_equal_eager(mlp, batch, tmp_path):
+    model, res, _, _ = mlp
+    x = np.random.default_rng(batch).standard_normal((batch, 16)).astype(np.float32)
+    want = _eager(model, x)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+    _close(Lib(res)(x), want)
+
+
+def test_mlp_large_batch_uses_threads_and_stays_equal(mlp):
+    """4096 rows: the matrix products and elementwise loops are split across the pool."""
+    model, res, _, _ = mlp
+    x = np.random.default_rng(7).standard_normal((4096, 16)).astype(np.float32)
+    _close(Lib(res)(x), _eager(model, x))
+
+
+def test_library_from_two_threads_at_once(mlp):
+    model, res, _, _ = mlp
+    lib = Lib(res)
+    xs = [np.random.default_rng(s).standard_normal((n, 16)).astype(np.float32) for s, n in ((1, 2000), (2, 7))]
+    wants = [_eager(model, x) for x in xs]
+    errors = []
+
+    def work(x, want):
+        try:
+            for _ in range(20):
+                _close(lib(x), want)
+        except Exception as e:  # reported below
+            errors.append(e)
+    ts = [threading.Thread(target=work, args=(x, w)) for x, w in zip(xs, wants)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("batch", [1, 5, 17])
+def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
+    model, res, _ = cnn
+    x = np.random.default_rng(batch).standard_normal((batch, 1, 8, 8)).astype(np.float32)
+    want = _eager(model, x)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+    _close(Lib(res)(x), want)
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_lstm_classifier_equal_eager(lstm, batch, tmp_path):
+    model, builds, _ = lstm
+    x = np.random.default_rng(batch).integers(0, 20, (batch, 6)).astype(np.int64)
+    want = _eager(model, x)
+    _close(_run_exe(builds[batch].exe, [x], str(tmp_path)), want)
+    _close(Lib(builds[batch])(x), want)
+
+
+def test_embedding_index_out_of_range_is_an_error(lstm, tmp_path):
+    _, builds, _ = lstm
+    x = np.full((1, 6), 20, dtype=np.int64)
+    np.save(tmp_path / "x.npy", x)
+    p = subprocess.run([builds[1].exe, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True,
+                       text=True)
+    assert p.returncode == 1
+    assert "index_select" in p.stderr and "out of range" in p.stderr
+    with pytest.raises(ValueError, match="out of range"):
+        Lib(builds[1])(x)
+
+
+# ---------------------------------------------------------------------------------------------- the executable
+
+def test_help_prints_the_signature(mlp):
+    _, res, _, _ = mlp
+    p = subprocess.run([res.exe, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert "x  float32 [batch, 16]" in p.stdout
+    assert "float32 [batch, 10]" in p.stdout
+    assert "dynamic dim: batch" in p.stdout
+
+
+def _expect_error(exe, tmp, arrays_or_paths, *words):
+    paths = []
+    for k, a in enumerate(arrays_or_paths):
+        if isinstance(a, np.ndarray):
+            p = os.path.join(tmp, f"bad{k}.npy")
+            np.save(p, a)
+            a = p
+        paths.append(a)
+    p = subprocess.run([exe, *paths, os.path.join(tmp, "y.npy")], capture_output=True, text=True)
+    assert p.returncode != 0
+    for w in words:
+        assert w in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(tmp, "y.npy"))
+    return p.stderr
+
+
+def test_wrong_dtype_shape_and_arity(mlp, tmp_path):
+    _, res, _, _ = mlp
+    t = str(tmp_path)
+    _expect_error(res.exe, t, [np.zeros((2, 16), np.float64)], "dtype '<f8', expected '<f4'")
+    _expect_error(res.exe, t, [np.zeros((2, 15), np.float32)], "dim 1 is 15, expected 16")
+    _expect_error(res.exe, t, [np.zeros((2, 16, 1), np.float32)], "3 dims, expected 2")
+    _expect_error(res.exe, t, [np.zeros((0, 16), np.float32)], "outside its range")
+    p = subprocess.run([res.exe, os.path.join(t, "only_one.npy")], capture_output=True, text=True)
+    assert p.returncode == 2 and "expected 1 input and 1 output" in p.stderr
+
+
+def _npy_bytes(a):
+    import io
+    f = io.BytesIO()
+    np.save(f, a)
+    return f.getvalue()
+
+
+@pytest.mark.parametrize("mutate, word", [
+    (lambda b: b"\x93NUMPX" + b[6:], "bad magic"),
+    (lambda b: b[:-4], "truncated data"),
+    (lambda b: b + b"\0", "after the data"),
+    (lambda b: b[:10] + b[10:].replace(b"False", b"True "), "Fortran"),
+    (lambda b: b[:10] + b[10:].replace(b"'shape'", b"'shapf'"), "unexpected key"),
+    (lambda b: b[:10] + b[10:].replace(b"(3, 16)", b"(3; 16)"), "bad shape"),
+    (lambda b: b[:20], "truncated header"),
+    (lambda b: b"", "bad magic"),
+])
+def test_malformed_npy_is_refused_with_a_message(mlp, tmp_path, mutate, word):
+    _, res, _, _ = mlp
+    good = _npy_bytes(np.zeros((3, 16), np.float32))
+    p = tmp_path / "x.npy"
+    p.write_bytes(mutate(good))
+    err = _expect_error(res.exe, str(tmp_path), [str(p)], word)
+    assert "input 0 (x)" in err
+
+
+def test_missing_input_file(mlp, tmp_path):
+    _, res, _, _ = mlp
+    _expect_error(res.exe, str(tmp_path), [str(tmp_path / "nope.npy")], "cannot open")
+
+
+def test_runs_with_an_empty_environment(mlp, tmp_path):
+    model, res, _, _ = mlp
+    x = np.random.default_rng(3).standard_normal((5, 16)).astype(np.float32)
+    _close(_run_exe(res.exe, [x], str(tmp_path), env={}, prefix=("env", "-i")), _eager(model, x))
+
+
+def _ldd_libs(path):
+    p = subprocess.run(["ldd", path], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return [ln.split()[0] for ln in p.stdout.splitlines() if ln.strip()]
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None, reason="needs ldd")
+def test_ldd_lists_only_libc_libm_pthread_and_the_loader(mlp, cnn):
+    allowed = ("linux-vdso", "libc.so", "libm.so", "libpthread.so", "ld-linux", "/lib64/ld-linux", "/lib/ld-linux")
+    for res in (mlp[1], cnn[1]):
+        for path in (res.exe, res.lib):
+            libs = _ldd_libs(path)
+            assert libs and all(any(a in lib for a in allowed) for lib in libs), (path, libs)
+
+
+def test_kernel_objects_need_only_libc_and_libm(mlp, cnn, lstm):
+    for res in (mlp[1], cnn[1], lstm[1][1]):
+        obj = os.path.join(res.out_dir, f"{res.name}_kernels.o")
+        undefined = set(undefined_symbols(obj))
+        assert undefined <= ALLOWED_UNDEFINED, undefined - ALLOWED_UNDEFINED
+
+
+def test_out_dir_holds_the_sources_for_reading(mlp):
+    _, res, _, _ = mlp
+    files = set(os.listdir(res.out_dir))
+    assert {"mlp", "libmlp.so", "mlp.h", "mlp.c", "mlp_main.c", "mlp.ll", "build.log"} <= files
+    with open(os.path.join(res.out_dir, "mlp.ll")) as f:
+        ll = f.read()
+    assert "define" in ll and "<" in ll  # LLVM IR, vectorized somewhere
+    # the library exports only the documented API
+    p = subprocess.run(["nm", "-D", "--defined-only", res.lib], capture_output=True, text=True)
+    exported = [ln.split()[-1] for ln in p.stdout.splitlines() if " T " in ln]
+    assert exported and all(s.startswith("mlp_") for s in exported), exported
+
+
+def test_rebuild_uses_the_kernel_cache(mlp, tmp_path):
+    _, _, _, jt = mlp
+    res = build(jt, str(tmp_path / "again"))
+    assert res.cached
+    assert "cached" in res.log
+
+
+def test_separate_weights(mlp, tmp_path):
+    model, _, _, jt = mlp
+    res = build(jt, str(tmp_path / "sep"), name="mlpw", weights="separate")
+    w = os.path.join(res.out_dir, "mlpw.weights")
+    assert os.path.getsize(w) >= 64 + 4 * (16 * 32 + 32 + 32 * 10 + 10)
+    x = np.random.default_rng(4).standard_normal((3, 16)).astype(np.float32)
+    want = _eager(model, x)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+    _close(Lib(res)(x), want)
+    # the executable finds the file beside itself, not in the working directory; without it: an error
+    os.rename(w, w + ".moved")
+    np.save(tmp_path / "x.npy", x)
+    p = subprocess.run([res.exe, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True, text=True)
+    assert p.returncode == 1 and "cannot open the weights file" in p.stderr
+    with open(w + ".moved", "rb") as f:
+        data = bytearray(f.read())
+    data[20] ^= 1  # another build's id
+    with open(w, "wb") as f:
+        f.write(bytes(data))
+    p = subprocess.run([res.exe, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True, text=True)
+    assert p.returncode == 1 and "not the weights file of this build" in p.stderr
+
+
+def test_c_api_example_compiles_and_runs(mlp, tmp_path):
+    model, res, _, _ = mlp
+    exe = str(tmp_path / "example")
+    p = subprocess.run([CC, "-O2", "-I", res.out_dir, os.path.join(ROOT, "docs", "native_example.c"), "-L",
+                        res.out_dir, "-lmlp", f"-Wl,-rpath,{res.out_dir}", "-lm", "-o", exe],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([exe, "3"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    rows = [ln for ln in lines if ln and ln[0] in "-0123456789"]
+    got = np.array([[float(v) for v in r.split()] for r in rows], dtype=np.float32)
+    x = np.sin(0.1 * np.arange(3 * 16, dtype=np.float64)).astype(np.float32).reshape(3, 16)
+    _close([got], _eager(model, x))
+    assert any(ln.startswith("refused: ") and "dim 1 is 15, expected 16" in ln for ln in lines)
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+def test_unsupported_op_names_the_op_and_node(tmp_path):
+    def f(x):
+        return torch.cumsum(x, 0) * 2
+    traced = torch.jit.trace(f, torch.randn(3, 4))
+    with pytest.raises(BuildError, match=r"op 'cumsum' is not supported .*%0 = cumsum"):
+        build(traced, str(tmp_path / "out"), name="f")
+
+
+def test_missing_compiler_says_what_to_install(mlp, tmp_path, monkeypatch):
+    _, _, _, jt = mlp
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    with pytest.raises(BuildError, match="no C compiler found.*apt-get install gcc"):
+        build(jt, str(tmp_path / "out"))
+
+
+def test_bad_name_is_refused(mlp, tmp_path):
+    with pytest.raises(BuildError, match="C identifier"):
+        build(mlp[3], str(tmp_path), name="my-model")
+
+
+def test_cli_build(mlp, tmp_path):
+    _, _, _, jt = mlp
+    out = tmp_path / "cli"
+    p = subprocess.run([sys.executable, "-m", "jitorch", "build", jt, "-o", str(out), "--blas"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert (out / "mlp").is_file() and (out / "libmlp.so").is_file() and (out / "mlp.h").is_file()
+    assert "BLAS" in p.stdout  # found or not, the log says which matmul is used
+    p = subprocess.run([sys.executable, "-m", "jitorch", "build", str(tmp_path / "missing.jt"), "-o", str(out)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and "missing.jt" in p.stderr
+
+
+# ---------------------------------------------------------------------------------------------- more ops
+
+class Mixed(nn.Module):
+    """Two inputs sharing the batch dim; batch norm, layer norm, cat, stack, gelu, softmax, pools, mean, var."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(8)
+        self.ln = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, y):
+        h = self.ln(self.bn(x)) + y.mean(1, keepdim=True)
+        z = torch.cat([h, self.fc(y).permute(0, 1).contiguous()], dim=1)
+        s = torch.stack([h, F.gelu(h)], 0).sum(0)
+        p = F.avg_pool1d(z.unsqueeze(1), 2).squeeze(1)
+        return F.softmax(z, dim=-1), s * y.var(1, keepdim=True), p, h.amax(0), y.t()[1:5:2]
+
+
+@pytest.mark.slow
+def test_mixed_ops_two_inputs_dynamic_batch(tmp_path):
+    model = Mixed().eval()
+    with torch.no_grad():
+        model.bn.running_mean.copy_(torch.randn(8))
+        model.bn.running_var.copy_(torch.rand(8) + 0.5)
+    traced = torch.jit.trace(model, (torch.randn(4, 8), torch.randn(4, 8)))
+    res = build(traced, str(tmp_path / "out"), name="mixed", dynamic_batch=True)
+    lib = Lib(res)
+    for b in (1, 2, 9):
+        rng = np.random.default_rng(b)
+        x, y = (rng.standard_normal((b, 8)).astype(np.float32) for _ in range(2))
+        _close(lib(x, y), _eager(model, x, y))
+        _close(_run_exe(res.exe, [x, y], str(tmp_path)), _eager(model, x, y))
+    x, y = np.zeros((3, 8), np.float32), np.zeros((4, 8), np.float32)
+    with pytest.raises(ValueError, match="dynamic dim batch is 3"):
+        lib(x, y)
