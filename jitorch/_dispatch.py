@@ -3,14 +3,33 @@
 normalize arguments -> check devices -> shape/dtype rules (all errors raised here) -> allocate ->
 kernel -> record for autograd and, when tracing, for the tracer. The autograd and tracer layers
 install themselves through :data:`hooks`, so this module imports neither.
+
+Plans (the per-call overhead of small tensors). The rules of an op are pure functions of its
+input signature, so their results are computed once per signature and kept in ``op.plans``:
+
+- elementwise ops (``op.compute_rule`` set): signature = the operands' NumPy dtypes (Python
+  scalars: their type) and the default dtype; the plan holds the output dtype, the compute type
+  and the 1-D kernels. It serves cpu operands that are C-contiguous tensors of one shape, and
+  Python scalars (a stride-0 array of the compute type), out of place and in place;
+- ops tagged with a family of :data:`~jitorch.ops.registry.PLAN_TAGS` (views, reductions,
+  scans, softmax, matmul): signature = the input tensors' shapes and dtypes, the attributes and
+  the default dtype; the plan holds the output shape(s) and dtype(s) and, when the op defines
+  ``plan``, an impl specialized to that signature.
+
+A plan never holds a decision that depends on anything else: devices (cpu only, checked by
+identity on every call), layout (checked on every call), autograd (grad mode, requires_grad,
+views' bases) and the tracer are looked at on every call. Errors are never cached: a signature
+whose rules raise builds no plan, so every call raises again, before any kernel runs. Anything
+a plan does not cover takes the general path below, which is the definition of behaviour.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _dtype as D
+from ._device import CPU as _CPU
 from .kernels._config import PARALLEL_THRESHOLD as _PAR
-from .ops.registry import OPS
+from .ops.registry import OPS, PLAN_TAGS, clear_plans  # noqa: F401  (clear_plans: re-exported for tests)
 
 
 class _Hooks:
@@ -23,6 +42,10 @@ class _Hooks:
 
 hooks = _Hooks()
 _Tensor = None  # set by jitorch.tensor
+
+# Python scalar types that elementwise plans take (exact types: NumPy scalars take the general path)
+_SCALARS = frozenset({float, int, bool})
+_MAX_PLANS = 512  # per op; a full table is emptied (signatures are few in real programs)
 
 
 def _shape_of(x):
@@ -76,62 +99,301 @@ def _record(op, inputs, outs, attrs):
         hooks.tracer(op, inputs, outs, attrs)
 
 
-# (op name, numpy dtype) -> (output numpy dtype, serial kernel, parallel kernel, attr defaults)
-_FAST: dict = {}
+def _store(plans, key, plan):
+    if len(plans) >= _MAX_PLANS:
+        plans.clear()
+    plans[key] = plan
+    return plan
+
+
+# ---------------------------------------------------------------- elementwise plans
+
+def _ew_plan(op, inputs, attrs, key):
+    """Build the elementwise plan for signature ``key``: (out numpy dtype, k1, k1p, attr defaults,
+    compute numpy dtype, out dtype category), or False (no fast path: float16, or rules that
+    raise, which the general path then raises with its own message)."""
+    try:
+        out_dt = op.dtype_rule(*inputs, **attrs)
+        ctype = op.compute_rule(*inputs, **attrs)
+    except Exception:
+        return False
+    if out_dt is D.float16 or ctype is D.float16:
+        return _store(op.plans, key, False)
+    from .kernels import elementwise as _ew
+    mod = _ew.get_kernels(op.scalar, ctype.name)
+    plan = (out_dt.np, mod.k1, mod.k1p, op.attrs, np.dtype(ctype.np), out_dt.category)
+    return _store(op.plans, key, plan)
+
+
+def _ew_operands(inputs):
+    """(arrays, key, shape, has_scalar) for operands a plan can serve, else None: cpu tensors of one
+    shape, C-contiguous, and Python scalars (kept as values in ``arrays``)."""
+    shape = None
+    arrays = []
+    key = []
+    scalar = False
+    for x in inputs:
+        tx = type(x)
+        if tx in _SCALARS:
+            arrays.append(x)
+            key.append(tx)
+            scalar = True
+        elif isinstance(x, _Tensor):
+            if x._device is not _CPU and x._device.type != "cpu":
+                return None
+            a = x._data
+            if shape is None:
+                shape = a.shape
+            elif a.shape != shape:
+                return None
+            if not a.flags.c_contiguous:
+                return None
+            arrays.append(a)
+            key.append(a.dtype)
+        else:
+            return None
+    if shape is None:
+        return None
+    key.append(D._default_dtype)
+    return arrays, tuple(key), shape, scalar
+
+
+def _flat_operands(arrays, size, cdt, scalar):
+    """The operands as 1-D arrays of ``size`` elements; scalars become stride-0 arrays of the
+    compute dtype. None when a scalar does not fit the compute dtype (the general path wraps it)."""
+    flat = []
+    for a in arrays:
+        if type(a) is np.ndarray:
+            flat.append(a if a.ndim == 1 else a.reshape(-1))
+        else:
+            s = np.empty(1, cdt)
+            try:
+                s[0] = a
+            except (OverflowError, ValueError, TypeError):
+                return None
+            flat.append(s if size == 1 else np.ndarray((size,), cdt, s, 0, (0,)))
+    return flat
 
 
 def _fast_elementwise(op, inputs, attrs):
-    """Same-shape, same-dtype, C-contiguous cpu operands: skip the rules (cached per dtype) and
-    call the 1-D kernel directly. Returns None when the general path must run."""
-    x0 = inputs[0]
-    if type(x0) is not _Tensor or x0._device.type != "cpu":
-        return None
-    a0 = x0._data
-    if not a0.flags.c_contiguous:
-        return None
-    dt = a0.dtype
-    if len(inputs) == 2:  # the common binary case, unrolled
-        x1 = inputs[1]
-        if type(x1) is not _Tensor:
-            return None
-        a1 = x1._data
-        if a1.shape != a0.shape or a1.dtype != dt or not a1.flags.c_contiguous or x1._device.type != "cpu":
-            return None
-        arrays = (a0, a1)
-    elif len(inputs) == 1:
-        arrays = (a0,)
-    else:
-        shape = a0.shape
-        for x in inputs[1:]:
-            if type(x) is not _Tensor:
+    """Out-of-place elementwise op through its plan; None when the general path must run."""
+    if len(inputs) == 2:  # the common binary tensor-tensor case, unrolled
+        x0, x1 = inputs
+        if type(x0) is _Tensor and type(x1) is _Tensor:
+            if (x0._device is not _CPU and x0._device.type != "cpu") or (
+                    x1._device is not _CPU and x1._device.type != "cpu"):
                 return None
-            a = x._data
-            if a.shape != shape or a.dtype != dt or not a.flags.c_contiguous or x._device.type != "cpu":
+            a0 = x0._data
+            a1 = x1._data
+            shape = a0.shape
+            if a1.shape != shape or not a0.flags.c_contiguous or not a1.flags.c_contiguous:
                 return None
-        arrays = tuple(x._data for x in inputs)
-    entry = _FAST.get((op.name, dt))
-    if entry is None:
-        if dt == np.float16:
+            key = (a0.dtype, a1.dtype, D._default_dtype)
+            plan = op.plans.get(key)
+            if plan is None:
+                plan = _ew_plan(op, inputs, attrs, key)
+            if not plan:
+                return None
+            out_np, k1, k1p, defaults, _, _ = plan
+            out = np.empty(shape, out_np)
+            if len(shape) != 1:
+                a0 = a0.reshape(-1)
+                a1 = a1.reshape(-1)
+                o = out.reshape(-1)
+            else:
+                o = out
+            if defaults:
+                (k1p if o.size > _PAR else k1)(a0, a1, o, *[attrs.get(k, v) for k, v in defaults])
+            else:
+                (k1p if o.size > _PAR else k1)(a0, a1, o)
+            result = _Tensor._wrap(out, _CPU)
+            if hooks.tracer is not None or (hooks.grad_enabled and (x0.requires_grad or x1.requires_grad)):
+                _record(op, inputs, (result,), attrs)
+            return result
+    elif len(inputs) == 1:  # unary
+        x0 = inputs[0]
+        if not isinstance(x0, _Tensor) or (x0._device is not _CPU and x0._device.type != "cpu"):
             return None
-        out_dt = op.dtype_rule(*inputs, **attrs)
-        ctype = op.compute_rule(*inputs, **attrs)
-        from .kernels import elementwise as _ew
-        mod = _ew.get_kernels(op.scalar, ctype.name)
-        entry = _FAST[(op.name, dt)] = (out_dt.np, mod.k1, mod.k1p, op.attrs)
-    out_np, k1, k1p, defaults = entry
-    out = np.empty(a0.shape, out_np)
+        a0 = x0._data
+        if not a0.flags.c_contiguous:
+            return None
+        key = (a0.dtype, D._default_dtype)
+        plan = op.plans.get(key)
+        if plan is None:
+            plan = _ew_plan(op, inputs, attrs, key)
+        if not plan:
+            return None
+        out_np, k1, k1p, defaults, _, _ = plan
+        out = np.empty(a0.shape, out_np)
+        if a0.ndim != 1:
+            a0 = a0.reshape(-1)
+            o = out.reshape(-1)
+        else:
+            o = out
+        if defaults:
+            (k1p if o.size > _PAR else k1)(a0, o, *[attrs.get(k, v) for k, v in defaults])
+        else:
+            (k1p if o.size > _PAR else k1)(a0, o)
+        result = _Tensor._wrap(out, _CPU)
+        if hooks.tracer is not None or (hooks.grad_enabled and x0.requires_grad):
+            _record(op, inputs, (result,), attrs)
+        return result
+    got = _ew_operands(inputs)
+    if got is None:
+        return None
+    arrays, key, shape, scalar = got
+    plan = op.plans.get(key)
+    if plan is None:
+        plan = _ew_plan(op, inputs, attrs, key)
+    if not plan:
+        return None
+    out_np, k1, k1p, defaults, cdt, _ = plan
+    out = np.empty(shape, out_np)
+    size = out.size
+    flat = _flat_operands(arrays, size, cdt, scalar)
+    if flat is None:
+        return None
     params = [attrs.get(k, v) for k, v in defaults] if defaults else ()
-    if a0.ndim != 1:
-        arrays = [a.reshape(-1) for a in arrays]
-        o = out.reshape(-1)
-    else:
-        o = out
-    (k1p if a0.size > _PAR else k1)(*arrays, o, *params)
-    result = _Tensor._wrap(out, x0._device)
-    if hooks.autograd is not None or hooks.tracer is not None:
+    (k1p if size > _PAR else k1)(*flat, out if out.ndim == 1 else out.reshape(-1), *params)
+    result = _Tensor._wrap(out, _CPU)
+    if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
         _record(op, inputs, (result,), attrs)
     return result
 
+
+def _fast_inplace(op, target, inputs, attrs):
+    """In-place elementwise op through its plan (target and tensor operands of one shape,
+    C-contiguous, cpu; nothing for autograd or the tracer to see); None: the general path."""
+    if hooks.tracer is not None or not isinstance(target, _Tensor):
+        return None
+    if hooks.grad_enabled and (target.requires_grad or _needs_grad(inputs) or (
+            target._base is not None and target._base.requires_grad)):
+        return None  # autograd's in-place rules and recording: the general path
+    if len(inputs) == 2 and type(inputs[1]) is _Tensor:  # x.add_(y): unrolled
+        x1 = inputs[1]
+        if (target._device is not _CPU and target._device.type != "cpu") or (
+                x1._device is not _CPU and x1._device.type != "cpu"):
+            return None
+        t = target._data
+        a1 = x1._data
+        if a1.shape != t.shape or not t.flags.c_contiguous or not a1.flags.c_contiguous:
+            return None
+        dt = t.dtype
+        key = (dt, a1.dtype, D._default_dtype)
+        plan = op.plans.get(key)
+        if plan is None:
+            plan = _ew_plan(op, inputs, attrs, key)
+        if not plan or plan[5] > D._BY_NP[dt].category:
+            return None
+        _, k1, k1p, defaults, _, _ = plan
+        if t.ndim != 1:
+            t = t.reshape(-1)
+            a1 = a1.reshape(-1)
+        if defaults:
+            (k1p if t.size > _PAR else k1)(t, a1, t, *[attrs.get(k, v) for k, v in defaults])
+        else:
+            (k1p if t.size > _PAR else k1)(t, a1, t)
+        target._version_box.value += 1
+        return target
+    got = _ew_operands(inputs)
+    if got is None:
+        return None
+    arrays, key, shape, scalar = got
+    t = target._data
+    if t.shape != shape:
+        return None
+    plan = op.plans.get(key)
+    if plan is None:
+        plan = _ew_plan(op, inputs, attrs, key)
+    if not plan:
+        return None
+    _, k1, k1p, defaults, cdt, category = plan
+    if category > D._BY_NP[t.dtype].category:
+        return None  # the general path raises "can't be cast"
+    size = t.size
+    flat = _flat_operands(arrays, size, cdt, scalar)
+    if flat is None:
+        return None
+    params = [attrs.get(k, v) for k, v in defaults] if defaults else ()
+    (k1p if size > _PAR else k1)(*flat, flat[0], *params)
+    target._version_box.value += 1
+    return target
+
+
+# ---------------------------------------------------------------- rule plans (views, reductions, ...)
+
+def _rule_plan(op, inputs, attrs, key):
+    """Run the rules for this signature (errors propagate, nothing is cached) and cache
+    (out shape(s), out numpy dtype(s), specialized impl or None)."""
+    x = inputs[0]
+    if "view" in op.tags:
+        op.shape_rule(x._data.shape, **attrs)  # validates (torch's errors) before building the view
+        shape = out_np = None
+    else:
+        shape = op.shape_rule(*[t._data.shape for t in inputs], **attrs)
+        dtype = op.dtype_rule(*inputs, **attrs)
+        out_np = dtype.np if op.nout == 1 else tuple(d.np for d in dtype)
+    fast = None
+    if op.plan is not None:
+        fast = op.plan(tuple(t._data.shape for t in inputs), tuple(t._data.dtype for t in inputs), **attrs)
+    return _store(op.plans, key, (shape, out_np, fast))
+
+
+def _planned(op, inputs, attrs):
+    """Ops of the PLAN_TAGS families on cpu tensors: rules cached per signature; None: general path."""
+    if len(inputs) == 1:
+        x = inputs[0]
+        if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
+            return None
+        a = x._data
+        key = (a.shape, a.dtype, tuple(attrs.items()), D._default_dtype) if attrs else (
+            a.shape, a.dtype, D._default_dtype)
+        arrays = (a,)
+    else:
+        parts = []
+        arrays = []
+        for x in inputs:
+            if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
+                return None
+            a = x._data
+            arrays.append(a)
+            parts.append(a.shape)
+            parts.append(a.dtype)
+        if attrs:
+            parts.append(tuple(attrs.items()))
+        parts.append(D._default_dtype)
+        key = tuple(parts)
+    try:
+        plan = op.plans.get(key)
+    except TypeError:  # an unhashable attribute (a list ...): no plan
+        return None
+    if plan is None:
+        plan = _rule_plan(op, inputs, attrs, key)
+    shape, out_np, fast = plan
+    if shape is None and out_np is None:  # a view
+        x = inputs[0]
+        arr = fast(None, arrays[0]) if fast is not None else op.impl["cpu"](None, arrays[0], **attrs)
+        out = _Tensor._make_view(arr, x)
+        if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
+            _record(op, inputs, (out,), attrs)
+        return out
+    if op.nout == 1:
+        out = np.empty(shape, out_np) if shape is not None else None
+        res = fast(out, *arrays) if fast is not None else op.impl["cpu"](out, *arrays, **attrs)
+        result = _Tensor._wrap(res if res is not None else out, _CPU)
+        if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
+            _record(op, inputs, (result,), attrs)
+        return result
+    outs = tuple(np.empty(s, d) for s, d in zip(shape, out_np)) if shape is not None else None
+    res = fast(outs, *arrays) if fast is not None else op.impl["cpu"](outs, *arrays, **attrs)
+    res = res if res is not None else outs
+    results = tuple(_Tensor._wrap(r, _CPU) for r in res)
+    if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
+        _record(op, inputs, results, attrs)
+    return results
+
+
+# ---------------------------------------------------------------- entry points
 
 def call(name, *inputs, **attrs):
     """Run op ``name`` on ``inputs`` (Tensors or Python scalars) with attributes ``attrs``."""
@@ -140,6 +402,14 @@ def call(name, *inputs, **attrs):
         r = _fast_elementwise(op, inputs, attrs)
         if r is not None:
             return r
+    elif inputs and not op.tags.isdisjoint(PLAN_TAGS):
+        r = _planned(op, inputs, attrs)
+        if r is not None:
+            return r
+    return _call_general(op, name, inputs, attrs)
+
+
+def _call_general(op, name, inputs, attrs):
     device = _device_of(name, inputs)
     if "view" in op.tags:
         x = inputs[0]
@@ -180,6 +450,8 @@ def call_inplace(name, target, *others, **attrs):
     """``target.<name>_(*others)``: compute op ``name`` into target's memory, torch's rules."""
     op = OPS[name]
     inputs = (target,) + others
+    if op.compute_rule is not None and _fast_inplace(op, target, inputs, attrs) is not None:
+        return target
     _device_of(name, inputs)
     shape = op.shape_rule(*[_shape_of(x) for x in inputs], **attrs)
     if tuple(shape) != target.shape:

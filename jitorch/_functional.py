@@ -40,7 +40,12 @@ def _finish(result, out):
 
 
 def _make(name, nin, attr_defaults):
+    defaults = dict(attr_defaults)
+
     def fn(*args, out=None, **kwargs):
+        if len(args) == nin and out is None and not kwargs and type(args[0]) is Tensor and (
+                nin == 1 or all(type(a) is Tensor for a in args)):
+            return call(name, *args, **defaults)  # the common case: tensors, default attributes
         if len(args) < nin:
             raise TypeError(f"{name}() missing required positional arguments (expected {nin} tensors, got {len(args)})")
         operands = [_as_operand(a) for a in args[:nin]]

@@ -79,6 +79,13 @@ def _normalize_index(index):
 
 
 def getitem(t, index):
+    if type(index) is int:  # x[i]: the select view of dim 0, bounds checked here
+        shape = t._data.shape
+        if shape:
+            n = shape[0]
+            if not -n <= index < n:
+                raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
+            return call("select", t, dim=0, index=index)
     index = _normalize_index(index)
     if all(_is_basic(i) for i in index):
         if t.ndim == 0 and index and all(i is Ellipsis for i in index):

@@ -35,8 +35,13 @@ def _out(r, out):
     return out
 
 
+_ALL_DIMS = tuple(tuple(range(n)) for n in range(65))  # dim=None: every dim, without building the tuple per call
+
+
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     """Sum over dim (int, tuple or None = all); bool/int inputs accumulate in int64."""
+    if dim is None and dtype is None and out is None and isinstance(input, Tensor) and input._data.ndim <= 64:
+        return call("sum", input, dim=_ALL_DIMS[input._data.ndim], keepdim=keepdim)
     x = _cast_input(input, dtype)
     return _out(call("sum", x, dim=_dims("sum", x, dim), keepdim=keepdim), out)
 
@@ -231,7 +236,9 @@ def aminmax(input, *, dim=None, keepdim=False):
 
 def _bind():
     T = Tensor
-    T.sum = lambda self, dim=None, keepdim=False, *, dtype=None: sum(self, dim, keepdim, dtype=dtype)
+    T.sum = lambda self, dim=None, keepdim=False, *, dtype=None: (
+        call("sum", self, dim=_ALL_DIMS[self._data.ndim], keepdim=keepdim)
+        if dim is None and dtype is None and self._data.ndim <= 64 else sum(self, dim, keepdim, dtype=dtype))
     T.nansum = lambda self, dim=None, keepdim=False, *, dtype=None: nansum(self, dim, keepdim, dtype=dtype)
     T.mean = lambda self, dim=None, keepdim=False, *, dtype=None: mean(self, dim, keepdim, dtype=dtype)
     T.nanmean = lambda self, dim=None, keepdim=False, *, dtype=None: nanmean(self, dim, keepdim, dtype=dtype)

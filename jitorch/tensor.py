@@ -82,7 +82,9 @@ class Tensor:
 
     @classmethod
     def _make_view(cls, arr, base):
-        t = cls._wrap(arr, base._device)
+        t = object.__new__(cls)
+        t._data = arr
+        t._device = base._device
         t._version_box = base._version_box  # views and base share one version counter
         t._base = base if base._base is None else base._base
         return t
@@ -394,6 +396,8 @@ class Tensor:
         if not isinstance(src, Tensor):
             from ._creation import tensor as _tensor
             src = _tensor(src)
+        elif src._device != self._device:
+            src = src.to(self._device)  # torch's copy_ copies across devices
         return call_inplace("copy", self, src)
 
     def detach(self):
@@ -715,12 +719,12 @@ class Tensor:
         return F.pow(self, other, _inplace=True)
 
     def __matmul__(self, other):
-        from . import _linalg
-        return _linalg.matmul(self, other)
+        from ._linalg import matmul  # (not `from . import`: a package import runs importlib's Python code)
+        return matmul(self, other)
 
     def __rmatmul__(self, other):
-        from . import _linalg
-        return _linalg.matmul(other, self)
+        from ._linalg import matmul
+        return matmul(other, self)
 
     def __neg__(self):
         return call("neg", self)
@@ -798,6 +802,11 @@ def _shape_arg(shape):
     """Accept f(2, 3), f((2, 3)), f([2, 3]) and f(Size) as torch does."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
+    for s in shape:
+        if type(s) is not int:
+            break
+    else:
+        return tuple(shape)  # the common case: plain ints
     out = []
     for s in shape:
         if isinstance(s, Tensor):

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _dtype as D
 from ..backends import cpu as _cpu
 from ..kernels import reduce as _k
-from .registry import OpDef, register
+from .registry import OPS, OpDef, register
 from .rules import normalize_dims, to_float
 
 
@@ -356,6 +356,32 @@ _R = [
 for _name, _shape, _dtype, _refn, _impl, _attrs, _doc in _R:
     register(OpDef(_name, shape_rule=_shape, dtype_rule=_dtype, reference=_refn, impl={"cpu": _impl},
                    attrs=_attrs, tags=frozenset({"reduction"}), doc=_doc))
+
+def _plan_reduce(kernel):
+    """Dispatch plan (registry.OpDef.plan): for a C-contiguous input whose reduced dims form one
+    block, the (outer, n, inner) layout is a reshape computed once per input shape."""
+    def plan(shapes, dtypes, dim, keepdim=False):
+        shape = shapes[0]
+        if not shape or not dim or dtypes[0] == np.float16:
+            return None
+        dims = sorted(dim)
+        if dims != list(range(dims[0], dims[-1] + 1)):
+            return None
+        s3 = (math.prod(shape[: dims[0]]), math.prod(shape[d] for d in dims), math.prod(shape[dims[-1] + 1:]))
+        s2 = (s3[0], s3[2])
+
+        def run(out, x):
+            if not x.flags.c_contiguous:
+                return _run(kernel, out, x, dim)
+            kernel(x.reshape(s3), out.reshape(s2))
+            return out
+        return run
+    return plan
+
+
+for _name, _kernel in (("sum", _k.sum_), ("prod", _k.prod), ("amax", _k.max_), ("amin", _k.min_)):
+    OPS[_name].plan = _plan_reduce(_kernel)
+
 
 register(OpDef("max_dim", shape_rule=_pair_shape("max"), dtype_rule=lambda x, **k: (x.dtype, D.int64),
                reference=_ref_max_dim, impl={"cpu": _with_indices(_k.max_with_indices)}, nout=2,

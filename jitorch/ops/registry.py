@@ -13,6 +13,10 @@ the tests all look an op up here by name. A record keeps the facts of an op toge
 - ``scalar``: for elementwise ops, the key of the scalar expression in ``kernels.scalar`` that
   both the eager kernel and the fuser use.
 - ``tags``: families the passes query ("elementwise", "reduction", "view", "index", ...).
+- ``plan(shapes, dtypes, **attrs)``: optional; a cpu impl ``fn(out, *arrays)`` specialized to
+  inputs of exactly these shapes and NumPy dtypes (it may check the layout itself and fall back
+  to ``impl``), or ``None``. Eager dispatch builds it once per input signature, after the rules
+  passed, and keeps it in ``plans`` (see ``_dispatch``); a view op's plan returns the view array.
 """
 from __future__ import annotations
 
@@ -37,6 +41,10 @@ class OpDef:
     doc: str = ""
     differentiable: tuple | None = None  # indices of inputs that get gradients (None: all float inputs)
     compute_rule: Callable | None = None  # elementwise: dtype the kernel computes in
+    plan: Callable | None = None  # optional specialized cpu impl builder (see the module doc)
+    # eager dispatch's per-signature cache: input signature -> plan (rule results, kernel); filled
+    # by jitorch._dispatch, emptied by clear_plans(); never part of the record's identity
+    plans: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self):
         return f"OpDef({self.name!r}, tags={sorted(self.tags)})"
@@ -54,6 +62,17 @@ def get(name: str) -> OpDef:
         return OPS[name]
     except KeyError:
         raise NotImplementedError(f"jitorch has no op named {name!r}") from None
+
+
+# Families whose shape/dtype rules are pure functions of the input shapes, dtypes, attributes and
+# the default dtype (no data, no scalars' values): dispatch may cache their rule results per signature.
+PLAN_TAGS = frozenset({"elementwise", "view", "reduction", "scan", "normalization", "linalg"})
+
+
+def clear_plans() -> None:
+    """Drop every cached dispatch plan (tests; after replacing an op's impl or rules)."""
+    for op in OPS.values():
+        op.plans.clear()
 
 
 def defvjp(name: str, rule: Callable) -> None:
