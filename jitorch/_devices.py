@@ -102,9 +102,37 @@ def empty(shape, np_dtype, dev):
 
 
 def move(t, dev):
+    """``t`` copied to device ``dev`` (``Tensor.to``); differentiable: the gradient moves back."""
     if dev.type == "cuda" or t.device.type == "cuda":
         dev = check_device(dev)
     fn = _movers.get((t.device.type, dev.type))
     if fn is None:
         raise RuntimeError(f"cannot move a tensor from {t.device} to {dev}")
+    if t.requires_grad:
+        from ._dispatch import hooks
+        if hooks.grad_enabled:
+            return _to_device_fn().apply(t, dev)
     return fn(t, dev)
+
+
+_ToDevice = None
+
+
+def _to_device_fn():
+    """The autograd Function of a device move (torch's ToCopyBackward): built on first use."""
+    global _ToDevice
+    if _ToDevice is None:
+        from .autograd.function import Function
+
+        class ToDevice(Function):
+            @staticmethod
+            def forward(ctx, x, dev):
+                ctx.src = x.device
+                return _movers[(x.device.type, dev.type)](x.detach(), dev)
+
+            @staticmethod
+            def backward(ctx, g):
+                return move(g, ctx.src), None
+
+        _ToDevice = ToDevice
+    return _ToDevice

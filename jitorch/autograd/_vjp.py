@@ -68,7 +68,7 @@ def _halving_sum(g, dims, keepdim):
         if n == 0:
             shape = list(x._data.shape)
             shape[d] = 1
-            x = zeros(shape, x.dtype)
+            x = zeros(shape, x.dtype, x._device)
         while n > 1:
             h = n // 2
             s = call("add", call("slice", x, dim=d, start=0, stop=h, step=1),
@@ -105,20 +105,20 @@ def sum_to(g, shape):
     return r
 
 
-def zeros(shape, dtype):
-    """A new zero tensor (contiguous, writable)."""
+def zeros(shape, dtype, device=None):
+    """A new zero tensor (contiguous, writable) on ``device`` (default cpu)."""
     from .._creation import zeros as _zeros
-    return _zeros(tuple(shape), dtype=dtype)
+    return _zeros(tuple(shape), dtype=dtype, device=device)
 
 
 def zeros_like_grad(x):
     """Zero gradient for input ``x`` (Tensor or TensorMeta): a stride-0 view, nothing allocated."""
-    return zeros_expanded(_shape(x), x._data.dtype if isinstance(x, Tensor) else x.np_dtype)
+    return zeros_expanded(_shape(x), x._data.dtype if isinstance(x, Tensor) else x.np_dtype, x.device)
 
 
 def scatter_view(shape, dtype, view_op, attrs, g):
     """Gradient of a view op: zeros of the input's shape with ``g`` written into the viewed region."""
-    z = zeros(shape, dtype)
+    z = zeros(shape, dtype, g._device)
     call_inplace("copy", call(view_op, z, **attrs), g)
     return z
 
@@ -176,7 +176,7 @@ def as_strided_backward(g, in_shape, in_strides, dtype, size, stride, offset):
     lo = min(0, offset)
     hi = max(span(in_shape, in_strides), offset + span(size, stride))
     shift = -lo
-    buf = zeros((max(hi - lo, 1),), dtype)
+    buf = zeros((max(hi - lo, 1),), dtype, g._device)
     if math.prod(size):
         if non_overlapping(size, stride):
             call_inplace("copy", call("as_strided", buf, size=size, stride=stride, storage_offset=offset + shift), g)

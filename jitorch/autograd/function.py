@@ -138,7 +138,7 @@ class BackwardCFunction(Node, FunctionCtx):
             for i, g in enumerate(grads):
                 if g is None and self._out_meta[i] is not None:
                     shape, npd = self._out_meta[i]
-                    grads[i] = zeros_expanded(shape, npd)
+                    grads[i] = zeros_expanded(shape, npd, next((x._device for x in grads if x is not None), None))
         cls = self._forward_cls
         res = cls.backward(self, *grads)
         if not isinstance(res, tuple):

@@ -282,7 +282,7 @@ class OpNode(Node):
             for i, g in enumerate(grads):
                 if g is None and self.out_meta[i] is not None:
                     shape, npd = self.out_meta[i]
-                    grads[i] = zeros_expanded(shape, npd)
+                    grads[i] = zeros_expanded(shape, npd, _device_of_grads(grads))
         res = self.op.vjp(_Ctx(ins, outs, self.attrs, self.needs, self.op), *grads)
         if len(res) != len(self.needs):
             raise RuntimeError(f"the gradient rule of '{self.op.name}' returned {len(res)} gradients, "
@@ -318,9 +318,13 @@ def validate(name, res, needs, ins):
     return out
 
 
-def zeros_expanded(shape, npd):
-    """A zero tensor of ``shape`` without allocating it (a stride-0 view of one zero)."""
-    z = Tensor._wrap(np.zeros((), npd))
+def zeros_expanded(shape, npd, device=None):
+    """A zero tensor of ``shape`` without allocating it (a stride-0 view of one zero) on ``device``."""
+    if device is None or device.type == "cpu":
+        z = Tensor._wrap(np.zeros((), npd))
+    else:
+        from .._creation import zeros
+        z = zeros((), dtype=_BY_NP[np.dtype(npd)], device=device)
     return call("expand", z, size=tuple(shape)) if shape != () else z
 
 
@@ -617,8 +621,17 @@ def _any_requires_grad(inputs):
     return False
 
 
+def _device_of_grads(grads):
+    """The device of the gradients that did arrive (missing ones are made there as zeros)."""
+    for g in grads:
+        if g is not None:
+            return g._device
+    return None
+
+
 def _zero_rule(ctx, g):
-    return tuple(zeros_expanded(x.shape, x.np_dtype if type(x) is TensorMeta else x._data.dtype) if n else None
+    return tuple(zeros_expanded(x.shape, x.np_dtype if type(x) is TensorMeta else x._data.dtype, x.device) if n
+                 else None
                  for x, n in zip(ctx.inputs, ctx.needs_input_grad))
 
 
@@ -704,7 +717,7 @@ class CopySlices(Node):
             buf = res
         else:
             from ._vjp import zeros, span
-            buf = zeros((span(self.base_shape, self.base_strides),), _BY_NP[self.np_dtype])
+            buf = zeros((span(self.base_shape, self.base_strides),), _BY_NP[self.np_dtype], g._device)
             res = call("as_strided", buf, size=self.base_shape, stride=self.base_strides, storage_offset=0)
             call_inplace("copy", res, g)
         region = call("as_strided", buf, size=size, stride=stride, storage_offset=off)

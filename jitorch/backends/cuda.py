@@ -165,6 +165,11 @@ class CudaArray:
             "first."
         )
 
+    @property
+    def base(self):
+        """The allocation this array views (never a NumPy array: autograd's ownership test then copies)."""
+        return self.buffer
+
     def data_ptr(self):
         """Device address of the first element (the simulator has none: its host address)."""
         buf = self.buffer

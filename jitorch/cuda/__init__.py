@@ -172,18 +172,19 @@ def empty_cache() -> None:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator that cuda random ops use. jitorch's cuda random numbers come from the same
-    default generator as cpu ones, so this seeds it (as ``jitorch.manual_seed`` does)."""
-    from .. import _random
-    _random.manual_seed(seed)
+    """Seed the generator that cuda random ops use. jitorch's random numbers on every device come
+    from the default (counter-based Philox) generator, so this seeds it; ``jitorch.manual_seed``
+    calls this too."""
+    from ..ops.random import default_generator
+    default_generator.manual_seed(seed)
 
 
 manual_seed_all = manual_seed
 
 
 def seed() -> None:
-    from .. import _random
-    _random.seed()
+    from ..ops.random import default_generator
+    default_generator.seed()
 
 
 seed_all = seed
