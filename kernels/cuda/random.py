@@ -18,9 +18,8 @@ import math
 
 import numpy as np
 from numba import cuda
-from numba.cuda.random import (create_xoroshiro128p_states, xoroshiro128p_normal_float32,
-                               xoroshiro128p_normal_float64, xoroshiro128p_uniform_float32,
-                               xoroshiro128p_uniform_float64)
+from numba.cuda.random import (xoroshiro128p_dtype, xoroshiro128p_normal_float32, xoroshiro128p_normal_float64,
+                               xoroshiro128p_uniform_float32, xoroshiro128p_uniform_float64)
 
 from ._sizes import BLOCK, SIM, cdiv
 
@@ -41,9 +40,30 @@ def _mix(seed, offset):
     return z ^ (z >> 31)
 
 
+def _splitmix_np(z):
+    """splitmix64 finalizer over a uint64 NumPy array (wrapping arithmetic)."""
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 def states(seed, offset, n, *, nthreads=THREADS):
-    """Generator states for a draw of ``n`` numbers at (seed, offset): min(n, nthreads) states."""
-    return create_xoroshiro128p_states(max(1, min(int(n), int(nthreads))), seed=_mix(seed, offset))
+    """Generator states for a draw of ``n`` numbers at (seed, offset): min(n, nthreads) states.
+
+    Each state is seeded with splitmix64 outputs of a per-(seed, offset) base, as xoroshiro's authors
+    recommend; it is built on the host with NumPy (numba's create_xoroshiro128p_states jumps 2**64 steps per
+    state on the host, which is slow for many states and, under the simulator, compiles in object mode)."""
+    t = max(1, min(int(n), int(nthreads)))
+    base = np.uint64(_mix(seed, offset))
+    with np.errstate(over="ignore"):
+        k = np.arange(2 * t, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + base
+        words = _splitmix_np(k).reshape(t, 2)
+    words[(words[:, 0] == 0) & (words[:, 1] == 0), 0] = 1  # the all-zero state never leaves zero
+    host = np.empty(t, dtype=xoroshiro128p_dtype)
+    host["s0"] = words[:, 0]
+    host["s1"] = words[:, 1]
+    return cuda.to_device(host)
 
 
 def _cfg(st, block):
