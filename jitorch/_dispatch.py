@@ -54,17 +54,38 @@ def _shape_of(x):
 
 def _device_of(op, inputs):
     dev = None
+    scalar_cpu = False  # dev came from a 0-dim cpu tensor, which torch lets mix with any device
     for x in inputs:
         if isinstance(x, _Tensor):
             d = x._device
             if dev is None:
                 dev = d
+                scalar_cpu = d.type == "cpu" and x._data.ndim == 0
             elif d != dev:
+                if d.type == "cpu" and x._data.ndim == 0:
+                    continue
+                if scalar_cpu:
+                    dev, scalar_cpu = d, False
+                    continue
                 raise RuntimeError(
                     f"{op}: Expected all tensors to be on the same device, but found at least two devices, "
                     f"{dev} and {d}! Move them with .to(device) first."
                 )
     return dev
+
+
+def _device_arrays(op, inputs, arrays, device):
+    """0-dim cpu tensors in an op on another device: a Python scalar for elementwise kernels, else
+    copied to the device (torch treats them as scalars)."""
+    out = list(arrays)
+    for i, x in enumerate(inputs):
+        if isinstance(x, _Tensor) and x._device.type == "cpu":
+            if op.compute_rule is not None:
+                out[i] = x._data.item()
+            else:
+                from . import _devices
+                out[i] = _devices.move(x.detach(), device)._data
+    return out
 
 
 def _impl(op, device):
@@ -419,6 +440,8 @@ def _call_general(op, name, inputs, attrs):
         _record(op, inputs, (out,), attrs)
         return out
     arrays = [x._data if isinstance(x, _Tensor) else x for x in inputs]
+    if device is not None and device.type != "cpu":
+        arrays = _device_arrays(op, inputs, arrays, device)
     shape = op.shape_rule(*[_shape_of(x) for x in inputs], **attrs)
     dtype = op.dtype_rule(*inputs, **attrs)
     impl = op.impl.get(device.type if device is not None else "cpu")
@@ -474,6 +497,8 @@ def call_inplace(name, target, *others, **attrs):
     if hooks.inplace_check is not None:
         hooks.inplace_check(op, target, inputs)
     arrays = [x._data if isinstance(x, _Tensor) else x for x in inputs]
+    if target._device.type != "cpu":
+        arrays = _device_arrays(op, inputs, arrays, target._device)
     kw = dict(attrs)
     if op.compute_rule is not None:
         ctype = op.compute_rule(*inputs, **attrs)

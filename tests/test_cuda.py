@@ -156,6 +156,18 @@ def test_mixing_devices_raises():
     with pytest.raises(RuntimeError, match="same device"):
         jitorch.cat([c, jitorch.ones(3)])
     c + 1.5  # Python scalars are fine
+    with pytest.raises(RuntimeError, match="same device"):
+        c + jitorch.ones(1)  # a 1-element cpu tensor is not a scalar
+    # 0-dim cpu tensors act as scalars on any device (torch's rule), in either position and in place
+    two = jitorch.tensor(2.0)
+    np.testing.assert_array_equal((c * two).cpu().numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal((two - c).cpu().numpy(), [1.0, 1.0, 1.0])
+    d = jitorch.ones(3, device="cuda")
+    d.add_(two)
+    np.testing.assert_array_equal(d.cpu().numpy(), [3.0, 3.0, 3.0])
+    m = jitorch.tensor([True, False, True], device="cuda")
+    np.testing.assert_array_equal(d.masked_fill(m, 0.5).cpu().numpy(), [0.5, 3.0, 0.5])
+    assert jitorch.where(m, d, jitorch.tensor(-1.0)).device == CUDA
     c.copy_(jitorch.arange(3.0))  # copy_ copies across devices, as torch
     np.testing.assert_array_equal(c.cpu().numpy(), [0.0, 1.0, 2.0])
 
