@@ -390,3 +390,113 @@ def test_split_joint_partition():
     assert [n.op for n in bwd.nodes] == ["gt", "where"]
     assert saved_nodes == () and saved_inputs == ("x",)
     assert [i.name for i in bwd.inputs] == ["x", "g0"] and bwd.outputs == ("2",)
+
+
+# ---------------------------------------------------------------------------------------------- optimizer steps
+
+def _opt(kind, params):
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9)
+    if kind == "sgd_nesterov_wd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.8, dampening=0.0, weight_decay=0.01, nesterov=True)
+    if kind == "sgd_plain":
+        return torch.optim.SGD(params, lr=0.05, maximize=False)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=0.01)
+    if kind == "adam_wd_amsgrad":
+        return torch.optim.Adam(params, lr=0.01, weight_decay=0.05, amsgrad=True, maximize=True)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=0.01, weight_decay=0.1)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov_wd", "sgd_plain", "adam", "adam_wd_amsgrad", "adamw"])
+def test_compiled_training_step_with_opt_step_equals_eager(kind):
+    seed(20)
+    a, b = _mlp(), _mlp()
+    b.load_state_dict(a.state_dict())
+    oa, ob = _opt(kind, a.parameters()), _opt(kind, b.parameters())
+
+    def make_step(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    eager, compiled = make_step(a, oa), torch.compile(make_step(b, ob))
+    for k in range(4):
+        x, y = torch.randn(10, 12), torch.randint(0, 5, (10,))
+        le = eager(x, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", C.CompileWarning)
+            lc = compiled(x, y)
+        _close(lc.numpy(), le.detach().numpy(), 1e-5, 1e-6)
+        for p, q in zip(a.parameters(), b.parameters()):
+            _close(q.detach().numpy(), p.detach().numpy(), 1e-5, 1e-6)
+            _close(q.grad.numpy(), p.grad.numpy(), 1e-5, 1e-6)
+        for p, q in zip(a.parameters(), b.parameters()):  # optimizer state too
+            for key, v in oa.state[p].items():
+                _close(np.asarray(ob.state[q][key].numpy()), np.asarray(v.numpy()), 1e-5, 1e-6)
+    # every parameter's update runs in one kernel (horizontal fusion of the per-parameter loops)
+    assert "_kt" in compiled.kernels
+    parts = [ln for ln in compiled.kernels["_kt"].splitlines() if ln.startswith("# part ")]
+    assert sum(" sub" in ln for ln in parts) == 6  # p -= ...: one loop per parameter, all in this kernel
+    assert compiled.code.count("_kt(") == 1
+
+
+def test_opt_step_of_a_module_compiled_function_and_version_bumps():
+    seed(21)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ref = _mlp()
+    ref.load_state_dict(model.state_dict())
+    ropt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+
+    @torch.compile
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    x = torch.randn(6, 12)
+    for _ in range(3):
+        v0 = model[0].weight._version
+        step(x)
+        assert model[0].weight._version > v0  # the in-place update is visible to autograd's checks
+        ropt.zero_grad()
+        ref(x).pow(2).mean().backward()
+        ropt.step()
+    for p, q in zip(ref.parameters(), model.parameters()):
+        _close(q.detach().numpy(), p.detach().numpy(), 1e-5, 1e-6)
+
+
+def test_unsupported_optimizer_step_is_refused():
+    model = _mlp()
+    opt = torch.optim.RMSprop(model.parameters(), lr=0.01)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+    x = torch.randn(3, 12)
+    with pytest.raises(C.TracerError, match="RMSprop.step.. inside a compiled function cannot be captured"):
+        torch.compile(step)(x)
+    w0 = model[0].weight.detach().numpy().copy()
+    with pytest.warns(C.CompileWarning, match="running eagerly"):
+        torch.compile(step, fullgraph=False)(x)
+    assert not np.array_equal(model[0].weight.detach().numpy(), w0)  # the eager step ran once
+
+
+def test_backward_inside_without_zero_grad_is_refused():
+    model = _mlp()
+    x = torch.randn(3, 12)
+    model(x).sum().backward()  # .grad exists before the call
+
+    def step(x):
+        model(x).sum().backward()  # accumulates into it
+    with pytest.raises(C.TracerError, match="zero_grad"):
+        torch.compile(step)(x)
+

@@ -23,6 +23,7 @@ signature, ``fn.kernels`` the kernel sources.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 import linecache
 import math
@@ -36,7 +37,8 @@ from ..ops.registry import OPS
 from . import _logging, _pytree, _tracing
 from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
-from .fuse import describe_groups, find_groups, input_modes, kernel_shape, kernel_source
+from .fuse import (describe_groups, find_groups, input_modes, kernel_shape, kernel_source, multi_kernel_source,
+                   tail_groups)
 
 RECOMPILE_LIMIT = 8
 
@@ -53,10 +55,36 @@ def _np_dtype_src(dt):
     return f"np.{'bool_' if dt is D.bool_ else dt.name}"
 
 
-def executor_source(g, groups, kernel_names):
-    """Straight-line Python over the graph's inputs (all kinds, in order): returns outputs + updates."""
+def inplace_update_plan(g, groups):
+    """{value: input name} for updates a group's kernel can write straight into the input's memory: the
+    value is a group output nothing else reads, and every reader of the input is in that group (the
+    kernel reads an element before it writes it, so the old value is not needed after)."""
+    member = {n.outputs[0]: gr.index for gr in groups for n in gr.nodes}
+    flat = {gr.index for gr in groups if gr.reduce is None and input_modes(gr, g.types)[1] == "flat"}
+    readers = {}
+    for n in g.nodes:
+        for x in n.inputs:
+            if isinstance(x, str):
+                readers.setdefault(x, set()).add(member.get(n.outputs[0], -1))
+    plan = {}
+    outs = set(g.outputs)
+    for a, v in g.updates:
+        gid = member.get(v)
+        if gid is None or gid not in flat or v in outs or a in outs or v in plan:
+            continue
+        if readers.get(v, set()) - {gid} or readers.get(a, set()) - {gid}:
+            continue
+        plan[v] = a
+    return plan
+
+
+def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=None):
+    """Straight-line Python over the graph's inputs (all kinds, in order): returns outputs + updates.
+
+    ``tail``: groups run together by one horizontal kernel ``tail_name`` at the place of the last one."""
     types = g.types
-    used = {"_call", "_wrap", "_bt", "np", "_cond", "_while_loop", "_view_scatter", "jitorch"} | set(kernel_names)
+    used = {"_call", "_wrap", "_bt", "np", "_cond", "_while_loop", "_view_scatter", "jitorch", tail_name}
+    used |= set(kernel_names.values())
     var = {}
     for i in g.inputs:
         var[i.name] = _ident(i.name, used)
@@ -67,40 +95,62 @@ def executor_source(g, groups, kernel_names):
     def arg(x):
         return var[x] if isinstance(x, str) else py_value(x)
 
-    at_last = {gr.last.outputs[0]: gr for gr in groups}
+    def group_call(gr):
+        """(buffer lines, kernel arguments, wrap lines) of one group."""
+        modes, kind = input_modes(gr, types)
+        shape = gr.shape
+        kshape = kernel_shape(gr) if kind == "red" else shape
+        kargs, pre, post = [], [], []
+        for x, m in zip(gr.inputs, modes):
+            if kind == "flat" or m == "scalar":
+                kargs.append(f"{var[x]}._data.reshape(-1)")
+            else:
+                kargs.append(f"_bt({var[x]}._data, {kshape!r})")
+        for o in gr.outputs:
+            b = f"buf_{var[o]}"
+            alloc = f"np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})"
+            if inplace and o in inplace:  # the update's target itself (when contiguous)
+                t = var[inplace[o]]
+                alloc = f"{t}._data if {t}._data.flags.c_contiguous else {alloc}"
+            pre.append(f"    {b} = {alloc}")
+            if kind == "flat":
+                kargs.append(f"{b}.reshape(-1)")
+            elif kind == "red" and o == gr.last.outputs[0] and gr.last.op in ("sum", "amax"):
+                kargs.append(f"{b}.reshape({kshape[:-1]!r})")
+            elif kind == "red":
+                kargs.append(f"{b}.reshape({kshape!r})")
+            else:
+                kargs.append(b)
+            post.append(f"    {var[o]} = _wrap({b})")
+        return pre, kargs, post
+
+    tail_ids = {gr.index for gr in tail}
+    tail_at = max((gr.last.outputs[0] for gr in tail), key=lambda v: g.nodes.index(g.producer(v)), default=None)
+    at_last = {gr.last.outputs[0]: gr for gr in groups if gr.index not in tail_ids}
     member = {n.outputs[0] for gr in groups for n in gr.nodes}
     body = []
     for n in g.nodes:
         o0 = n.outputs[0]
+        if o0 == tail_at:
+            pres, kargs, posts = [], [], []
+            for gr in tail:
+                a, b, c = group_call(gr)
+                pres += a
+                kargs += b
+                posts += c
+            body += pres
+            body.append(f"    {tail_name}({', '.join(kargs)})".ljust(72) + f"  # {len(tail)} independent loops, one kernel: "
+                        + "; ".join(f"group {gr.index}" for gr in tail))
+            body += posts
+            continue
         if o0 in at_last:
             gr = at_last[o0]
-            modes, kind = input_modes(gr, types)
-            shape = gr.shape
-            kshape = kernel_shape(gr) if kind == "red" else shape
-            kargs = []
-            for x, m in zip(gr.inputs, modes):
-                if kind == "flat" or m == "scalar":
-                    kargs.append(f"{var[x]}._data.reshape(-1)")
-                else:
-                    kargs.append(f"_bt({var[x]}._data, {kshape!r})")
-            bufs = []
-            for o in gr.outputs:
-                b = f"buf_{var[o]}"
-                body.append(f"    {b} = np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})")
-                bufs.append(b)
-                if kind == "flat":
-                    kargs.append(f"{b}.reshape(-1)")
-                elif kind == "red" and o == gr.last.outputs[0] and gr.last.op in ("sum", "amax"):
-                    kargs.append(f"{b}.reshape({kshape[:-1]!r})")
-                elif kind == "red":
-                    kargs.append(f"{b}.reshape({kshape!r})")
-                else:
-                    kargs.append(b)
+            pre, kargs, post = group_call(gr)
+            body += pre
             call = f"    {kernel_names[gr.index]}({', '.join(kargs)})"
             body.append(call.ljust(72) + f"  # fused group {gr.index}: " +
                         ", ".join(f"%{m.outputs[0]} {m.op}" for m in gr.nodes))
-            for o, b in zip(gr.outputs, bufs):
-                body.append(f"    {var[o]} = _wrap({b})")
+            body += post
             continue
         if o0 in member:
             continue
@@ -121,7 +171,7 @@ def executor_source(g, groups, kernel_names):
     return fname, "\n".join([f"def {fname}({params}):"] + body) + "\n"
 
 
-def compile_graph(g, log_name=None):
+def compile_graph(g, log_name=None, inplace_updates=False):
     """(executor function, executor source, {kernel name: kernel source}) for a traced graph."""
     from ..kernels._jitcache import load_source
     if any(n.subgraphs() for n in g.nodes) or any(n.op == "view_scatter" for n in g.nodes):
@@ -132,18 +182,37 @@ def compile_graph(g, log_name=None):
     groups = find_groups(g)
     if _logging.enabled("fusion"):
         _logging.log("fusion", f"groups of {g.name}", describe_groups(g, groups))
-    names, kernels, ns = [], {}, {}
+    # single-op groups join only the horizontal tail kernel (a lone op elsewhere runs its eager kernel)
+    singles = find_groups(g, min_size=1)
+    tail = tail_groups(g, singles)
+    if tail:
+        keep = {id(gr) for gr in tail}
+        kept = [gr for gr in singles if len(gr.nodes) >= 2 or gr.reduce is not None or id(gr) in keep]
+        groups = [dataclasses.replace(gr, index=k) for k, gr in enumerate(kept)]
+        tail = tuple(gr for gr, old in zip(groups, kept) if id(old) in keep)
+    tail_ids = {gr.index for gr in tail}
+    names, kernels, ns = {}, {}, {}
     for gr in groups:
+        if gr.index in tail_ids:
+            continue
         src = kernel_source(gr, types)
         mod = load_source(src, prefix="fused")
         kname = f"_k{gr.index}"
-        names.append(kname)
+        names[gr.index] = kname
         kernels[kname] = src
         ns[kname] = mod.kernel
         if _logging.enabled("code"):
             _logging.log("code", f"kernel {kname} of {g.name}", src)
-    fname, src = executor_source(g, groups, names)
-    header = f"# jitorch.compile executor of {g.name}: {len(groups)} fused group(s)\n"
+    if tail:
+        src = multi_kernel_source(tail, types)
+        kernels["_kt"] = src
+        ns["_kt"] = load_source(src, prefix="fused").kernel
+        if _logging.enabled("code"):
+            _logging.log("code", f"kernel _kt of {g.name}", src)
+    plan = inplace_update_plan(g, groups) if inplace_updates else None
+    fname, src = executor_source(g, groups, names, tail=tail, inplace=plan)
+    header = f"# jitorch.compile executor of {g.name}: {len(groups)} fused group(s)" + (
+        f", {len(tail)} of them in one kernel (_kt)" if tail else "") + "\n"
     src = header + src
     if _logging.enabled("code"):
         _logging.log("code", f"executor of {g.name}", src)
@@ -216,7 +285,7 @@ class _Entry:
     def ensure_compiled(self):
         if not self.compiled:
             t = self.traced
-            run, src, kernels = compile_graph(t.graph)
+            run, src, kernels = compile_graph(t.graph, inplace_updates=t.step_params is not None)
             t._run, t.code, t.kernels = run, src, kernels
             self.fast = _fast_call(t)
             self.compiled = True
@@ -245,6 +314,36 @@ def _fast_call(traced):
 
 def _is_module(obj):
     return hasattr(obj, "named_parameters") and hasattr(obj, "named_buffers")
+
+
+def _run_inplace(traced, leaves, module):
+    """Run a training-step executor (compiled with in-place updates): bind the inputs, run, write back
+    the updates the kernels did not already write in place (bumping versions either way)."""
+    from .trace import _module_state
+    g = traced.graph
+    states = traced._states
+    consts = traced._constants()
+    mod = {name: t for t, name, _ in _module_state(module)} if module is not None else {}
+    users = iter(leaves)
+    bound = []
+    for i in g.inputs:
+        k = i.kind
+        t = next(users) if k == "input" else mod[i.name] if k in ("param", "buffer") else \
+            states[i.name] if k == "state" else consts[i.name]
+        if tuple(t._data.shape) != i.type.shape or t.dtype is not i.type.dtype:
+            raise RuntimeError(f"jitorch.compile({traced.__name__}): {k} %{i.name} was compiled as {i.type}, now "
+                               f"{t.dtype.short}{list(t.shape)}; a captured tensor changed shape or dtype")
+        bound.append(t)
+    res = traced._run(*bound)
+    n = len(g.outputs)
+    pos = {i.name: k for k, i in enumerate(g.inputs)}
+    for (name, _), value in zip(g.updates, res[n:]):
+        target = bound[pos[name]]
+        if value._data is target._data:
+            target._bump()
+        else:
+            _dispatch.call_inplace("copy", target, value)
+    return _pytree.unflatten(traced._out_spec, list(res[:n]))
 
 
 def _step_grads(fn, cap):
@@ -386,7 +485,7 @@ class CompiledFunction:
         leaves = args if not kwargs and all(isinstance(a, _dispatch._Tensor) for a in args) else \
             _pytree.flatten((tuple(args), dict(kwargs)))[0]
         with no_grad():
-            out, grads = t(*leaves)
+            out, grads = _run_inplace(t, leaves, self._fn if self._is_mod else None)
         for p, g in zip(t.step_params, grads):
             p.grad = g
         return out
