@@ -15,9 +15,10 @@ signature, ``fn.kernels`` the kernel sources.
 - ``fullgraph=False``: a function tracing cannot capture (a Python decision on a tensor value)
   runs eagerly for that signature, with a one-line :class:`CompileWarning`; ``fullgraph=True``
   raises the tracer's error.
-- Autograd: when grad mode is on and an input or parameter requires grad, the function runs
-  eagerly (training through compiled code is not supported yet; logged once under ``recompiles``
-  and as a :class:`CompileWarning`).
+- Autograd: when grad mode is on and an input or (module or captured) parameter requires grad,
+  the call runs a compiled forward and a compiled backward derived from the VJP rules, as one
+  autograd node (:mod:`.autodiff`). A function that runs ``backward()`` and ``opt.step()`` itself
+  compiles as one graph with the optimizer update fused (:mod:`.optim_capture`).
 - ``dynamic`` and ``mode`` are accepted for torch compatibility; every shape is specialized.
 """
 from __future__ import annotations
