@@ -202,6 +202,7 @@ def test_library_from_two_threads_at_once(mlp):
     assert not errors, errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 5, 17])
 def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
     model, res, _ = cnn
@@ -211,6 +212,7 @@ def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
     _close(Lib(res)(x), want)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 5])
 def test_lstm_classifier_equal_eager(lstm, batch, tmp_path):
     model, builds, _ = lstm
@@ -220,6 +222,7 @@ def test_lstm_classifier_equal_eager(lstm, batch, tmp_path):
     _close(Lib(builds[batch])(x), want)
 
 
+@pytest.mark.slow
 def test_embedding_index_out_of_range_is_an_error(lstm, tmp_path):
     _, builds, _ = lstm
     x = np.full((1, 6), 20, dtype=np.int64)
@@ -314,16 +317,19 @@ def _ldd_libs(path):
 
 
 @pytest.mark.skipif(shutil.which("ldd") is None, reason="needs ldd")
-def test_ldd_lists_only_libc_libm_pthread_and_the_loader(mlp, cnn):
+def test_ldd_lists_only_libc_libm_pthread_and_the_loader(mlp):
     allowed = ("linux-vdso", "libc.so", "libm.so", "libpthread.so", "ld-linux", "/lib64/ld-linux", "/lib/ld-linux")
-    for res in (mlp[1], cnn[1]):
+    for res in (mlp[1],):
         for path in (res.exe, res.lib):
             libs = _ldd_libs(path)
             assert libs and all(any(a in lib for a in allowed) for lib in libs), (path, libs)
 
 
-def test_kernel_objects_need_only_libc_and_libm(mlp, cnn, lstm):
-    for res in (mlp[1], cnn[1], lstm[1][1]):
+@pytest.mark.parametrize("which", ["mlp", pytest.param("cnn", marks=pytest.mark.slow),
+                                   pytest.param("lstm", marks=pytest.mark.slow)])
+def test_kernel_objects_need_only_libc_and_libm(which, request):
+    built = request.getfixturevalue(which)[1]
+    for res in (built.values() if isinstance(built, dict) else [built]):
         obj = os.path.join(res.out_dir, f"{res.name}_kernels.o")
         undefined = set(undefined_symbols(obj))
         assert undefined <= ALLOWED_UNDEFINED, undefined - ALLOWED_UNDEFINED
@@ -412,6 +418,7 @@ def test_bad_name_is_refused(mlp, tmp_path):
         build(mlp[3], str(tmp_path), name="my-model")
 
 
+@pytest.mark.slow
 def test_cli_build(mlp, tmp_path):
     _, _, _, jt = mlp
     out = tmp_path / "cli"
