@@ -1621,6 +1621,17 @@ def _check_targets(name, target, c, ignore_index):
     if target.dtype.category != 1:
         raise RuntimeError(f"{name}: expected target of integer (Long) dtype for class indices, got {target.dtype}; "
                            "for class probabilities pass a float target of the input's shape")
+    if target.device.type != "cpu":  # the same checks with device reductions (three scalars read back)
+        if not target.numel():
+            return False
+        keep = call("ne", target, ignore_index)
+        any_ignored = not bool(keep.all().item())
+        if any_ignored and not bool(keep.any().item()):
+            return True
+        hi, lo = int(call("where", keep, target, 0).amax().item()), int(call("where", keep, target, 0).amin().item())
+        if lo < 0 or hi >= c:
+            raise IndexError(f"Target {hi if hi >= c else lo} is out of bounds.")
+        return any_ignored
     a = target._data
     if not a.size:
         return False

@@ -752,7 +752,7 @@ from ..autograd._vjp import sum_to as _sum_to, zeros as _zeros  # noqa: E402
 
 
 def _zero_scalar(like):
-    return _zeros((), like.dtype)
+    return _zeros((), like.dtype, device=like.device)
 
 
 def _pad_to(g, shape):
@@ -760,7 +760,7 @@ def _pad_to(g, shape):
     shape = tuple(shape)
     if tuple(g.shape) == shape:
         return g
-    z = _zeros(shape, g.dtype)
+    z = _zeros(shape, g.dtype, device=g.device)
     region = z
     for k, e in enumerate(g.shape):
         if e != shape[k]:
@@ -777,7 +777,7 @@ def _cl_inplace(name, target, *others, **attrs):
 @_saves(*range(1, 64))
 def _index_vjp(ctx, g):
     x, idx = ctx.inputs[0], ctx.inputs[1:]
-    gx = _cl("index_put", _zeros(x.shape, x.dtype), g, *idx, dims=ctx.attrs["dims"], accumulate=True)
+    gx = _cl("index_put", _zeros(x.shape, x.dtype, device=g.device), g, *idx, dims=ctx.attrs["dims"], accumulate=True)
     return (gx,) + (None,) * len(idx)
 
 
@@ -802,13 +802,13 @@ def _index_select_vjp(ctx, g):
     if len(tuple(x.shape)) == 0:
         return _cl("sum", g, dim=(0,), keepdim=False) if g.ndim else g, None
     gi = idx if idx.ndim == 1 else idx.reshape(-1)
-    return _cl("index_add", _zeros(x.shape, x.dtype), gi, g, dim=d, alpha=1), None
+    return _cl("index_add", _zeros(x.shape, x.dtype, device=g.device), gi, g, dim=d, alpha=1), None
 
 
 @_saves(1)
 def _gather_vjp(ctx, g):
     x, idx = ctx.inputs
-    return _cl("scatter", _zeros(x.shape, x.dtype), idx, g, dim=ctx.attrs.get("dim", 0), reduce="sum",
+    return _cl("scatter", _zeros(x.shape, x.dtype, device=g.device), idx, g, dim=ctx.attrs.get("dim", 0), reduce="sum",
                include_self=True), None
 
 
@@ -845,7 +845,8 @@ def _scatter_vjp(ctx, g):
         srcv = _lead(src, idx.shape)
         hit_src = _cl("to_dtype", _cl("eq", srcv, _cl("gather", out, idx, dim=d)), dtype=g.dtype)
         hit_self = _cl("to_dtype", _cl("eq", x, out), dtype=g.dtype) if include_self else None
-        cnt = _cl("scatter", hit_self if hit_self is not None else _zeros(tuple(x.shape), g.dtype), idx, hit_src,
+        cnt = _cl("scatter", hit_self if hit_self is not None else _zeros(tuple(x.shape), g.dtype,
+                                                                             device=g.device), idx, hit_src,
                   dim=d, reduce="sum", include_self=True)
         gn = _cl("div", g, _cl("where", _cl("eq", cnt, 0), 1.0, cnt))
         if nx:
@@ -903,7 +904,8 @@ def _index_add_vjp(ctx, g):
 def _take_vjp(ctx, g):
     x, idx = ctx.inputs
     n = math.prod(tuple(x.shape))
-    flat = _cl("index_put", _zeros((n,), x.dtype), g.reshape(-1), idx.reshape(-1), dims=(0,), accumulate=True)
+    flat = _cl("index_put", _zeros((n,), x.dtype, device=g.device), g.reshape(-1), idx.reshape(-1), dims=(0,),
+               accumulate=True)
     return flat.reshape(tuple(x.shape)), None
 
 
@@ -911,7 +913,7 @@ def _take_vjp(ctx, g):
 def _masked_select_vjp(ctx, g):
     x, mask = ctx.inputs
     shape = broadcast_shapes("masked_select", tuple(x.shape), tuple(mask.shape))
-    full = _cl("masked_scatter", _zeros(shape, x.dtype), mask, g)
+    full = _cl("masked_scatter", _zeros(shape, x.dtype, device=g.device), mask, g)
     return _sum_to(full, tuple(x.shape)), None
 
 
@@ -936,7 +938,8 @@ def _scatter_back(g, x, idx, d, keepdim=True):
     if not keepdim:
         g = _cl("unsqueeze", g, dim=d)
         idx = _cl("unsqueeze", idx, dim=d)
-    return _cl("scatter", _zeros(tuple(x.shape), x.dtype), idx, g, dim=d, reduce="sum", include_self=True)
+    return _cl("scatter", _zeros(tuple(x.shape), x.dtype, device=g.device), idx, g, dim=d, reduce="sum",
+               include_self=True)
 
 
 @_saves(output=True)
@@ -974,7 +977,7 @@ def _repeat_interleave_vjp(ctx, g):
     d = normalize_dim("repeat_interleave", d, len(shape))
     from .._creation import arange
     owner = _cl("repeat_interleave", arange(shape[d]), r, dim=0)
-    return _cl("index_add", _zeros(shape, x.dtype), owner, g, dim=d, alpha=1), None
+    return _cl("index_add", _zeros(shape, x.dtype, device=g.device), owner, g, dim=d, alpha=1), None
 
 
 def _tri_vjp(name):
@@ -995,3 +998,8 @@ VJPS = {
 NON_DIFFERENTIABLE = ("nonzero", "unique", "searchsorted")
 
 _register_vjps(VJPS, NON_DIFFERENTIABLE)
+
+# impl["cuda"] of these records: jitorch/ops/_cuda.py (kernels in kernels/cuda/index.py)
+from ._cuda import register_index as _register_cuda  # noqa: E402
+
+_register_cuda()

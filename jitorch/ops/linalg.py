@@ -128,3 +128,8 @@ def _matmul_vjp(ctx, g):
 VJPS = {"matmul": _matmul_vjp}
 
 _register_vjps(VJPS)
+
+# impl["cuda"] of these records: jitorch/ops/_cuda.py (kernels in kernels/cuda/matmul.py)
+from ._cuda import register_linalg as _register_cuda  # noqa: E402
+
+_register_cuda()

@@ -1015,3 +1015,8 @@ VJPS = {
 }
 
 _register_vjps(VJPS)
+
+# impl["cuda"] of these records: jitorch/ops/_cuda.py (kernels in kernels/cuda/nn.py)
+from ._cuda import register_nn as _register_cuda  # noqa: E402
+
+_register_cuda()

@@ -239,3 +239,8 @@ NON_DIFFERENTIABLE = ("uniform", "normal", "randint", "randperm", "bernoulli", "
                       "exponential", "multinomial")
 
 _register_vjps({}, NON_DIFFERENTIABLE)
+
+# impl["cuda"] of these records: jitorch/ops/_cuda.py (kernels in kernels/cuda/random.py)
+from ._cuda import register_random as _register_cuda  # noqa: E402
+
+_register_cuda()

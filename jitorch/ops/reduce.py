@@ -18,6 +18,7 @@ import numpy as np
 from .. import _dtype as D
 from ..backends import cpu as _cpu
 from ..kernels import reduce as _k
+from ..kernels import _config as _kcfg
 from .registry import OPS, OpDef, register
 from .rules import normalize_dims, to_float
 
@@ -357,9 +358,11 @@ for _name, _shape, _dtype, _refn, _impl, _attrs, _doc in _R:
     register(OpDef(_name, shape_rule=_shape, dtype_rule=_dtype, reference=_refn, impl={"cpu": _impl},
                    attrs=_attrs, tags=frozenset({"reduction"}), doc=_doc))
 
-def _plan_reduce(kernel):
+def _plan_reduce(kernel, family=None):
     """Dispatch plan (registry.OpDef.plan): for a C-contiguous input whose reduced dims form one
-    block, the (outer, n, inner) layout is a reshape computed once per input shape."""
+    block, the (outer, n, inner) layout is a reshape computed once per input shape. For sum/prod
+    (``family``: kernels.reduce's (items, parallel, combine) kernels) below the parallel threshold,
+    the serial items kernel is called directly, as kernels.reduce._reduce does for such sizes."""
     def plan(shapes, dtypes, dim, keepdim=False):
         shape = shapes[0]
         if not shape or not dim or dtypes[0] == np.float16:
@@ -369,6 +372,22 @@ def _plan_reduce(kernel):
             return None
         s3 = (math.prod(shape[: dims[0]]), math.prod(shape[d] for d in dims), math.prod(shape[dims[-1] + 1:]))
         s2 = (s3[0], s3[2])
+        size = math.prod(shape)
+        if family is not None and s3[0] * s3[2] and s3[1] and dtypes[0].kind != "b":
+            items = family[0]
+            out_dtype = np.dtype(np.int64) if dtypes[0].kind in "iu" else dtypes[0]
+            part = _k._no_part(_k._wide_dtype(out_dtype))
+            outer = s3[0]
+
+            def run(out, x):
+                if not x.flags.c_contiguous:
+                    return _run(kernel, out, x, dim)
+                if size < _kcfg.PARALLEL_THRESHOLD:
+                    items(x.reshape(s3), out.reshape(s2), part, 1, 0, outer)
+                else:
+                    kernel(x.reshape(s3), out.reshape(s2))
+                return out
+            return run
 
         def run(out, x):
             if not x.flags.c_contiguous:
@@ -379,8 +398,9 @@ def _plan_reduce(kernel):
     return plan
 
 
-for _name, _kernel in (("sum", _k.sum_), ("prod", _k.prod), ("amax", _k.max_), ("amin", _k.min_)):
-    OPS[_name].plan = _plan_reduce(_kernel)
+for _name, _kernel, _family in (("sum", _k.sum_, _k._SUM), ("prod", _k.prod, _k._PROD), ("amax", _k.max_, None),
+                                ("amin", _k.min_, None)):
+    OPS[_name].plan = _plan_reduce(_kernel, _family)
 
 
 register(OpDef("max_dim", shape_rule=_pair_shape("max"), dtype_rule=lambda x, **k: (x.dtype, D.int64),
@@ -629,3 +649,8 @@ VJPS = {
 NON_DIFFERENTIABLE = ("argmax", "argmin", "any", "all", "count_nonzero")
 
 _register_vjps(VJPS, NON_DIFFERENTIABLE)
+
+# impl["cuda"] of these records: jitorch/ops/_cuda.py (kernels in kernels/cuda/reduce.py)
+from ._cuda import register_reduce as _register_cuda  # noqa: E402
+
+_register_cuda()

@@ -59,7 +59,7 @@ class Adam(Optimizer):
             amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage(self._name, p, g)
+                st = _Stage(self._name, p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -75,6 +75,6 @@ class Adam(Optimizer):
                 if sc is None:
                     sc = cache[st.cdt, step] = K.adam_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, amsgrad,
                                                               maximize, decoupled)
-                K.adam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), vmax, sc)
+                st.kernels(K).adam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), vmax, sc)
                 st.finish()
         return loss

@@ -77,14 +77,18 @@ _FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class _Stage:
-    """Contiguous compute-dtype views (or staged copies) of a parameter, its grad and its state."""
+    """Contiguous compute-dtype views (or staged copies) of a parameter, its grad and its state.
 
-    __slots__ = ("cdt", "writeback", "touched")
+    ``cuda_ok``: the optimizer has cuda kernels (kernels/cuda/optim.py); then parameters on 'cuda' are staged
+    as 1-D numba device arrays and :meth:`kernels` returns the cuda kernel module."""
 
-    def __init__(self, name, p, g):
-        if p._device.type != "cpu" or g._device.type != "cpu":
+    __slots__ = ("cdt", "writeback", "touched", "cuda")
+
+    def __init__(self, name, p, g, cuda_ok=False):
+        self.cuda = p._device.type == "cuda" and g._device.type == "cuda" and cuda_ok
+        if not self.cuda and (p._device.type != "cpu" or g._device.type != "cpu"):
             raise NotImplementedError(f"{name}: optimizer kernels for device '{p._device}' are not available; "
-                                      "keep parameters on cpu")
+                                      "keep parameters on cpu (SGD, Adam and AdamW run on cuda)")
         dt = p._data.dtype
         if dt in _FAST:
             self.cdt = dt
@@ -98,10 +102,30 @@ class _Stage:
         self.writeback = []
         self.touched = []
 
+    def kernels(self, cpu_module):
+        """The kernel module for this parameter's device: ``cpu_module`` or kernels/cuda/optim.py."""
+        if self.cuda:
+            from ..kernels.cuda import optim as cuda_optim
+            return cuda_optim
+        return cpu_module
+
+    def _cuda_flat(self, t, write):
+        from ..backends import cuda as bc
+        a = t._data
+        if a.dtype == self.cdt and a.is_c_contiguous():
+            return bc.flat(a)
+        tmp = bc.empty(a.shape, self.cdt)
+        bc.copy_into(tmp, a)
+        if write:
+            self.writeback.append((t, tmp))
+        return bc.flat(tmp)
+
     def rw(self, t):
         """A writable 1-D view of tensor ``t`` in the compute dtype (a staged copy if needed)."""
         a = t._data
         self.touched.append(t)
+        if self.cuda:
+            return self._cuda_flat(t, True)
         if a.dtype == self.cdt and a.flags.c_contiguous and a.flags.writeable:
             return a.ravel()
         tmp = np.ascontiguousarray(a, dtype=self.cdt).reshape(-1)
@@ -110,21 +134,35 @@ class _Stage:
 
     def ro(self, t):
         a = t._data
+        if self.cuda:
+            return self._cuda_flat(t, False)
         if a.dtype == self.cdt and a.flags.c_contiguous:
             return a.ravel()
         return np.ascontiguousarray(a, dtype=self.cdt).reshape(-1)
 
     def empty(self):
+        if self.cuda:
+            from ..backends import cuda as bc
+            return bc.flat(bc.empty((0,), self.cdt))
         return np.empty(0, self.cdt)
 
     def finish(self):
         for t, tmp in self.writeback:
-            t._data[...] = tmp.reshape(t._data.shape)
+            if self.cuda:
+                from ..backends import cuda as bc
+                bc.copy_into(t._data, tmp)
+            else:
+                t._data[...] = tmp.reshape(t._data.shape)
         for t in self.touched:
             t._bump()
 
 
 def _zeros_like(p, fill=0.0):
+    if p._device.type == "cuda":
+        from ..backends import cuda as bc
+        a = bc.empty(p._data.shape, p._data.dtype)
+        bc.fill(a, fill)
+        return Tensor._wrap(a, p._device)
     a = np.full(p._data.shape, fill, dtype=p._data.dtype)
     return Tensor._wrap(a, p._device)
 

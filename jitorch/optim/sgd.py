@@ -46,7 +46,7 @@ class SGD(Optimizer):
             nesterov, maximize = group["nesterov"], group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("SGD", p, g)
+                st = _Stage("SGD", p, g, cuda_ok=True)
                 buf_t, first = None, False
                 if momentum != 0:  # torch keeps no state at all without momentum
                     state = self.state[p]
@@ -59,6 +59,6 @@ class SGD(Optimizer):
                 if sc is None:
                     sc = cache[st.cdt, first] = K.sgd_scalars(st.cdt, lr, momentum, dampening, wd, nesterov, maximize,
                                                               first)
-                K.sgd_apply(st.rw(p), st.ro(g), buf, sc)
+                st.kernels(K).sgd_apply(st.rw(p), st.ro(g), buf, sc)
                 st.finish()
         return loss

@@ -268,7 +268,8 @@ def im2col(x5, cols, k, stride, padding, dilation, out_spatial, *, block=BLOCK):
 def col2im(cols, out5, k, stride, padding, dilation, out_spatial, *, block=BLOCK):
     """The adjoint of im2col: out5 (N, C, D, H, W) = sum of cols entries that im2col would read from it."""
     if out5.size:
-        _col2im_k[cdiv(out5.size, block), block](cols, out5, np.dtype(out5.dtype).type(0), *_geom(k, stride, padding, dilation),
+        _col2im_k[cdiv(out5.size, block), block](cols, out5, np.dtype(out5.dtype).type(0),
+                                                 *_geom(k, stride, padding, dilation),
                                                  *map(int, out_spatial))
     return out5
 
@@ -315,7 +316,8 @@ def conv_forward(x5, w5, out5, bias=None, stride=(1, 1, 1), padding=(0, 0, 0), d
     cg, og = Cin // groups, Cout // groups
     w3 = w5.reshape(1, Cout, cg * K)
     for g in range(groups):
-        matmul(w3[:, g * og:(g + 1) * og, :], cols[:, g * cg * K:(g + 1) * cg * K, :], out3[:, g * og:(g + 1) * og, :])
+        matmul(w3[:, g * og:(g + 1) * og, :], cols[:, g * cg * K:(g + 1) * cg * K, :],
+               out3[:, g * og:(g + 1) * og, :])
     if bias is not None:
         add_bias(out3, bias, block=block)
     return out5
@@ -440,7 +442,8 @@ def _max_pool_bwd_k(gy, idx, gx, zero, kh, kw, sh, sw, ph, pw, dh, dw):
 def max_pool2d_backward(gy, idx, gx, kernel_size, stride, padding, dilation, *, block=BLOCK):
     """gx (P, H, W) = scatter-add of gy (P, OH, OW) at idx, done as a gather over the windows (deterministic)."""
     if gx.size:
-        _max_pool_bwd_k[cdiv(gx.size, block), block](gy, idx, gx, np.dtype(gx.dtype).type(0), *map(int, (*kernel_size, *stride, *padding,
+        _max_pool_bwd_k[cdiv(gx.size, block), block](gy, idx, gx, np.dtype(gx.dtype).type(0),
+                                                     *map(int, (*kernel_size, *stride, *padding,
                                                                                *dilation)))
     return gx
 
@@ -548,7 +551,8 @@ def _avg_pool_bwd_k(gy, gx, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
 def avg_pool2d(x, out, kernel_size, stride, padding, count_include_pad=True, divisor_override=None, *, block=BLOCK):
     """out (P, OH, OW): window means of x (P, H, W) with torch's divisor rules."""
     if out.size:
-        _avg_pool_k[cdiv(out.size, block), block](x, out, np.dtype(out.dtype).type(0), *map(int, (*kernel_size, *stride, *padding)),
+        _avg_pool_k[cdiv(out.size, block), block](x, out, np.dtype(out.dtype).type(0),
+                                                  *map(int, (*kernel_size, *stride, *padding)),
                                                   bool(count_include_pad), int(divisor_override or 0))
     return out
 
@@ -557,7 +561,8 @@ def avg_pool2d_backward(gy, gx, kernel_size, stride, padding, count_include_pad=
                         *, block=BLOCK):
     """gx (P, H, W) from gy (P, OH, OW); each input element gathers from its windows (deterministic)."""
     if gx.size:
-        _avg_pool_bwd_k[cdiv(gx.size, block), block](gy, gx, np.dtype(gx.dtype).type(0), *map(int, (*kernel_size, *stride, *padding)),
+        _avg_pool_bwd_k[cdiv(gx.size, block), block](gy, gx, np.dtype(gx.dtype).type(0),
+                                                     *map(int, (*kernel_size, *stride, *padding)),
                                                      bool(count_include_pad), int(divisor_override or 0))
     return gx
 

@@ -6,7 +6,8 @@ beyond what they need to pick a launch (the op layer checks shapes, dtypes and d
 - ``sum_ / prod / max_ / min_ / any_ / all_ / count_nonzero(x3, out2)``: x3 (outer, n, inner), out2
   (outer, inner). The accumulator has out2's dtype (pass an int64 out2 to sum integers in int64; bool out2
   for any/all); ``n == 0`` gives the identity (0, 1, False, True; max/min need n > 0).
-- ``mean(x3, out2)``, ``var(x3, out2, correction)``, ``logsumexp(x3, out2)``: float outputs.
+- ``mean(x3, out2)``, ``var(x3, out2, correction)``, ``logsumexp(x3, out2)``, ``norm(x3, out2, p)``: float
+  outputs.
 - ``argmax / argmin(x3, out_index)`` and ``max_with_indices / min_with_indices(x3, out_values, out_index)``:
   first index on ties; NaN counts as the extreme (as torch).
 - ``cumsum / cumprod(x3, out3)``: out3 has x3's shape.
@@ -29,27 +30,28 @@ from numba import cuda, from_dtype
 
 from ._sizes import BLOCK, TARGET_BLOCKS, cdiv, check_pow2
 
-__all__ = ["sum_", "prod", "max_", "min_", "any_", "all_", "count_nonzero", "mean", "var", "logsumexp",
+__all__ = ["sum_", "prod", "max_", "min_", "any_", "all_", "count_nonzero", "mean", "var", "logsumexp", "norm",
            "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "reduce",
            "block_reduce_device"]
 
-SUM, PROD, MAX, MIN, ANY, ALL, COUNT, SUMEXP, SUMSQ = range(9)
+SUM, PROD, MAX, MIN, ANY, ALL, COUNT, SUMEXP, SUMSQ, ABSSUM, ABSMAX, ABSMIN, POWSUM = range(13)
 _NAMES = {"sum": SUM, "prod": PROD, "max": MAX, "min": MIN, "any": ANY, "all": ALL, "count_nonzero": COUNT,
-          "sumexp": SUMEXP, "sumsq": SUMSQ}
+          "sumexp": SUMEXP, "sumsq": SUMSQ, "abssum": ABSSUM, "absmax": ABSMAX, "absmin": ABSMIN, "powsum": POWSUM}
 # the op that combines partial results of an op in the final pass
-_FINAL = {SUM: SUM, PROD: PROD, MAX: MAX, MIN: MIN, ANY: MAX, ALL: MIN, COUNT: SUM, SUMEXP: SUM, SUMSQ: SUM}
+_FINAL = {SUM: SUM, PROD: PROD, MAX: MAX, MIN: MIN, ANY: MAX, ALL: MIN, COUNT: SUM, SUMEXP: SUM, SUMSQ: SUM,
+          ABSSUM: SUM, ABSMAX: MAX, ABSMIN: MIN, POWSUM: SUM}
 
 
 # ------------------------------------------------------------------ element functions (device)
 
 def _combine_fn(op):
-    if op in (SUM, COUNT, SUMEXP, SUMSQ):
+    if op in (SUM, COUNT, SUMEXP, SUMSQ, ABSSUM, POWSUM):
         def f(a, b):
             return a + b
     elif op == PROD:
         def f(a, b):
             return a * b
-    elif op in (MAX, ANY):
+    elif op in (MAX, ANY, ABSMAX):
         def f(a, b):  # NaN propagates
             if a != a:
                 return a
@@ -77,6 +79,12 @@ def _load_fn(op):
         def f(v, c):
             d = v - c
             return d * d
+    elif op in (ABSSUM, ABSMAX, ABSMIN):
+        def f(v, c):
+            return abs(v)
+    elif op == POWSUM:
+        def f(v, c):  # c: the exponent p
+            return abs(v) ** c
     else:
         def f(v, c):
             return v
@@ -90,15 +98,15 @@ def _acc_dtype(out_dtype):
 
 def _identity(op, acc):
     acc = np.dtype(acc)
-    if op in (SUM, COUNT, SUMEXP, SUMSQ, ANY):
+    if op in (SUM, COUNT, SUMEXP, SUMSQ, ANY, ABSSUM, POWSUM):
         v = 0
     elif op in (PROD, ALL):
         v = 1
     elif acc.kind == "f":
-        v = -np.inf if op == MAX else np.inf
+        v = -np.inf if op in (MAX, ABSMAX) else np.inf
     elif acc.kind in "iu":
         info = np.iinfo(acc)
-        v = info.min if op == MAX else info.max
+        v = info.min if op in (MAX, ABSMAX) else info.max
     else:
         raise TypeError(f"cuda reduce: no identity for {acc}")
     return acc.type(v)
@@ -319,6 +327,36 @@ def var(x3, out2, correction=1, *, block=BLOCK, **kw):
     scale = out2.dtype.type(1.0 / denom) if denom else out2.dtype.type(np.inf)
     if out2.size:
         _scale_k[cdiv(out2.size, block), block](_flat(out2), _flat(s), scale)
+    return out2
+
+
+@cuda.jit
+def _pow_finish_k(out, s, q):
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = s[i] ** q
+
+
+def norm(x3, out2, p=2.0, *, block=BLOCK, **kw):
+    """Vector p-norm over n (p = 2, 1, inf, -inf, 0 or any float) into float out2 of x3's dtype."""
+    p = float(p)
+    if out2.size == 0:
+        return out2
+    if p == math.inf:
+        return reduce(ABSMAX, x3, out2, block=block, **kw)
+    if p == -math.inf:
+        return reduce(ABSMIN, x3, out2, block=block, **kw)
+    if p == 0:
+        return reduce(COUNT, x3, out2, block=block, **kw)
+    if p == 1:
+        return reduce(ABSSUM, x3, out2, block=block, **kw)
+    s = cuda.device_array(out2.shape, out2.dtype)
+    if p == 2:
+        reduce(SUMSQ, x3, s, block=block, **kw)
+    else:
+        c = cuda.to_device(np.full((x3.shape[0], x3.shape[2]), p, out2.dtype))
+        reduce(POWSUM, x3, s, c, block=block, **kw)
+    _pow_finish_k[cdiv(out2.size, block), block](_flat(out2), _flat(s), out2.dtype.type(1.0 / p))
     return out2
 
 
