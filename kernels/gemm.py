@@ -77,6 +77,9 @@ Design (Goto / BLIS):
   not become registers; the i-k-j loop of feasibility.md section 5 reached a quarter of BLAS.)
   Full tiles are added to C in place (rows of C must be unit-stride); edge tiles and C with
   non-unit column stride go through a small tile in the workspace.
+- Blocks of at most SMALL_M rows (batch-1 inference) skip packing, which would cost as much
+  as the product: dot products along K when B's columns are contiguous (``x @ w.T``), scaled
+  rows of B added into C's rows when B's rows are. Other layouts take the packed path.
 - The first KC block stores (or adds to C when ``accumulate``); later blocks add. The bias is
   written into C before the products (so it is an accumulate from the start).
 - Block sizes follow the CPU the module is imported on (the numba cache is per CPU as well):
@@ -126,6 +129,8 @@ KC = 256
 MC = 16 * MR
 #: Columns of a packed B panel.
 NC = 4096
+#: Blocks of at most this many rows skip packing (see _gemm_small_m).
+SMALL_M = 8
 
 
 def blocking(dtype):
@@ -303,17 +308,19 @@ def _any_layout(typingctx, arr):
 
 @intrinsic
 def _constants(typingctx, arr):
-    """``(itemsize, NR)`` of ``arr``'s dtype as compile-time constants, so that loops over a
+    """``(itemsize, NR, 0)`` of ``arr``'s dtype as compile-time constants, so that loops over a
     sliver have a constant trip count and a unit stride LLVM can see (and vectorize)."""
     if not isinstance(arr, types.Array):
         return None
     itemsize = arr.dtype.bitwidth // 8
     nr = NV * VECTOR_BYTES // itemsize
-    ret = types.UniTuple(types.int64, 2)
+    ret = types.Tuple([types.int64, types.int64, arr.dtype])
 
     def codegen(context, builder, sig, args):
         i64 = ir.IntType(64)
-        return context.make_tuple(builder, ret, [ir.Constant(i64, itemsize), ir.Constant(i64, nr)])
+        zero = ir.Constant(context.get_value_type(arr.dtype), 0.0)
+        return context.make_tuple(builder, ret, [ir.Constant(i64, itemsize), ir.Constant(i64, nr),
+                                                 zero])
 
     return ret(arr), codegen
 
@@ -322,7 +329,7 @@ def _constants(typingctx, arr):
 def _pack_a(A, ic, mc, pc, kc, work):
     """work[0:] = A[ic:ic+mc, pc:pc+kc] as slivers of MR rows: sliver s holds, for each p,
     the MR values A[ic+s*MR+i, pc+p] (zero past row ic+mc)."""
-    itemsize, _ = _constants(A)
+    itemsize, _, _ = _constants(A)
     for s in range(0, mc, MR):
         mr = min(MR, mc - s)
         base = s * kc
@@ -346,7 +353,7 @@ def _pack_a(A, ic, mc, pc, kc, work):
 @njit(**NJIT)
 def _pack_b(B, pc, kc, jc, nc, work, off):
     """work[off:] = B[pc:pc+kc, jc:jc+nc] as slivers of NR columns (zero past column jc+nc)."""
-    itemsize, nr_full = _constants(B)
+    itemsize, nr_full, _ = _constants(B)
     for s in range(0, nc, nr_full):
         nr = min(nr_full, nc - s)
         base = off + s * kc
@@ -383,6 +390,35 @@ def _init_c(C, bias, accumulate, m0, m1, n0, n1):
 
 
 @njit(**NJIT)
+def _gemm_small_m(A, B, C, load_c, m0, m1, n0, n1):
+    """The product for a few rows without packing (packing B would cost as much as the
+    product): dot products along K when B's columns are contiguous (x @ w.T), rows of B
+    scaled and added when its rows are. Returns False (nothing done) for other layouts."""
+    itemsize, _, zero = _constants(A)
+    K = A.shape[1]
+    if B.strides[0] == itemsize and A.strides[1] == itemsize:
+        for i in range(m0, m1):
+            for j in range(n0, n1):
+                acc = zero
+                for k in range(K):
+                    acc += A[i, k] * B[k, j]
+                C[i, j] = C[i, j] + acc if load_c else acc
+        return True
+    if B.strides[1] == itemsize and C.strides[1] == itemsize:
+        for i in range(m0, m1):
+            c_row = C[i, n0:n1]
+            if not load_c:
+                c_row[:] = zero
+            for k in range(K):
+                a = A[i, k]
+                b_row = B[k, n0:n1]
+                for j in range(n1 - n0):
+                    c_row[j] += a * b_row[j]
+        return True
+    return False
+
+
+@njit(**NJIT)
 def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
     K = A.shape[1]
     itemsize = C.itemsize
@@ -393,6 +429,8 @@ def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
             for i in range(m0, m1):
                 for j in range(n0, n1):
                     C[i, j] = 0
+        return
+    if m1 - m0 <= SMALL_M and _gemm_small_m(A, B, C, use_c, m0, m1, n0, n1):
         return
     # Layout of the workspace: packed A block, packed B panel, one MR x NR tile.
     kc_max = min(K, KC)

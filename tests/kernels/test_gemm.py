@@ -278,19 +278,21 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 6
 
-    M, N, K = 2 * MC + 5, 3 * NR32 + 1, KC + 17
-    x, w, b = make((M, K), dtype, 20), make((N, K), dtype, 21), make(N, dtype, 22)
-    y = np.full((M, N), np.nan, dtype)
-    nwork = G.workspace_size(M, N, K, dtype)
-    # Two threads (as the native driver's pthreads would), each with its own workspace.
-    works = [np.empty(nwork, dtype) for _ in range(2)]
-    halves = [(0, M // 2), (M // 2, M)]
-    threads = [threading.Thread(target=fn, args=(x.ctypes.data, w.ctypes.data, b.ctypes.data,
-                                                  y.ctypes.data, work.ctypes.data, M, N, K, m0,
-                                                  m1, nwork))
-               for work, (m0, m1) in zip(works, halves)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert_within(y, *reference(x, w.T, None, b, False))
+    N, K = 3 * NR32 + 1, KC + 17
+    w, b = make((N, K), dtype, 21), make(N, dtype, 22)
+    for M in (1, G.SMALL_M + 1, 2 * MC + 5):  # batch 1 (no packing), a few rows, many rows
+        x = make((M, K), dtype, 20)
+        y = np.full((M, N), np.nan, dtype)
+        nwork = G.workspace_size(M, N, K, dtype)
+        # Two threads (as the native driver's pthreads would), each with its own workspace.
+        works = [np.empty(nwork, dtype) for _ in range(2)]
+        halves = [(0, M // 2), (M // 2, M)]
+        threads = [threading.Thread(target=fn, args=(x.ctypes.data, w.ctypes.data, b.ctypes.data,
+                                                      y.ctypes.data, work.ctypes.data, M, N, K,
+                                                      m0, m1, nwork))
+                   for work, (m0, m1) in zip(works, halves)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert_within(y, *reference(x, w.T, None, b, False))
