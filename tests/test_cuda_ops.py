@@ -39,15 +39,20 @@ def on_cuda(t):
     """The same values and strides as ``t`` on cuda (a strided cpu view becomes a strided cuda view)."""
     if t.is_contiguous():
         return t.cuda()
-    base = t._base if t._base is not None else t
-    return base.cuda().as_strided(t.shape, t.stride(), t.storage_offset())
+    from jitorch.ops.movement import _base_buffer
+    root = _base_buffer(t._data)
+    assert root.flags.c_contiguous
+    whole = jitorch.from_numpy(root.reshape(-1)).cuda()
+    c = whole.as_strided(t.shape, t.stride(), t.storage_offset())
+    np.testing.assert_array_equal(c.cpu().numpy(), t.detach().numpy())
+    return c
 
 
 def compare(got, want, what, name=""):
     assert got.device == CUDA, what
     assert got.dtype is want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
     assert tuple(got.shape) == tuple(want.shape), what
-    g, w = got.cpu().numpy(), want.numpy()
+    g, w = got.detach().cpu().numpy(), want.detach().numpy()
     if want.dtype.category < 2:
         np.testing.assert_array_equal(g, w, err_msg=what)
         return
@@ -217,3 +222,57 @@ def test_views_match_cpu_and_share_memory(name, fn):
         want.fill_(-1.0) if name != "expand" else None
         got.fill_(-1.0) if name != "expand" else None
         compare(dev, cpu, f"{name}: write through the view")
+
+
+# ---------------------------------------------------------------- every op with a cuda kernel, forward and backward
+# The gradient table's cases (tests/test_autograd_table.py: every differentiable op, float64, broadcast,
+# non-contiguous and 0-d inputs) run on cuda and are compared with the same case on cpu: outputs and the
+# gradients of every input. An op joins this test as soon as it has an impl['cuda'].
+from .test_autograd_table import CASES as GRAD_CASES  # noqa: E402
+
+GRAD_ALL = [(c, 0) for c in GRAD_CASES]  # the first variant of each case: the simulator is slow
+
+
+def _cuda_input(x):
+    if not isinstance(x, jitorch.Tensor):
+        return x
+    c = on_cuda(x.detach())
+    return c.requires_grad_() if x.requires_grad else c
+
+
+def _forward_backward(case, inputs):
+    out = case.fn(*inputs)
+    outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, jitorch.Tensor)]
+    diff = [o for o in outs if o.requires_grad]
+    weights = []
+    rng = np.random.default_rng(7)
+    for o in diff:
+        w = jitorch.from_numpy(rng.uniform(0.5, 1.5, tuple(o.shape)).astype(o.dtype.np))
+        weights.append(w.to(o.device))
+    if diff:
+        jitorch.autograd.backward(diff, weights)
+    grads = [x.grad if isinstance(x, jitorch.Tensor) and x.requires_grad else None for x in inputs]
+    return outs, grads
+
+
+@pytest.mark.parametrize("case,k", [p for p in GRAD_ALL if "cuda" in registry.get(p[0].op).impl],
+                         ids=[f"{c.op}-{k}" for c, k in GRAD_ALL if "cuda" in registry.get(c.op).impl])
+def test_op_forward_and_gradients_on_cuda_match_cpu(case, k):
+    inputs = case.build(k, np.random.default_rng(1234 + k))
+    dev_inputs = [_cuda_input(x) for x in inputs]
+    want_out, want_grads = _forward_backward(case, inputs)
+    try:
+        got_out, got_grads = _forward_backward(case, dev_inputs)
+    except NotImplementedError as e:  # the backward needs an op whose cuda kernel is not written yet
+        pytest.skip(f"backward of {case.op} on cuda: {e}")
+    except RuntimeError as e:
+        if "same device" not in str(e):
+            raise
+        pytest.skip(f"the case builds cpu tensors inside its function: {e}")
+    assert len(got_out) == len(want_out)
+    for g, w in zip(got_out, want_out):
+        compare(g, w, f"{case.op}-{k} output", case.op)
+    for i, (g, w) in enumerate(zip(got_grads, want_grads)):
+        assert (g is None) == (w is None), f"{case.op}-{k}: gradient {i} present on one device only"
+        if g is not None:
+            compare(g, w, f"{case.op}-{k} gradient of input {i}", case.op)

@@ -11,9 +11,10 @@ Imported lazily, the first time a tensor goes to 'cuda' (``import jitorch`` neve
   layout itself).
 - CudaArray mimics the metadata part of a NumPy array (``shape``, ``dtype``, ``strides`` in bytes,
   ``ndim``, ``size``, ``itemsize``, ``nbytes``, ``flags.c_contiguous``, basic ``[...]`` indexing,
-  ``T``/``transpose``/``reshape`` of contiguous data, ``view(dtype)``), so shape code written for
-  NumPy storage runs unchanged. It never converts to a NumPy array implicitly: host copies happen
-  only in :func:`to_host` (``.cpu()``, ``.item()``, ``.tolist()``, printing).
+  ``T``/``transpose``, ``reshape`` (a view when the strides allow, else a copy, as NumPy),
+  ``view(dtype)``), so shape code written for NumPy storage runs unchanged. It never converts to a
+  NumPy array implicitly: host copies happen only in :func:`to_host` (``.cpu()``, ``.item()``,
+  ``.tolist()``, printing).
 - Kernels take plain numba device arrays. :func:`kernel_array` gives a C-contiguous device array of
   a CudaArray's shape (a view when it is contiguous, else a strided copy); the outputs that
   dispatch allocates are always contiguous (:func:`empty`), so ``kernel_array(out)`` is a view
@@ -203,9 +204,14 @@ class CudaArray:
             shape = tuple(self.size // known if s == -1 else s for s in shape)
         if math.prod(shape) != self.size:
             raise ValueError(f"cannot reshape array of size {self.size} into shape {shape}")
-        if not self.is_c_contiguous():
-            raise ValueError("CudaArray.reshape: not contiguous; copy it first (backends.cuda.contiguous)")
-        return self.as_strided(shape, _contiguous_strides(shape), self.offset)
+        if self.is_c_contiguous():
+            return self.as_strided(shape, _contiguous_strides(shape), self.offset)
+        # as NumPy: a view when the strides allow one, else a contiguous copy
+        from ..ops.movement import view_strides
+        st = view_strides(self.shape, self.estrides, shape) if self.size else None
+        if st is not None:
+            return self.as_strided(shape, st, self.offset)
+        return contiguous(self).reshape(shape)
 
     def view(self, dtype):
         dtype = np.dtype(dtype)
@@ -229,7 +235,8 @@ class CudaArray:
             raise IndexError(f"too many indices for array: array is {self.ndim}-dimensional, but {n_real} were indexed")
         if Ellipsis in index:
             k = index.index(Ellipsis)
-            index = index[:k] + (slice(None),) * (self.ndim - n_real) + tuple(i for i in index[k + 1:] if i is not Ellipsis)
+            rest = tuple(i for i in index[k + 1:] if i is not Ellipsis)
+            index = index[:k] + (slice(None),) * (self.ndim - n_real) + rest
         else:
             index = index + (slice(None),) * (self.ndim - n_real)
         shape, st, off, d = [], [], self.offset, 0
