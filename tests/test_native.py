@@ -468,3 +468,37 @@ def test_mixed_ops_two_inputs_dynamic_batch(tmp_path):
     x, y = np.zeros((3, 8), np.float32), np.zeros((4, 8), np.float32)
     with pytest.raises(ValueError, match="dynamic dim batch is 3"):
         lib(x, y)
+
+
+class Coverage(nn.Module):
+    """Conv1d, adaptive pool, a batched matmul, where/gt on floats, a 3x3 max pool with padding, a strided
+    conv without bias, integer arithmetic and a cast, a bool output, mean over two dims."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(1, 2, 3, stride=2, padding=1, bias=False)
+
+    def forward(self, x, idx):
+        h = F.relu(self.c1(x))
+        a = F.adaptive_avg_pool1d(h, 5)
+        g = torch.matmul(h, h.transpose(1, 2))
+        w = torch.where(g > 0, g, g * 0.1)
+        m = F.max_pool2d(w.unsqueeze(1), 3, stride=1, padding=1)
+        c = self.c2(m)
+        i = (idx * 2 + 1).float()
+        return a, c.flatten(1) + i.sum(1, keepdim=True), idx > 3, w.mean((1, 2))
+
+
+@pytest.mark.slow
+def test_more_ops_ints_and_bools(tmp_path):
+    model = Coverage().eval()
+    traced = torch.jit.trace(model, (torch.randn(4, 3, 10), torch.randint(0, 8, (4, 2))))
+    res = build(traced, str(tmp_path / "out"), name="cov", dynamic_batch=True)
+    lib = Lib(res)
+    for b in (1, 3, 6):
+        rng = np.random.default_rng(b)
+        xs = (rng.standard_normal((b, 3, 10)).astype(np.float32), rng.integers(0, 8, (b, 2)))
+        want = _eager(model, *xs)
+        _close(lib(*xs), want)
+        _close(_run_exe(res.exe, list(xs), str(tmp_path)), want)

@@ -23,7 +23,7 @@ from ..fuse import fusable, find_groups
 from ..ir import Graph, Input
 from . import cgen
 from . import llvm as L
-from .lower import LOWER, Buf, BuildError, Call, Copy, Free, Loop, Lowerer, View, dname
+from .lower import LOWER, Alloc, Buf, BuildError, Call, Copy, Free, Loop, Lowerer, View, dname
 from .sym import Sym
 
 #: symbols an emitted object may leave undefined (libc / libm); anything else is a build bug
@@ -215,8 +215,28 @@ def plan(ex):
         else:
             dst = View(Buf("output", k), Sym(0), v.shape, _cstrides(v.shape), v.dtype)
             lw.copy_into(dst, v, f"output {k}")
+    lw.steps = _write_outputs_in_place(lw.steps)
     lw.steps = _insert_frees(lw.steps)
     return lw, weights, user, g2
+
+
+def _write_outputs_in_place(steps):
+    """An output that is a whole temporary buffer is computed straight into the caller's array:
+    the buffer becomes the output, its allocation and the final copy go."""
+    copies = [s for s in steps if isinstance(s, Copy)]
+    uses = {}
+    for s in copies:
+        uses[id(s.src.buf)] = uses.get(id(s.src.buf), 0) + 1
+    from .cgen import ITEMSIZE
+    drop = set()
+    for s in copies:
+        b, v = s.src.buf, s.src
+        if b.kind != "tmp" or uses[id(b)] != 1 or not v.offset == 0 or not b.nbytes == v.numel() * ITEMSIZE[v.dtype]:
+            continue
+        b.kind, b.index = "output", s.index
+        drop.add(id(s))
+        drop.add(("alloc", id(b)))
+    return [s for s in steps if id(s) not in drop and not (isinstance(s, Alloc) and ("alloc", id(s.buf)) in drop)]
 
 
 def _cstrides(shape):

@@ -76,7 +76,8 @@ extern "C" {{
 #endif
 
 /* Runs the graph. Each input is a C-contiguous array and its shape (one int64 per dim; see
- * {n}_signature); each output must have room for the elements of {n}_output_shape.
+ * {n}_signature); each output must have room for the elements of {n}_output_shape and must not
+ * overlap an input (outputs are written while inputs are still read).
  * Returns 0, or -1 with the reason in {n}_last_error() (wrong shape, out of memory, bad index). */
 int {n}_run({ins}{", " if ins and outs else ""}{outs});
 
