@@ -265,8 +265,8 @@ def test_conv_and_pool_grads_vs_cpu():
     w = _x((2, 1, 3, 3), seed=13)
     outs = {}
     for dev in ("cpu", "cuda"):
-        xd = x.to(dev).requires_grad_()
-        wd = w.to(dev).requires_grad_()
+        xd = x.clone().to(dev).requires_grad_()  # fresh leaves per device
+        wd = w.clone().to(dev).requires_grad_()
         y = F.conv2d(xd, wd, padding=1, groups=2)
         z = F.max_pool2d(y, 2, stride=1) + F.adaptive_avg_pool2d(y, 2).sum()
         z.sum().backward()
