@@ -28,7 +28,7 @@ import ctypes
 import os
 import threading
 
-import numba
+from .kernels import _config as _kconfig
 
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
            "blas_threads_for", "use_blas_threads", "blas_info", "BLAS_PARALLEL_FLOPS"]
@@ -111,7 +111,7 @@ def _find_blas():
 _blas = _find_blas()
 _lock = threading.Lock()
 # numba's pool size is fixed at its first launch; config holds it without launching the pool
-_numba_max = max(1, int(numba.config.NUMBA_NUM_THREADS))
+_numba_max = _kconfig.max_threads()
 _state = {"n": _numba_max, "interop": 1}
 
 
@@ -136,7 +136,7 @@ def set_num_threads(n):
         raise RuntimeError(f"Number of threads must be positive, got {n}")
     with _lock:
         _state["n"] = n
-        numba.set_num_threads(min(n, _numba_max))
+        _kconfig.set_threads(min(n, _numba_max))
         _blas.max = n
         _blas.current = None  # re-applied by the next product
         _set_blas(n)

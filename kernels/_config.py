@@ -20,3 +20,17 @@ NJIT = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy")
 
 #: Keyword arguments for every parallel CPU kernel.
 NJIT_PARALLEL = dict(cache=True, nogil=True, fastmath=set(FASTMATH), error_model="numpy", parallel=True)
+
+
+def max_threads() -> int:
+    """The size of numba's thread pool (fixed at its first launch; read without launching it)."""
+    import numba
+
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def set_threads(n: int) -> None:
+    """The threads this Python thread's parallel kernels use (numba's rule: per calling thread)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(int(n), max_threads())))
