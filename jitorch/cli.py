@@ -275,7 +275,8 @@ def main(argv=None):
     p_build.add_argument("--name", help="the executable's name (default: the file's base name)")
     p_build.add_argument("--weights", choices=("embedded", "separate"), default="embedded",
                          help="embed the weights (default) or write <name>.weights beside the binaries")
-    p_build.add_argument("--blas", action="store_true", help="link a system CBLAS for matrix products if found")
+    p_build.add_argument("--blas", nargs="?", const=True, default=False, metavar="LIB",
+                         help="call a CBLAS for matrix products: a system one if found, or the library LIB")
     p_build.add_argument("--threads", type=int, default=0, help="thread pool size (default: CPUs at run time)")
     p_cache = sub.add_parser("cache", help="the compiled-kernel cache: info (where, how big) or clear")
     p_cache.add_argument("action", choices=("info", "clear"))

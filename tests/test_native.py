@@ -502,3 +502,52 @@ def test_more_ops_ints_and_bools(tmp_path):
         want = _eager(model, *xs)
         _close(lib(*xs), want)
         _close(_run_exe(res.exe, list(xs), str(tmp_path)), want)
+
+
+FAKE_BLAS = r"""
+/* a stand-in CBLAS (row-major, no transposes): enough to test the --blas wiring without a BLAS installed */
+#include <stdint.h>
+long fakeblas_calls = 0;
+#define GEMM(NAME, T) \
+void NAME(int order, int ta, int tb, int m, int n, int k, T alpha, const T *a, int lda, const T *b, int ldb, \
+          T beta, T *c, int ldc) { \
+    fakeblas_calls++; \
+    if (order != 101 || ta != 111 || tb != 111) return; \
+    for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) { \
+        T s = 0; \
+        for (int p = 0; p < k; p++) s += a[i * lda + p] * b[p * ldb + j]; \
+        c[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * c[i * ldc + j]); \
+    } \
+}
+GEMM(cblas_sgemm, float)
+GEMM(cblas_dgemm, double)
+"""
+
+
+def test_blas_library_is_called_and_linked(mlp, tmp_path):
+    model, _, _, jt = mlp
+    src = tmp_path / "fakeblas.c"
+    src.write_text(FAKE_BLAS)
+    lib = str(tmp_path / "libfakeblas.so")
+    p = subprocess.run([CC, "-O2", "-shared", "-fPIC", str(src), "-o", lib], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    res = build(jt, str(tmp_path / "out"), name="mlpblas", blas=lib)
+    assert f"BLAS: {lib}" in res.log
+    if shutil.which("ldd"):
+        assert any("libfakeblas.so" in x for x in _ldd_libs(res.exe))
+    x = np.random.default_rng(9).standard_normal((6, 16)).astype(np.float32)
+    want = _eager(model, x)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+    calls = ctypes.c_long.in_dll(ctypes.CDLL(lib), "fakeblas_calls")
+    before = calls.value
+    _close(Lib(res)(x), want)
+    assert calls.value == before + 2  # the MLP's two matrix products
+
+
+def test_blas_not_found_is_reported(mlp, tmp_path, monkeypatch):
+    build_mod = sys.modules["jitorch.jit.native.build"]  # the module (the package exports the function)
+    monkeypatch.setattr(build_mod, "BLAS_DIRS", (str(tmp_path),))
+    res = build(mlp[3], str(tmp_path / "out"), blas=True)
+    assert "no CBLAS library" in res.log and "built-in kernel" in res.log
+    with pytest.raises(BuildError, match="not a CBLAS library"):
+        build(mlp[3], str(tmp_path / "out2"), blas=str(tmp_path / "out" / "libmlp.so"))

@@ -23,7 +23,7 @@ from ..fuse import fusable, find_groups
 from ..ir import Graph, Input
 from . import cgen
 from . import llvm as L
-from .lower import LOWER, Alloc, Buf, BuildError, Call, Copy, Free, Loop, Lowerer, View, dname
+from .lower import LOWER, Alloc, Blas, Buf, BuildError, Call, Copy, Free, Loop, Lowerer, View, dname
 from .sym import Sym
 
 #: symbols an emitted object may leave undefined (libc / libm); anything else is a build bug
@@ -130,7 +130,7 @@ def _live(g, runtime):
     return keep, need
 
 
-def plan(ex):
+def plan(ex, blas=False):
     """Lower the export: (Lowerer, weights {name: array}, user inputs, outputs)."""
     g = ex.graph
     if g.updates:
@@ -173,6 +173,7 @@ def plan(ex):
         input_index[i.name] = (Buf("input", k), dt)
     node_pos = {id(n): k for k, n in runtime}
     lw = Lowerer(g2, shapes, lits, attrs, weight_of, input_index, node_pos, ex.symbol)
+    lw.blas = blas
     # fused groups, emitted at their last member
     groups = {}
     member = set()
@@ -251,6 +252,8 @@ def _bufs_of(step):
                 yield a.buf
             elif isinstance(a, tuple) and a and a[0] == "batch":
                 yield a[1].buf
+    elif isinstance(step, Blas):
+        yield from (step.a.buf, step.b.buf, step.c.buf)
     elif isinstance(step, Copy):
         yield step.src.buf
     elif isinstance(step, Loop):
@@ -327,20 +330,37 @@ def _default_name(ex, src):
     return base[:64]
 
 
-def find_blas():
-    """(library path, link flags) of a system CBLAS with cblas_sgemm, or None."""
+BLAS_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib",
+             "/lib/x86_64-linux-gnu", "/opt/OpenBLAS/lib")
+
+
+def _has_cblas(path):
     import ctypes
-    import ctypes.util
+    try:
+        h = ctypes.CDLL(path)
+        getattr(h, "cblas_sgemm")
+        getattr(h, "cblas_dgemm")
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def find_blas(path=None):
+    """(library path, linker arguments) of a CBLAS library with cblas_sgemm/cblas_dgemm, or None.
+
+    ``path``: a given library file (checked); otherwise libopenblas, libcblas, libblis, libblas
+    in the system's library folders."""
+    import glob
+    if path:
+        path = os.path.abspath(path)
+        if not _has_cblas(path):
+            raise BuildError(f"jit.build: {path} is not a CBLAS library (no cblas_sgemm/cblas_dgemm)")
+        return path, [path, f"-Wl,-rpath,{os.path.dirname(path)}"]
     for lib in ("openblas", "cblas", "blis", "blas"):
-        path = ctypes.util.find_library(lib)
-        if not path:
-            continue
-        try:
-            h = ctypes.CDLL(path)
-            getattr(h, "cblas_sgemm")
-        except (OSError, AttributeError):
-            continue
-        return path, [f"-l{lib}"]
+        for d in BLAS_DIRS:
+            for cand in sorted(glob.glob(os.path.join(d, f"lib{lib}.so*"))):
+                if _has_cblas(cand):
+                    return cand, [f"-l:{os.path.basename(cand)}"] + ([f"-L{d}"] if d not in ("/usr/lib", "/lib") else [])
     return None
 
 
@@ -351,8 +371,8 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
     (``<name>.c``, ``<name>_main.c``, ``<name>.ll``) and ``build.log``. Returns a :class:`BuildResult`.
 
     ``weights``: ``"embedded"`` (in the binaries) or ``"separate"`` (``<name>.weights`` beside them).
-    ``blas``: link a system CBLAS for matrix products if one is found (reported in the build log;
-    the built-in kernel otherwise). ``threads``: the pool size (0: the number of CPUs at run time).
+    ``blas``: ``True`` links a system CBLAS for 2-d matrix products if one is found, or give the
+    library's path (reported in the build log; the built-in kernel otherwise). ``threads``: the pool size (0: the number of CPUs at run time).
     ``dynamic_batch``: for a traced object, export it with a dynamic batch dim first (a ``.jt``
     file carries its own dynamic dims).
     """
@@ -364,14 +384,13 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
     name = _check_name(name or _default_name(ex, src))
     log = [f"jitorch.jit.build {name}: graph {ex.graph.name}, {len(ex.graph.nodes)} nodes, dynamic dim "
            f"{ex.symbol or 'none'}"]
-    lw, wts, user, g2 = plan(ex)
     blas_info = None
     if blas:
-        blas_info = find_blas()
-        log.append(f"BLAS: {blas_info[0]} (cblas_sgemm) found; the built-in kernel is used for matrix products "
-                   "(BLAS dispatch is not wired yet)" if blas_info else
-                   "BLAS: --blas given but no system CBLAS (libopenblas/libcblas/libblis/libblas with cblas_sgemm) "
-                   "was found; using the built-in matmul kernel")
+        blas_info = find_blas(blas if isinstance(blas, (str, os.PathLike)) else None)
+        log.append(f"BLAS: {blas_info[0]}: 2-d matrix products call cblas_sgemm/cblas_dgemm" if blas_info else
+                   "BLAS: --blas given but no CBLAS library (libopenblas/libcblas/libblis/libblas with cblas_sgemm) "
+                   f"was found in {', '.join(BLAS_DIRS)}; matrix products use the built-in kernel (kernels/gemm.py)")
+    lw, wts, user, g2 = plan(ex, blas=blas_info is not None)
     os.makedirs(out_dir, exist_ok=True)
     out_dir = os.path.abspath(out_dir)
     # weights blob
@@ -423,7 +442,7 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
               "-Wno-unused-label", "-Wno-unused-function"]
     _run([cc, *cflags, "-c", f"{name}.c", "-o", f"{name}.o"], out_dir, log)
     _run([cc, "-O2", "-std=gnu11", "-Wall", "-c", f"{name}_main.c", "-o", f"{name}_main.o"], out_dir, log)
-    libs = ["-lm", "-lpthread"]
+    libs = (blas_info[1] if blas_info else []) + ["-lm", "-lpthread"]
     _run([cc, "-shared", "-o", f"lib{name}.so", *objs, *libs, "-Wl,--version-script=" + _version_script(out_dir, name)],
          out_dir, log)
     _run([cc, "-o", name, f"{name}_main.o", *objs, *libs], out_dir, log)

@@ -6,7 +6,7 @@ Everything here is text generation; :mod:`.build` writes the files and runs the 
 from __future__ import annotations
 
 from .kernels import CT
-from .lower import Alloc, Call, Copy, Loop, View
+from .lower import Alloc, Blas, Call, Copy, Loop, View
 from .sym import Sym
 
 DESCR = {"float32": "<f4", "float64": "<f8", "int64": "<i8", "int32": "<i4", "int16": "<i2", "int8": "|i1",
@@ -356,6 +356,11 @@ def driver(spec, steps, kernels, ntmp):
     w("/* ---------------------------------------------------------------- kernels */")
     for k in kernels.values():
         w(f"{k.ret} {k.name}({', '.join(ct + ('' if ct.endswith('*') else ' ') + pn for ct, pn in k.params)});")
+    if any(isinstance(st, Blas) for st in steps):
+        w("/* CBLAS (jitorch build --blas): row-major = 101, no transpose = 111 */")
+        w("void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);")
+        w("void cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double, "
+          "double *, int);")
     w(RUNTIME)
     w(WEIGHTS_SEPARATE if spec.weights == "separate" else WEIGHTS_EMBEDDED)
     # task wrappers for threaded kernels
@@ -494,6 +499,14 @@ def _emit_step(w, st, ind):
         w(ind + f"if (!t[{st.buf.index}]) {{ jt_set_err(\"out of memory (%lld bytes)\", (long long){nb}); goto fail; }}")
     elif isinstance(st, Call):
         _emit_call(w, st, ind)
+    elif isinstance(st, Blas):
+        fn = "cblas_sgemm" if st.c.dtype == "float32" else "cblas_dgemm"
+        m, n, k = _c_sym(st.m), _c_sym(st.n), _c_sym(st.k)
+        w(ind + "/* " + c_comment(st.note)[:200] + " */")
+        w(ind + f"if ({m} > 2147483647LL || {n} > 2147483647LL || {k} > 2147483647LL) {{ jt_set_err(\"matrix product "
+          f"too large for a 32-bit BLAS\"); goto fail; }}")
+        w(ind + f"if ({m} > 0 && {n} > 0) {fn}(101, 111, 111, (int){m}, (int){n}, (int){k}, 1, {_ptr_expr(st.a)}, "
+          f"(int){k} > 0 ? (int){k} : 1, {_ptr_expr(st.b)}, (int){n}, 0, {_ptr_expr(st.c)}, (int){n});")
     elif isinstance(st, Copy):
         v = st.src
         nbytes = v.numel() * ITEMSIZE[v.dtype]

@@ -79,6 +79,18 @@ class Call:
 
 
 @dataclass
+class Blas:
+    """C (M, N) = A (M, K) @ B (K, N), row-major contiguous, through cblas_{s,d}gemm."""
+    a: View
+    b: View
+    c: View
+    m: Sym
+    n: Sym
+    k: Sym
+    note: str = ""
+
+
+@dataclass
 class Copy:
     """memcpy of a contiguous view into output ``index``."""
     src: View
@@ -121,6 +133,7 @@ class Lowerer:
         self.steps = []
         self.kernels = {}
         self.ntmp = 0
+        self.blas = False
         for name, (buf, dtype) in weight_of.items():
             shape = self.shape(name)
             self.vals[name] = View(buf, Sym(0), shape, contiguous_strides(shape), dtype)
@@ -487,6 +500,10 @@ def _matmul(lw, node):
         M, K_ = prod(a.shape[:-1]), a.shape[-1]
         N = b.shape[1]
         out = lw.tmp(out_shape, dt)
+        if lw.blas:
+            lw.steps.append(Blas(a, b, out, M, N, K_, note=str(node)))
+            _set(lw, node, out)
+            return
         wk, ws = work(M, N, K_)
         lw.steps.append(Call(k, [a, b, out, wk, M, N, K_, ws, "tid"], split=(M, N * K_), note=str(node)))
         _set(lw, node, out)
