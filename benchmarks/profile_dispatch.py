@@ -1,6 +1,7 @@
 """Where the time of one small jitorch op goes: cProfile of the 1-element eager rows.
 
     .venv/bin/python benchmarks/profile_dispatch.py [--ops add_1,view_1] [--calls 20000] [--top 12]
+    .venv/bin/python benchmarks/profile_dispatch.py --compare [--rounds 15]   # jitorch / torch, interleaved
 
 For each op: the per-call thread CPU time without the profiler (``time.thread_time``: less
 disturbed by other jobs on a loaded machine than wall time; the 1-element ops are
@@ -8,6 +9,10 @@ single-threaded), the number of profiled function calls per op (independent of m
 then cProfile's functions sorted by own time, in ns per op call. cProfile adds a fixed cost to
 every Python-level function call, so functions called many times per op look heavier than they
 are; compare the counts ("calls/op") as much as the times.
+
+``--compare`` times jitorch and torch in the same process, alternating short rounds and keeping
+each library's fastest round: on a loaded machine both see the same load, so the ratio is far
+steadier than two separate runs (torch must be installed).
 """
 from __future__ import annotations
 
@@ -33,13 +38,37 @@ def cpu_per_call(code, ns, calls):
     return (time.thread_time() - t0) / calls
 
 
+def compare(wanted, calls, rounds):
+    import jitorch
+    import torch
+    by_name = {c.name: c for c in CASES}
+    print(f"{'op':14s} {'jitorch ns':>11s} {'torch ns':>9s} {'ratio':>6s}   (thread CPU per call, best of "
+          f"{rounds} interleaved rounds of {calls})")
+    empty = min(cpu_per_call(compile("pass", "<b>", "exec"), {}, calls) for _ in range(3))
+    for name in wanted:
+        c = by_name[name]
+        runs = []
+        for lib, mod in (("jitorch", jitorch), ("torch", torch)):
+            ns, stmt = c.build(lib, mod)
+            runs.append((compile(stmt, "<bench>", "exec"), ns))
+        best = [float("inf"), float("inf")]
+        for _ in range(rounds):
+            for i, (code, ns) in enumerate(runs):
+                best[i] = min(best[i], cpu_per_call(code, ns, calls) - empty)
+        print(f"{name:14s} {best[0] * 1e9:11.0f} {best[1] * 1e9:9.0f} {best[0] / best[1]:6.2f}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--ops", default="add_1,mul_1,exp_1,sum_1,relu_1,matmul_1,index_1,view_1,add_scalar_1,iadd_1")
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--top", type=int, default=12)
     p.add_argument("--lib", default="jitorch", choices=["jitorch", "torch"])
+    p.add_argument("--compare", action="store_true", help="jitorch vs torch, interleaved rounds (no profile)")
+    p.add_argument("--rounds", type=int, default=15)
     a = p.parse_args(argv)
+    if a.compare:
+        return compare(a.ops.split(","), max(1, a.calls // a.rounds), a.rounds)
     if a.lib == "jitorch":
         import jitorch as T
     else:

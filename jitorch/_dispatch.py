@@ -29,7 +29,7 @@ import numpy as np
 from . import _dtype as D
 from ._device import CPU as _CPU
 from .kernels._config import PARALLEL_THRESHOLD as _PAR
-from .ops.registry import OPS, PLAN_TAGS, clear_plans  # noqa: F401  (clear_plans: re-exported for tests)
+from .ops.registry import OPS, clear_plans  # noqa: F401  (clear_plans: re-exported for tests)
 
 
 class _Hooks:
@@ -146,6 +146,14 @@ def _ew_plan(op, inputs, attrs, key):
     return _store(op.plans, key, plan)
 
 
+def _params(defaults, attrs):
+    """The kernel's trailing parameters: the attributes in the record's order, defaults filled in."""
+    if len(defaults) == 1:
+        (k, v), = defaults
+        return (attrs.get(k, v),)
+    return [attrs.get(k, v) for k, v in defaults]
+
+
 def _ew_operands(inputs):
     """(arrays, key, shape, has_scalar) for operands a plan can serve, else None: cpu tensors of one
     shape, C-contiguous, and Python scalars (kept as values in ``arrays``)."""
@@ -224,7 +232,7 @@ def _fast_elementwise(op, inputs, attrs):
             else:
                 o = out
             if defaults:
-                (k1p if o.size > _PAR else k1)(a0, a1, o, *[attrs.get(k, v) for k, v in defaults])
+                (k1p if o.size > _PAR else k1)(a0, a1, o, *_params(defaults, attrs))
             else:
                 (k1p if o.size > _PAR else k1)(a0, a1, o)
             result = _Tensor._wrap(out, _CPU)
@@ -252,7 +260,7 @@ def _fast_elementwise(op, inputs, attrs):
         else:
             o = out
         if defaults:
-            (k1p if o.size > _PAR else k1)(a0, o, *[attrs.get(k, v) for k, v in defaults])
+            (k1p if o.size > _PAR else k1)(a0, o, *_params(defaults, attrs))
         else:
             (k1p if o.size > _PAR else k1)(a0, o)
         result = _Tensor._wrap(out, _CPU)
@@ -274,7 +282,7 @@ def _fast_elementwise(op, inputs, attrs):
     flat = _flat_operands(arrays, size, cdt, scalar)
     if flat is None:
         return None
-    params = [attrs.get(k, v) for k, v in defaults] if defaults else ()
+    params = _params(defaults, attrs) if defaults else ()
     (k1p if size > _PAR else k1)(*flat, out if out.ndim == 1 else out.reshape(-1), *params)
     result = _Tensor._wrap(out, _CPU)
     if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
@@ -287,11 +295,11 @@ def _fast_inplace(op, target, inputs, attrs):
     C-contiguous, cpu; nothing for autograd or the tracer to see); None: the general path."""
     if hooks.tracer is not None or not isinstance(target, _Tensor):
         return None
-    if hooks.grad_enabled and (target.requires_grad or _needs_grad(inputs) or (
-            target._base is not None and target._base.requires_grad)):
-        return None  # autograd's in-place rules and recording: the general path
     if len(inputs) == 2 and type(inputs[1]) is _Tensor:  # x.add_(y): unrolled
         x1 = inputs[1]
+        if hooks.grad_enabled and (target.requires_grad or x1.requires_grad or (
+                target._base is not None and target._base.requires_grad)):
+            return None  # autograd's in-place rules and recording: the general path
         if (target._device is not _CPU and target._device.type != "cpu") or (
                 x1._device is not _CPU and x1._device.type != "cpu"):
             return None
@@ -311,11 +319,14 @@ def _fast_inplace(op, target, inputs, attrs):
             t = t.reshape(-1)
             a1 = a1.reshape(-1)
         if defaults:
-            (k1p if t.size > _PAR else k1)(t, a1, t, *[attrs.get(k, v) for k, v in defaults])
+            (k1p if t.size > _PAR else k1)(t, a1, t, *_params(defaults, attrs))
         else:
             (k1p if t.size > _PAR else k1)(t, a1, t)
         target._version_box.value += 1
         return target
+    if hooks.grad_enabled and (target.requires_grad or _needs_grad(inputs) or (
+            target._base is not None and target._base.requires_grad)):
+        return None
     got = _ew_operands(inputs)
     if got is None:
         return None
@@ -335,7 +346,7 @@ def _fast_inplace(op, target, inputs, attrs):
     flat = _flat_operands(arrays, size, cdt, scalar)
     if flat is None:
         return None
-    params = [attrs.get(k, v) for k, v in defaults] if defaults else ()
+    params = _params(defaults, attrs) if defaults else ()
     (k1p if size > _PAR else k1)(*flat, flat[0], *params)
     target._version_box.value += 1
     return target
@@ -423,7 +434,7 @@ def call(name, *inputs, **attrs):
         r = _fast_elementwise(op, inputs, attrs)
         if r is not None:
             return r
-    elif inputs and not op.tags.isdisjoint(PLAN_TAGS):
+    elif op.uses_plans and inputs:
         r = _planned(op, inputs, attrs)
         if r is not None:
             return r

@@ -16,6 +16,7 @@ from . import _dispatch
 from . import _dtype as D
 from ._device import CPU, as_device, device as _device_cls
 from ._dispatch import call, call_inplace
+from .ops.rules import normalize_dim
 
 
 class Size(tuple):
@@ -39,10 +40,9 @@ class Size(tuple):
 
 
 class _Version:
-    __slots__ = ("value",)
-
-    def __init__(self):
-        self.value = 0
+    """A version counter shared by a tensor and its views. No __init__ (one Python frame less per
+    result tensor): ``value`` reads the class default 0 until the first in-place write sets it."""
+    value = 0
 
 
 class Tensor:
@@ -104,7 +104,6 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return Size(self._data.shape)
-        from .ops.rules import normalize_dim
         return self._data.shape[normalize_dim("size", dim, self._data.ndim)] if self._data.ndim else 1
 
     @property
@@ -144,7 +143,6 @@ class Tensor:
         st = tuple(s // self._data.itemsize for s in self._data.strides)
         if dim is None:
             return st
-        from .ops.rules import normalize_dim
         return st[normalize_dim("stride", dim, self.ndim)]
 
     def storage_offset(self):
@@ -462,7 +460,6 @@ class Tensor:
         return call("permute", self, dims=_shape_arg(dims))
 
     def transpose(self, dim0, dim1):
-        from .ops.rules import normalize_dim
         nd = self.ndim
         if nd == 0:
             normalize_dim("transpose", dim0, 0)
@@ -514,7 +511,6 @@ class Tensor:
         return call("unsqueeze", self, dim=dim)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        from .ops.rules import normalize_dim
         if self.ndim == 0:
             return self.reshape(1)
         s, e = normalize_dim("flatten", start_dim, self.ndim), normalize_dim("flatten", end_dim, self.ndim)
@@ -528,13 +524,11 @@ class Tensor:
 
     def unflatten(self, dim, sizes):
         from .ops.movement import infer_size
-        from .ops.rules import normalize_dim
         d = normalize_dim("unflatten", dim, self.ndim)
         sizes = infer_size("unflatten", tuple(sizes), self.shape[d])
         return self.view(tuple(self.shape[:d]) + tuple(sizes) + tuple(self.shape[d + 1:]))
 
     def narrow(self, dim, start, length):
-        from .ops.rules import normalize_dim
         d = normalize_dim("narrow", dim, self.ndim)
         n = self.shape[d]
         start = int(start)
@@ -548,12 +542,10 @@ class Tensor:
         return call("select", self, dim=dim, index=int(index))
 
     def unbind(self, dim=0):
-        from .ops.rules import normalize_dim
         d = normalize_dim("unbind", dim, self.ndim)
         return tuple(self.select(d, i) for i in range(self.shape[d]))
 
     def split(self, split_size_or_sections, dim=0):
-        from .ops.rules import normalize_dim
         d = normalize_dim("split", dim, self.ndim)
         n = self.shape[d]
         if isinstance(split_size_or_sections, int):
@@ -575,7 +567,6 @@ class Tensor:
         return tuple(out)
 
     def chunk(self, chunks, dim=0):
-        from .ops.rules import normalize_dim
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         n = self.shape[normalize_dim("chunk", dim, self.ndim)]
@@ -583,7 +574,6 @@ class Tensor:
         return self.split(step, dim)
 
     def tensor_split(self, indices_or_sections, dim=0):
-        from .ops.rules import normalize_dim
         d = normalize_dim("tensor_split", dim, self.ndim)
         n = self.shape[d]
         if isinstance(indices_or_sections, int):
@@ -622,7 +612,6 @@ class Tensor:
         return call("as_strided", self, size=size, stride=stride, storage_offset=abs_off)
 
     def unfold(self, dimension, size, step):
-        from .ops.rules import normalize_dim
         d = normalize_dim("unfold", dimension, self.ndim)
         n = self.shape[d] if self.ndim else 1
         if size > n:
@@ -638,12 +627,10 @@ class Tensor:
 
     # ---------------------------------------------------------------- indexing
     def __getitem__(self, index):
-        from ._indexing import getitem
-        return getitem(self, index)
+        return _getitem(self, index)
 
     def __setitem__(self, index, value):
-        from ._indexing import setitem
-        setitem(self, index, value)
+        _setitem(self, index, value)
 
     # ---------------------------------------------------------------- operators
     def __add__(self, other):
@@ -683,48 +670,46 @@ class Tensor:
         return call_inplace("div", self, other)
 
     def __floordiv__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.floor_divide(self, other)
 
     def __rfloordiv__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.floor_divide(other, self)
 
     def __ifloordiv__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.floor_divide(self, other, _inplace=True)
 
     def __mod__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.remainder(self, other)
 
     def __rmod__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.remainder(other, self)
 
     def __imod__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.remainder(self, other, _inplace=True)
 
     def __pow__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.pow(self, other)
 
     def __rpow__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.pow(other, self)
 
     def __ipow__(self, other):
-        from . import _functional as F
+        F = _F or _load_functional()
         return F.pow(self, other, _inplace=True)
 
     def __matmul__(self, other):
-        from ._linalg import matmul  # (not `from . import`: a package import runs importlib's Python code)
-        return matmul(self, other)
+        return _matmul(self, other)
 
     def __rmatmul__(self, other):
-        from ._linalg import matmul
-        return matmul(other, self)
+        return _matmul(other, self)
 
     def __neg__(self):
         return call("neg", self)
@@ -789,6 +774,35 @@ class Tensor:
 
     def __ge__(self, other):
         return call("ge", self, other)
+
+
+# Modules of the layers above Tensor, bound on first use: they import this module, and an import
+# statement inside a hot method costs ~2 us per call (more than a small op's whole dispatch).
+_F = None  # jitorch._functional
+
+
+def _load_functional():
+    global _F
+    from . import _functional as _F
+    return _F
+
+
+def _getitem(t, index):
+    global _getitem
+    from ._indexing import getitem as _getitem
+    return _getitem(t, index)
+
+
+def _setitem(t, index, value):
+    global _setitem
+    from ._indexing import setitem as _setitem
+    return _setitem(t, index, value)
+
+
+def _matmul(a, b):
+    global _matmul
+    from ._linalg import matmul as _matmul
+    return _matmul(a, b)
 
 
 def _rebuild_tensor(arr, dev, requires_grad):

@@ -25,6 +25,10 @@ from typing import Callable
 
 OPS: dict[str, "OpDef"] = {}
 
+# Families whose shape/dtype rules are pure functions of the input shapes, dtypes, attributes and
+# the default dtype (no data, no scalars' values): dispatch may cache their rule results per signature.
+PLAN_TAGS = frozenset({"elementwise", "view", "reduction", "scan", "normalization", "linalg"})
+
 
 @dataclass
 class OpDef:
@@ -46,6 +50,10 @@ class OpDef:
     # by jitorch._dispatch, emptied by clear_plans(); never part of the record's identity
     plans: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self):
+        # dispatch caches this op's rule results per input signature (an attribute, read per call)
+        self.uses_plans = not self.tags.isdisjoint(PLAN_TAGS)
+
     def __repr__(self):
         return f"OpDef({self.name!r}, tags={sorted(self.tags)})"
 
@@ -62,11 +70,6 @@ def get(name: str) -> OpDef:
         return OPS[name]
     except KeyError:
         raise NotImplementedError(f"jitorch has no op named {name!r}") from None
-
-
-# Families whose shape/dtype rules are pure functions of the input shapes, dtypes, attributes and
-# the default dtype (no data, no scalars' values): dispatch may cache their rule results per signature.
-PLAN_TAGS = frozenset({"elementwise", "view", "reduction", "scan", "normalization", "linalg"})
 
 
 def clear_plans() -> None:
