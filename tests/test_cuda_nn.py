@@ -6,6 +6,8 @@ so shapes are tiny; the kernels themselves are checked against NumPy in tests/te
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -273,3 +275,27 @@ def test_conv_and_pool_grads_vs_cpu():
         outs[dev] = (y, xd.grad, wd.grad)
     for what, a, b in zip(("y", "dx", "dw"), outs["cpu"], outs["cuda"]):
         same(b, a, rtol=1e-5, atol=1e-5, what=what)
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_the_simulator(tmp_path):
+    """benchmarks/gpu_check.py --sim: every benchmark runs on tiny sizes and the results files are written."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), str(tmp_path), "--sim"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert res["mode"].startswith("simulator")
+    assert set(res["benchmarks"]) == {"chain", "matmul", "softmax", "mlp_step"}
+    for name, r in res["benchmarks"].items():
+        assert "error" not in r, (name, r)
+    assert res["benchmarks"]["matmul"]["max_rel_err_first_rows"] < 1e-5
+    assert math.isfinite(res["benchmarks"]["mlp_step"]["jitorch_loss"])
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "| matmul | jitorch_TFLOPs |" in md
