@@ -79,7 +79,47 @@ def inplace_update_plan(g, groups):
     return plan
 
 
-def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=None):
+# ops whose result is always a fresh array the executor owns (no view, no cache): a fused group right
+# after one may write its output into that array (the epilogue of a matmul: bias + activation in place)
+FRESH_OPS = frozenset({"matmul"})
+
+
+def buffer_reuse_plan(g, groups):
+    """{group output: input value whose buffer it reuses}: the input has the output's type and the
+    group's full shape (flat or nd loops: element i is read before element i is written), it is a
+    fresh array (a FRESH_OPS result or another group's output), not a graph input, output or update,
+    and nothing outside this group reads it. A matmul followed by bias + activation thus runs its
+    epilogue in place over the matmul's result; chains of groups reuse one buffer."""
+    types = g.types
+    producer = {o: n for n in g.nodes for o in n.outputs}
+    member = {n.outputs[0]: gr.index for gr in groups for n in gr.nodes}
+    group_outputs = {o for gr in groups for o in gr.outputs}
+    readers = {}
+    for n in g.nodes:
+        for x in n.inputs:
+            if isinstance(x, str):
+                readers.setdefault(x, set()).add(member.get(n.outputs[0], -1))
+    live_out = set(g.outputs) | {v for _, v in g.updates}
+    plan = {}
+    for gr in groups:
+        if gr.reduce is not None:
+            continue
+        taken = set()
+        for o in gr.outputs:
+            for x in gr.inputs:
+                if x in taken or x in live_out or x not in producer or types[x] != types[o]:
+                    continue
+                if types[x].shape != gr.shape or readers.get(x, set()) != {gr.index}:
+                    continue
+                if not (producer[x].op in FRESH_OPS or x in group_outputs):
+                    continue
+                plan[o] = x
+                taken.add(x)
+                break
+    return plan
+
+
+def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=None, reuse=None):
     """Straight-line Python over the graph's inputs (all kinds, in order): returns outputs + updates.
 
     ``tail``: groups run together by one horizontal kernel ``tail_name`` at the place of the last one."""
@@ -113,6 +153,9 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
             if inplace and o in inplace:  # the update's target itself (when contiguous)
                 t = var[inplace[o]]
                 alloc = f"{t}._data if {t}._data.flags.c_contiguous else {alloc}"
+            elif reuse and o in reuse:  # a dead input's buffer (buffer planning)
+                t = var[reuse[o]]
+                alloc = f"{t}._data if {t}._data.flags.c_contiguous and {t}._data.flags.writeable else {alloc}"
             pre.append(f"    {b} = {alloc}")
             if kind == "flat":
                 kargs.append(f"{b}.reshape(-1)")
@@ -211,7 +254,10 @@ def compile_graph(g, log_name=None, inplace_updates=False):
         if _logging.enabled("code"):
             _logging.log("code", f"kernel _kt of {g.name}", src)
     plan = inplace_update_plan(g, groups) if inplace_updates else None
-    fname, src = executor_source(g, groups, names, tail=tail, inplace=plan)
+    reuse = buffer_reuse_plan(g, groups)
+    if plan:
+        reuse = {o: x for o, x in reuse.items() if o not in plan}
+    fname, src = executor_source(g, groups, names, tail=tail, inplace=plan, reuse=reuse)
     header = f"# jitorch.compile executor of {g.name}: {len(groups)} fused group(s)" + (
         f", {len(tail)} of them in one kernel (_kt)" if tail else "") + "\n"
     src = header + src
