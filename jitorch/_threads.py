@@ -2,39 +2,72 @@
 
 jitorch runs two thread pools in one process: numba's (parallel kernels: im2col, pooling, big
 elementwise ops) and the BLAS's that NumPy calls for matrix products (OpenBLAS in NumPy's wheels).
-Left alone, each sizes itself to every core, and on a small machine they compete: a BLAS worker
-still spinning after a product takes a core from the next numba kernel and the other way round.
-The lead measured a LeNet step at 175 ms with both defaults against 19 ms with one thread each
-(2 cores, loaded machine).
+Left alone, each sizes itself to every core and busy-waits between jobs, and on a small machine
+they compete with each other and with other processes. Measured here (2 cores, load ~9 from other
+jobs, LeNet SGD step, CPU time per step): 271 ms with both defaults, 157 ms with numba's workers
+passive, 36 ms with the BLAS on one thread, 12 ms with both restrained.
 
-:func:`set_num_threads` / :func:`get_num_threads` (torch's names) set one count ``n`` for both:
-numba's ``set_num_threads(min(n, NUMBA_NUM_THREADS))`` and the BLAS's maximum. Each matrix product
-then asks :func:`blas_threads_for` how many BLAS threads its size is worth: one below
-:data:`BLAS_PARALLEL_FLOPS` (about 2 MFLOP: below it a second thread saves less than waking it and
-letting it spin costs), ``n`` above. The BLAS is only called when the count changes (about 1 us
-through ctypes, measured), so a run of products of one kind pays nothing.
+1. :func:`set_num_threads` / :func:`get_num_threads` (torch's names) set one count ``n`` for both:
+   numba's thread count (capped at its pool size) and the BLAS's maximum.
+2. Each matrix product asks for ``n`` BLAS threads only at :data:`BLAS_PARALLEL_FLOPS` (50 MFLOP,
+   2*m*n*k) and more, else one: an OpenBLAS worker, once woken, spins for a long while after the
+   product and takes a core from numba's next parallel kernel; products that big (an MLP's
+   256x784x512) gain 1.6-2x from a second thread, small ones (LeNet's 15-26 MFLOP convolution
+   products) gain less than the spinning costs. The switch is only called when the count changes
+   (about 1 us through ctypes, measured).
+3. Dynamic cap (on by default, ``JITORCH_DYNAMIC_THREADS=0`` or :func:`set_dynamic` turns it off):
+   every :data:`DYNAMIC_INTERVAL` s a product reads /proc/stat and caps both pools at the cores
+   other processes leave free, like OpenMP's ``OMP_DYNAMIC``. On an idle machine it changes nothing.
+4. numba's OpenMP workers busy-wait :data:`GOMP_SPINCOUNT` spins instead of libgomp's 300,000 (set
+   in the environment at import, before numba starts its pool, unless the user set
+   ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``).
+
+``JITORCH_NO_THREAD_POLICY=1`` leaves 3 and 4 out; ``JITORCH_NO_BLAS_THREADS=1`` leaves the BLAS alone.
 
 The BLAS is found by name in the shared libraries this process has loaded (NumPy's wheel ships
 ``libscipy_openblas64_*.so`` with prefixed, suffixed symbol names; a system OpenBLAS exports the
 plain ``openblas_set_num_threads``). When none is found (MKL, Accelerate, a BLAS without the
 call), the BLAS keeps its own threads and everything else works unchanged.
 
-numba's thread count is per Python thread (numba's rule): :func:`set_num_threads` applies to the
-calling thread, and to threads started later only through the default read at import.
+numba's thread count is per Python thread (numba's rule): :func:`set_num_threads` and the dynamic
+cap apply to the calling thread.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import threading
+import time
 
 from .kernels import _config as _kconfig
 
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
-           "blas_threads_for", "use_blas_threads", "blas_info", "BLAS_PARALLEL_FLOPS"]
+           "blas_threads_for", "use_blas_threads", "blas_info", "set_dynamic", "get_dynamic", "others_cores",
+           "BLAS_PARALLEL_FLOPS"]
 
 #: Products of fewer floating-point operations (2*m*n*k) run the BLAS on one thread.
-BLAS_PARALLEL_FLOPS = int(os.environ.get("JITORCH_BLAS_PARALLEL_FLOPS", 2_000_000))
+BLAS_PARALLEL_FLOPS = int(os.environ.get("JITORCH_BLAS_PARALLEL_FLOPS", 50_000_000))
+
+#: Seconds between two looks at how busy the machine is (dynamic thread counts).
+DYNAMIC_INTERVAL = 0.25
+
+#: GOMP_SPINCOUNT set for numba's OpenMP pool when the user set neither it nor OMP_WAIT_POLICY.
+GOMP_SPINCOUNT = "10000"
+
+
+def _configure_openmp():
+    """Shorten how long numba's idle OpenMP workers busy-wait (libgomp's default, 300,000 spins, keeps
+    a core busy for milliseconds after every parallel kernel, against the BLAS's threads and other
+    processes). libgomp reads the variable when numba first launches its pool, after this import."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return False
+    if os.environ.get("JITORCH_NO_THREAD_POLICY", "") not in ("", "0"):
+        return False
+    os.environ["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT
+    return True
+
+
+_gomp_set = _configure_openmp()
 
 # symbol names, most specific first: NumPy's scipy-openblas (64-bit ints, then 32-bit), plain OpenBLAS
 _SET_NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
@@ -115,10 +148,101 @@ _numba_max = _kconfig.max_threads()
 _state = {"n": _numba_max, "interop": 1}
 
 
+# ---------------------------------------------------------------------------------------------- dynamic
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _sample():
+    """(busy jiffies of all CPUs, total jiffies, this process's CPU jiffies), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    t = os.times()
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields)
+    return total - idle, total, (t.user + t.system) * _TICK
+
+
+def others_cores(a, b, ncpu):
+    """Cores' worth of CPU other processes used between samples ``a`` and ``b`` (see :func:`_sample`)."""
+    d_total = b[1] - a[1]
+    if d_total <= 0:
+        return None
+    d_busy = b[0] - a[0]
+    d_self = b[2] - a[2]
+    return max(0.0, (d_busy - d_self) / d_total * ncpu)
+
+
+class _Dynamic:
+    """Threads this process can use without oversubscribing: the cores other processes leave free,
+    measured from /proc/stat every :data:`DYNAMIC_INTERVAL` s (like OpenMP's ``OMP_DYNAMIC``). On a
+    machine shared with other jobs a product or kernel split over a thread that must wait for a core
+    runs many times slower than on one thread (LeNet step at load 9 on 2 cores: 271 ms of CPU time
+    per step with 2 BLAS + 2 numba threads, 12 ms with one each)."""
+
+    def __init__(self):
+        self.enabled = os.environ.get("JITORCH_DYNAMIC_THREADS", "1") not in ("0", "") and \
+            os.environ.get("JITORCH_NO_THREAD_POLICY", "") in ("", "0")
+        self.ncpu = _cpu_count()
+        self.free = self.ncpu
+        self.next = 0.0
+        self.last = None
+        self.numba = None  # the count we last gave numba (None: never)
+
+    def cap(self):
+        """Threads usable now (at least 1); refreshes the measurement when it is older than the interval."""
+        if not self.enabled:
+            return 1 << 30
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + DYNAMIC_INTERVAL
+            s = _sample()
+            if s is not None:
+                if self.last is not None:
+                    busy = others_cores(self.last, s, self.ncpu)
+                    if busy is not None:
+                        self.free = max(1, min(self.ncpu, int(self.ncpu - busy + 0.5)))
+                self.last = s
+            n = max(1, min(_state["n"], _numba_max, self.free))
+            if n != self.numba:
+                self.numba = n
+                _kconfig.set_threads(n)
+        return self.free
+
+
+_dynamic = _Dynamic()
+
+
+def set_dynamic(enabled):
+    """Turn the load-dependent cap on or off (``JITORCH_DYNAMIC_THREADS=0`` turns it off at import)."""
+    _dynamic.enabled = bool(enabled)
+    _dynamic.next = 0.0
+    _dynamic.numba = None
+    _blas.current = None
+    if not enabled:
+        _kconfig.set_threads(min(_state["n"], _numba_max))
+
+
+def get_dynamic():
+    return _dynamic.enabled
+
+
 def blas_info():
-    """What the policy found: {'library': path or None, 'max_threads': int, 'current': int or None}."""
+    """What the policy found and does now: the BLAS library (None: no switch found), its thread limit and
+    last setting, the flop threshold, the dynamic cap and whether GOMP_SPINCOUNT was set by jitorch."""
     return {"library": _blas.path, "max_threads": _blas.max, "current": _blas.current,
-            "parallel_flops": BLAS_PARALLEL_FLOPS}
+            "parallel_flops": BLAS_PARALLEL_FLOPS, "dynamic": _dynamic.enabled, "free_cores": _dynamic.free,
+            "gomp_spincount_set": _gomp_set}
 
 
 def _set_blas(n):
@@ -137,6 +261,8 @@ def set_num_threads(n):
     with _lock:
         _state["n"] = n
         _kconfig.set_threads(min(n, _numba_max))
+        _dynamic.numba = None  # the dynamic cap re-applies at its next look
+        _dynamic.next = 0.0
         _blas.max = n
         _blas.current = None  # re-applied by the next product
         _set_blas(n)
@@ -163,14 +289,16 @@ def get_num_interop_threads():
 
 def blas_threads_for(flops):
     """BLAS threads a product of ``flops`` (2*m*n*k) is worth under the current policy."""
-    return 1 if flops < BLAS_PARALLEL_FLOPS else min(_state["n"], _blas.max)
+    return 1 if flops < BLAS_PARALLEL_FLOPS else max(1, min(_state["n"], _blas.max, _dynamic.cap()))
 
 
 def use_blas_threads(flops):
     """Set the BLAS's thread count for a product of ``flops`` operations (a no-op when unchanged or when
-    no BLAS switch was found). Called right before each matrix product."""
+    no BLAS switch was found). Called right before each matrix product; also refreshes the dynamic cap
+    of numba's threads."""
+    cap = _dynamic.cap()
     if _blas.set is not None:
-        n = 1 if flops < BLAS_PARALLEL_FLOPS else min(_state["n"], _blas.max)
+        n = 1 if flops < BLAS_PARALLEL_FLOPS else max(1, min(_state["n"], _blas.max, cap))
         if n != _blas.current:
             _blas.set(n)
             _blas.current = n

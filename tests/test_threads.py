@@ -16,7 +16,10 @@ from jitorch.ops.registry import OPS
 @pytest.fixture
 def restore_threads():
     n = jitorch.get_num_threads()
+    dyn = _threads.get_dynamic()
+    _threads.set_dynamic(False)  # counts below must not depend on how busy the machine is
     yield
+    _threads.set_dynamic(dyn)
     jitorch.set_num_threads(n)
 
 
@@ -69,7 +72,7 @@ def test_products_pick_blas_threads_by_size(restore_threads):
     small = jitorch.randn(8, 8)
     small @ small                      # 1 kFLOP: one thread
     assert _blas_threads() == 1 and _threads._blas.current == 1
-    big = jitorch.randn(160, 160)      # 8 MFLOP: the policy's count
+    big = jitorch.randn(300, 300)      # 54 MFLOP: the policy's count
     big @ big
     assert _blas_threads() == min(2, _threads._blas.max) == _threads._blas.current
     assert _threads.blas_threads_for(_threads.BLAS_PARALLEL_FLOPS - 1) == 1
@@ -85,9 +88,9 @@ def test_conv_products_use_the_policy(restore_threads):
     w = jitorch.randn(2, 1, 3, 3)
     jitorch.nn.functional.conv2d(x, w)   # a tiny product: one thread
     assert _blas_threads() == 1
-    x = jitorch.randn(16, 8, 32, 32)
-    w = jitorch.randn(16, 8, 3, 3)
-    y = jitorch.nn.functional.conv2d(x, w)   # 2*16*72*14400 = 33 MFLOP
+    x = jitorch.randn(16, 16, 32, 32)
+    w = jitorch.randn(32, 16, 3, 3)
+    y = jitorch.nn.functional.conv2d(x, w)   # 2*32*144*14400 = 133 MFLOP
     assert _blas_threads() == min(2, _threads._blas.max)
     ref = OPS["convolution"].reference(x.numpy(), w.numpy(), stride=(1, 1), padding=(0, 0),
                                        dilation=(1, 1), groups=1)
@@ -106,10 +109,43 @@ def test_results_do_not_depend_on_thread_count(restore_threads):
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
 
 
+def test_others_cores_from_samples():
+    # (busy, total, own) jiffies; 2 cpus, 100 jiffies elapsed in all
+    assert _threads.others_cores((0, 0, 0), (100, 100, 100), 2) == 0.0          # all busy time is ours
+    assert _threads.others_cores((0, 0, 0), (100, 100, 0), 2) == 2.0            # others used both cores
+    assert _threads.others_cores((10, 50, 5), (60, 150, 30), 2) == pytest.approx(0.5)
+    assert _threads.others_cores((0, 100, 0), (0, 100, 0), 2) is None           # no time elapsed
+
+
+def test_dynamic_cap_follows_other_processes(monkeypatch, restore_threads):
+    samples = iter([(0, 0, 0), (190, 200, 10), (390, 400, 10), (400, 600, 10)])
+    monkeypatch.setattr(_threads, "_sample", lambda: next(samples))
+    monkeypatch.setattr(_threads._dynamic, "ncpu", 2)
+    monkeypatch.setattr(_threads, "DYNAMIC_INTERVAL", 0.0)
+    jitorch.set_num_threads(2)
+    _threads.set_dynamic(True)
+    assert _threads._dynamic.cap() == 2            # first sample: nothing known yet
+    assert _threads._dynamic.cap() == 1            # others used 1.8 cores
+    assert numba.get_num_threads() == 1            # numba's kernels follow
+    assert _threads.blas_threads_for(10 ** 12) == 1  # looks again: 2.0 cores busy (ours: 0)
+    assert _threads._dynamic.cap() == 2            # then an idle machine (0.1 of a core)
+    assert numba.get_num_threads() == 2
+    _threads.set_dynamic(False)
+    assert _threads.blas_threads_for(10 ** 12) == min(2, _threads._blas.max)
+
+
+def test_gomp_spincount_is_set_unless_the_user_chose():
+    out = _run("import os, jitorch; print(os.environ.get('GOMP_SPINCOUNT'))")
+    assert out == _threads.GOMP_SPINCOUNT
+    assert _run("import os, jitorch; print(os.environ.get('GOMP_SPINCOUNT'))", GOMP_SPINCOUNT="77") == "77"
+    assert _run("import os, jitorch; print(os.environ.get('GOMP_SPINCOUNT'))", OMP_WAIT_POLICY="active") == "None"
+
+
 def _run(code, **env):
     e = dict(os.environ)
     e.pop("JITORCH_NO_MALLOPT", None)
-    e.pop("JITORCH_NO_BLAS_THREADS", None)
+    for k in ("JITORCH_NO_BLAS_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "JITORCH_NO_THREAD_POLICY"):
+        e.pop(k, None)
     e.update(env)
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=e,
                        timeout=120)
