@@ -7,9 +7,12 @@ libpthread at run time.
   op table's scalar templates through :mod:`jitorch.jit.fuse`);
 - :mod:`.llvm`: kernels -> one O3-optimized PIC object with llvmlite (cached);
 - :mod:`.cgen`: the C driver, the header and the executable's main;
-- :mod:`.build`: the pipeline and the C compiler.
+- :mod:`.build`: the pipeline and the C compiler;
+- :mod:`.train`: a compiled training step (forward + backward + optimizer update) as a native
+  program that trains on .npy data.
 """
 from .build import ALLOWED_UNDEFINED, BuildResult, build, find_cc, undefined_symbols
 from .lower import LOWER, BuildError
+from .train import build_train_step
 
-__all__ = ["build", "BuildError", "BuildResult", "LOWER", "ALLOWED_UNDEFINED", "find_cc", "undefined_symbols"]
+__all__ = ["build", "build_train_step", "BuildError", "BuildResult", "LOWER", "ALLOWED_UNDEFINED", "find_cc", "undefined_symbols"]

@@ -92,12 +92,12 @@ def _sym_info(ex):
     return shapes, lits, attrs
 
 
-def _fold(ex, shapes, lits, attrs):
+def _fold(ex, shapes, lits, attrs, mutable=()):
     """Evaluate the nodes that read only weights (NumPy references); returns (known arrays, runtime nodes)."""
     from ...ops.registry import OPS
     from ..interpret import run_node
     g = ex.graph
-    known = {name: np.asarray(a) for name, a in ex.tensors.items()}
+    known = {name: np.asarray(a) for name, a in ex.tensors.items() if name not in mutable}
     runtime = []
     for k, n in enumerate(g.nodes):
         op = OPS.get(n.op)
@@ -119,8 +119,8 @@ def _fold(ex, shapes, lits, attrs):
 
 
 def _live(g, runtime):
-    """Runtime nodes whose outputs are used (by a later node or as a graph output)."""
-    need = set(g.outputs)
+    """Runtime nodes whose outputs are used (by a later node, as a graph output or an update)."""
+    need = set(g.outputs) | {v for _, v in g.updates}
     keep = []
     for k, n in reversed(runtime):
         if any(o in need for o in n.outputs):
@@ -130,19 +130,27 @@ def _live(g, runtime):
     return keep, need
 
 
-def plan(ex, blas=False):
-    """Lower the export: (Lowerer, weights {name: array}, user inputs, outputs)."""
+def plan(ex, blas=False, train=False):
+    """Lower the export: (Lowerer, weights {name: array}, user inputs, runtime graph, states).
+
+    ``train``: ``state`` inputs are mutable (parameters and optimizer buffers of a compiled training
+    step, jitorch/jit/native/train.py) and the graph's updates are written back into them."""
     g = ex.graph
-    if g.updates:
-        raise BuildError(f"jit.build: graph {g.name} writes back into its inputs "
-                         f"({', '.join('%' + a for a, _ in g.updates)}; a train-mode batch norm?): the native build "
-                         "runs inference graphs; trace the model in eval() mode")
-    for i in g.inputs:
-        if i.kind == "state":
-            raise BuildError(f"jit.build: graph {g.name} reads the random generator state %{i.name}: random ops are "
-                             "not supported by the native build (trace in eval() mode)")
+    state_names = {i.name for i in g.inputs if i.kind == "state"}
+    if not train:
+        if g.updates:
+            raise BuildError(f"jit.build: graph {g.name} writes back into its inputs "
+                             f"({', '.join('%' + a for a, _ in g.updates)}; a train-mode batch norm?): the native "
+                             "build runs inference graphs; trace the model in eval() mode (training steps: "
+                             "jitorch.jit.native.build_train_step)")
+        if state_names:
+            raise BuildError(f"jit.build: graph {g.name} reads the state input %{sorted(state_names)[0]} (a random "
+                             "generator?): random ops are not supported by the native build (trace in eval() mode)")
+    bad = [a for a, _ in g.updates if a not in state_names]
+    if bad:
+        raise BuildError(f"jit.build: graph {g.name} writes back into %{bad[0]}, which is not a state input")
     shapes, lits, attrs = _sym_info(ex)
-    known, runtime = _fold(ex, shapes, lits, attrs)
+    known, runtime = _fold(ex, shapes, lits, attrs, mutable=state_names)
     runtime, need = _live(g, runtime)
     user = [i for i in g.inputs if i.kind == "input"]
     user_names = {i.name for i in user}
@@ -156,7 +164,8 @@ def plan(ex, blas=False):
     # the runtime graph: user inputs + weights as inputs, runtime nodes
     types = g.types
     inputs = list(user) + [Input(name, types[name], "param") for name in weights]
-    g2 = Graph(g.name, inputs, [n for _, n in runtime], g.outputs)
+    inputs += [i for i in g.inputs if i.kind == "state"]
+    g2 = Graph(g.name, inputs, [n for _, n in runtime], g.outputs, updates=g.updates)
     # weights blob layout (64-byte aligned)
     weight_of, off = {}, 0
     for name, a in weights.items():
@@ -171,6 +180,17 @@ def plan(ex, blas=False):
         if dt not in cgen.DESCR:
             raise BuildError(f"jit.build: input %{i.name} has dtype {dt}, which the native build does not support")
         input_index[i.name] = (Buf("input", k), dt)
+    states, soff = [], 0
+    for i in g.inputs:
+        if i.kind == "state":
+            dt = dname(i.type.dtype)
+            if dt not in cgen.DESCR:
+                raise BuildError(f"jit.build: state %{i.name} has dtype {dt}, which the native build does not support")
+            a = np.ascontiguousarray(ex.tensors[i.name])
+            buf = Buf("state", soff)
+            states.append((i.name, a, buf))
+            weight_of[i.name] = (buf, dt)
+            soff += (a.nbytes + 63) // 64 * 64
     node_pos = {id(n): k for k, n in runtime}
     lw = Lowerer(g2, shapes, lits, attrs, weight_of, input_index, node_pos, ex.symbol)
     lw.blas = blas
@@ -216,9 +236,20 @@ def plan(ex, blas=False):
         else:
             dst = View(Buf("output", k), Sym(0), v.shape, _cstrides(v.shape), v.dtype)
             lw.copy_into(dst, v, f"output {k}")
+    # updates: new values of the state inputs, written back after everything else has read the old ones
+    srcs = []
+    for name, v in g.updates:
+        src = lw.vals[v]
+        if src.buf.kind == "state":
+            src = lw.tmp(src.shape, src.dtype)
+            lw.copy_into(src, lw.vals[v], f"update %{name}: a copy of the old state")
+        srcs.append((name, src))
+    for name, src in srcs:
+        dst = lw.vals[name]
+        lw.copy_into(dst, src, f"update %{name}")
     lw.steps = _write_outputs_in_place(lw.steps)
     lw.steps = _insert_frees(lw.steps)
-    return lw, weights, user, g2
+    return lw, weights, user, g2, states
 
 
 def _write_outputs_in_place(steps):
@@ -365,7 +396,7 @@ def find_blas(path=None):
 
 
 def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0, dynamic_batch=False,
-          cc=None, verbose=False):
+          cc=None, verbose=False, train=None):
     """Build ``src`` (a traced function/module, a ``jitorch.compile``'d function, or a ``.jt`` path) into
     ``out_dir``: the executable ``<name>``, ``lib<name>.so``, ``<name>.h``, the generated sources
     (``<name>.c``, ``<name>_main.c``, ``<name>.ll``) and ``build.log``. Returns a :class:`BuildResult`.
@@ -390,7 +421,7 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
         log.append(f"BLAS: {blas_info[0]}: 2-d matrix products call cblas_sgemm/cblas_dgemm" if blas_info else
                    "BLAS: --blas given but no CBLAS library (libopenblas/libcblas/libblis/libblas with cblas_sgemm) "
                    f"was found in {', '.join(BLAS_DIRS)}; matrix products use the built-in kernel (kernels/gemm.py)")
-    lw, wts, user, g2 = plan(ex, blas=blas_info is not None)
+    lw, wts, user, g2, states = plan(ex, blas=blas_info is not None, train=train is not None)
     os.makedirs(out_dir, exist_ok=True)
     out_dir = os.path.abspath(out_dir)
     # weights blob
@@ -398,6 +429,13 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
     for nm, a in wts.items():
         raw = np.ascontiguousarray(a).tobytes()
         blob += raw + b"\0" * ((len(raw) + 63) // 64 * 64 - len(raw))
+    state_off = len(blob)
+    state_names = (train or {}).get("names", {})
+    state_spec = []
+    for nm, a, buf in states:
+        raw = a.tobytes()
+        blob += raw + b"\0" * ((len(raw) + 63) // 64 * 64 - len(raw))
+        state_spec.append((state_names.get(nm, nm), dname(ex.graph.types[nm].dtype), a.shape, buf.index, a.nbytes))
     blob_id = hashlib.sha256(bytes(blob) + name.encode()).hexdigest()[:32]
     shapes = lw.sym_types
     spec = cgen.Spec(
@@ -407,6 +445,8 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
         [(o, dname(ex.graph.types[o].dtype), shapes[o]) for o in ex.graph.outputs],
         ex.symbol, ex.example, ex.min, ex.max, weights, len(blob), blob_id,
         _signature(name, ex, user, ex.graph, shapes, weights, len(lw.kernels)), threads)
+    spec.states, spec.state_blob_off = state_spec, state_off
+    spec.train_batches = train is not None
     t1 = time.perf_counter()
     obj, ll, cached = L.compile_kernels(list(lw.kernels.values()))
     t2 = time.perf_counter()
@@ -415,7 +455,7 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
     files = {
         f"{name}.h": cgen.header(spec),
         f"{name}.c": cgen.driver(spec, lw.steps, lw.kernels, lw.ntmp),
-        f"{name}_main.c": cgen.main_source(spec),
+        f"{name}_main.c": cgen.train_main_source(spec) if train is not None else cgen.main_source(spec),
         f"{name}.ll": ll,
     }
     for fn, text in files.items():

@@ -49,6 +49,9 @@ class Spec:
         self.blob_id = blob_id
         self.signature = signature
         self.threads = threads
+        self.states = []            # [(name, dtype, shape, offset in the state region, nbytes)] (training)
+        self.state_blob_off = 0     # where the states' initial values start in the weights blob
+        self.train_batches = False
 
 
 # ============================================================================ header
@@ -104,7 +107,7 @@ const char *{n}_last_error(void);     /* this thread's last error message ("" if
 /* Weights built with --weights separate: read from this file (default: {n}.weights beside the
  * library or executable). Returns 0, or -1 with the reason in {n}_last_error(). */
 int {n}_load_weights(const char *path);
-
+{_state_decls(spec)}
 #ifdef __cplusplus
 }}
 #endif
@@ -291,6 +294,8 @@ def _ptr_expr(v: View, loop=None):
         base = f"(({ct} *)inputs[{b.index}])"
     elif b.kind == "weight":
         base = f"(({ct} *)(jt_W + {b.index}))"
+    elif b.kind == "state":
+        base = f"(({ct} *)(jt_S + {b.index}))"
     elif b.kind == "tmp":
         base = f"(({ct} *)t[{b.index}])"
     else:
@@ -363,6 +368,7 @@ def driver(spec, steps, kernels, ntmp):
           "double *, int);")
     w(RUNTIME)
     w(WEIGHTS_SEPARATE if spec.weights == "separate" else WEIGHTS_EMBEDDED)
+    w(_state_code(spec))
     # task wrappers for threaded kernels
     w("/* ---------------------------------------------------------------- thread tasks */")
     threaded = {}
@@ -433,7 +439,7 @@ def driver(spec, steps, kernels, ntmp):
     w(f"int {n}_run_v(const void *const *inputs, const int64_t *const *shapes, void *const *outputs) {{")
     w("    int64_t B;")
     w(f"    if ({n}_bind(shapes, &B) != 0) return -1;")
-    w("    if (jt_weights() != 0) return -1;")
+    w("    if (jt_weights() != 0 || jt_state_init() != 0) return -1;")
     w("    (void)inputs; (void)outputs;")
     if ntmp:
         w(f"    char *t[{ntmp}] = {{0}};")
@@ -520,9 +526,72 @@ def _emit_step(w, st, ind):
         w(ind + f"free(t[{st.buf.index}]); t[{st.buf.index}] = NULL;")
 
 
+def _state_decls(spec):
+    if not spec.states:
+        return ""
+    n = spec.name
+    return f"""
+/* Training step state (parameters, optimizer buffers): updated in place by each {n}_run, which is
+ * therefore NOT safe to call from several threads at once. k in [0, {n}_num_states()). */
+int {n}_num_states(void);
+const char *{n}_state_name(int k);
+const char *{n}_state_dtype(int k);
+int {n}_state_shape(int k, int64_t *shape);            /* returns ndim */
+int {n}_get_state(int k, void *dst);                  /* copies the current value out */
+int {n}_set_state(int k, const void *src);            /* overwrites it */
+"""
+
+
+def _state_code(spec):
+    n = spec.name
+    if not spec.states:
+        return "static int jt_state_init(void) { return 0; }\n"
+    total = spec.states[-1][3] + (spec.states[-1][4] + 63) // 64 * 64
+    L = ["/* ---------------------------------------------------------------- training state (mutable) */",
+         "static unsigned char *jt_S;",
+         "static pthread_mutex_t jt_slock = PTHREAD_MUTEX_INITIALIZER;",
+         "static int jt_state_init(void) {",
+         "    if (jt_S) return 0;",
+         "    pthread_mutex_lock(&jt_slock);",
+         "    if (!jt_S) {",
+         f"        unsigned char *s = (unsigned char *)aligned_alloc(64, {max(total, 64)});",
+         f"        if (s) memcpy(s, jt_W + {spec.state_blob_off}, {total});",
+         "        jt_S = s;",
+         "    }",
+         "    pthread_mutex_unlock(&jt_slock);",
+         "    if (!jt_S) { jt_set_err(\"out of memory for the training state\"); return -1; }",
+         "    return 0;",
+         "}",
+         f"static const char *const jt_st_names[] = {{{', '.join(c_string(x[0]) for x in spec.states)}}};",
+         f"static const char *const jt_st_dtypes[] = {{{', '.join(c_string(DESCR[x[1]]) for x in spec.states)}}};",
+         f"static const int64_t jt_st_off[] = {{{', '.join(str(x[3]) for x in spec.states)}}};",
+         f"static const int64_t jt_st_bytes[] = {{{', '.join(str(x[4]) for x in spec.states)}}};",
+         f"int {n}_num_states(void) {{ return {len(spec.states)}; }}",
+         f"const char *{n}_state_name(int k) {{ return k >= 0 && k < {len(spec.states)} ? jt_st_names[k] : NULL; }}",
+         f"const char *{n}_state_dtype(int k) {{ return k >= 0 && k < {len(spec.states)} ? jt_st_dtypes[k] : NULL; }}",
+         f"int {n}_state_shape(int k, int64_t *shape) {{",
+         "    switch (k) {"]
+    for k, (_, _, shape, _, _) in enumerate(spec.states):
+        L.append(f"    case {k}: " + " ".join(f"shape[{d}] = {v};" for d, v in enumerate(shape)) + f" return {len(shape)};")
+    L += ["    }", "    return -1;", "}",
+          f"int {n}_get_state(int k, void *dst) {{",
+          f"    if (k < 0 || k >= {len(spec.states)}) {{ jt_set_err(\"no state %d\", k); return -1; }}",
+          "    if (jt_weights() != 0 || jt_state_init() != 0) return -1;",
+          "    memcpy(dst, jt_S + jt_st_off[k], (size_t)jt_st_bytes[k]);",
+          "    return 0;",
+          "}",
+          f"int {n}_set_state(int k, const void *src) {{",
+          f"    if (k < 0 || k >= {len(spec.states)}) {{ jt_set_err(\"no state %d\", k); return -1; }}",
+          "    if (jt_weights() != 0 || jt_state_init() != 0) return -1;",
+          "    memcpy(jt_S + jt_st_off[k], src, (size_t)jt_st_bytes[k]);",
+          "    return 0;",
+          "}"]
+    return "\n".join(L) + "\n"
+
+
 # ============================================================================ the executable's main
 
-MAIN = r"""/* NAME_main.c: generated by jitorch.jit.build -- the executable: .npy files in, .npy files out.
+NPY_IO = r"""/* NAME_main.c: generated by jitorch.jit.build -- the executable: .npy files in, .npy files out.
  * Usage: NAME IN0.npy ... OUT0.npy ...   (NAME --help prints the signature) */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -670,7 +739,9 @@ static int write_npy(const char *path, const char *descr, int ndim, const int64_
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) { remove(tmp); return -1; }
     return 0;
-}
+}"""
+
+MAIN = r"""
 
 int main(int argc, char **argv) {
     int nin = NAME_num_inputs(), nout = NAME_num_outputs();
@@ -734,7 +805,91 @@ int main(int argc, char **argv) {
 
 
 def main_source(spec):
-    return MAIN.replace("NAME", spec.name)
+    return (NPY_IO + MAIN).replace("NAME", spec.name)
+
+
+TRAIN_MAIN = r"""
+/* The training program: NAME X.npy [Y.npy ...] EPOCHS OUT_DIR. Each input file holds N rows; they are
+ * cut into N / B batches of the traced batch size B (a last partial batch is dropped), run in order,
+ * EPOCHS times; each step updates the parameters in place. Prints the mean loss (output 0) per
+ * epoch, then writes every state (parameters, optimizer buffers) to OUT_DIR/<name>.npy. */
+int main(int argc, char **argv) {
+    int nin = NAME_num_inputs();
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: %s DATA.npy x%d EPOCHS OUT_DIR\n\n%s", argv[0], nin, NAME_signature());
+        return 0;
+    }
+    if (argc != nin + 3) {
+        fprintf(stderr, "%s: expected %d data .npy paths, EPOCHS and OUT_DIR (see --help)\n", argv[0], nin);
+        return 2;
+    }
+    char err[512];
+    npy_t *data = (npy_t *)calloc((size_t)nin + 1, sizeof(npy_t));
+    const void **ptrs = (const void **)calloc((size_t)nin + 1, sizeof(void *));
+    int64_t (*shapes)[MAXDIM] = calloc((size_t)nin + 1, sizeof *shapes);
+    const int64_t **sp = (const int64_t **)calloc((size_t)nin + 1, sizeof(int64_t *));
+    size_t *rowbytes = (size_t *)calloc((size_t)nin + 1, sizeof(size_t));
+    int64_t batch = -1, nrows = -1;
+    for (int k = 0; k < nin; k++) {
+        if (read_npy(argv[1 + k], &data[k], err, sizeof err)) {
+            fprintf(stderr, "%s: input %d (%s) %s: %s\n", argv[0], k, NAME_input_name(k), argv[1 + k], err);
+            return 1;
+        }
+        if (strcmp(data[k].descr, NAME_input_dtype(k)) || data[k].ndim != NAME_input_ndim(k) || data[k].ndim < 1) {
+            fprintf(stderr, "%s: input %d (%s) %s: dtype '%s' with %d dims, expected '%s' with %d\n", argv[0], k,
+                    NAME_input_name(k), argv[1 + k], data[k].descr, data[k].ndim, NAME_input_dtype(k), NAME_input_ndim(k));
+            return 1;
+        }
+        if (nrows >= 0 && data[k].shape[0] != nrows) {
+            fprintf(stderr, "%s: the data files have different numbers of rows\n", argv[0]);
+            return 1;
+        }
+        nrows = data[k].shape[0];
+        memcpy(shapes[k], data[k].shape, sizeof(int64_t) * MAXDIM);
+        shapes[k][0] = JT_TRAIN_BATCH;
+        sp[k] = shapes[k];
+        rowbytes[k] = nrows ? data[k].nbytes / (size_t)nrows : 0;
+    }
+    batch = JT_TRAIN_BATCH;
+    int64_t dim;
+    if (NAME_bind(sp, &dim)) { fprintf(stderr, "%s: %s\n", argv[0], NAME_last_error()); return 1; }
+    long epochs = strtol(argv[1 + nin], NULL, 10);
+    int64_t nb = nrows / batch;
+    if (epochs < 0 || nb < 1) { fprintf(stderr, "%s: need EPOCHS >= 0 and at least %lld rows\n", argv[0], (long long)batch); return 1; }
+    float loss[1];
+    void *outs[1] = {loss};
+    for (long e = 0; e < epochs; e++) {
+        double total = 0;
+        for (int64_t b = 0; b < nb; b++) {
+            for (int k = 0; k < nin; k++) ptrs[k] = (const char *)data[k].data + (size_t)(b * batch) * rowbytes[k];
+            if (NAME_run_v(ptrs, sp, outs)) { fprintf(stderr, "%s: %s\n", argv[0], NAME_last_error()); return 1; }
+            total += loss[0];
+        }
+        printf("epoch %ld: mean loss %.6f\n", e + 1, total / (double)nb);
+    }
+    for (int k = 0; k < NAME_num_states(); k++) {
+        int64_t sh[MAXDIM];
+        int nd = NAME_state_shape(k, sh);
+        size_t n = 1;
+        for (int d = 0; d < nd; d++) n *= (size_t)sh[d];
+        size_t bytes = n * (size_t)itemsize(NAME_state_dtype(k));
+        void *buf = malloc(bytes ? bytes : 1);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s.npy", argv[2 + nin], NAME_state_name(k));
+        if (!buf || NAME_get_state(k, buf) || write_npy(path, NAME_state_dtype(k), nd, sh, buf, bytes)) {
+            fprintf(stderr, "%s: cannot write %s\n", argv[0], path);
+            return 1;
+        }
+        free(buf);
+    }
+    return 0;
+}
+"""
+
+
+def train_main_source(spec):
+    batch = spec.inputs[0][2][0].const
+    return (NPY_IO + f"\n#define JT_TRAIN_BATCH {batch}\n" + TRAIN_MAIN).replace("NAME", spec.name)
 
 
 def weights_asm(spec, blob_path):

@@ -280,3 +280,47 @@ def index_select(dtype, idx_dtype):
              "                out[dst + t] = x[src + t]",
              "    return 0"]
     return _finish("isel", lines, P, ret="int64_t")
+
+
+def gather(dtype, idx_dtype):
+    """out (outer, m, inner) = x (outer, n, inner) at idx (outer, m, inner) along the middle dim;
+    returns -1 when an index is outside [0, n)."""
+    P = [_ptr(dtype, "x"), _ptr(idx_dtype, "idx"), _ptr(dtype, "out")] + [_i64(n) for n in ("outer", "n", "inner", "m")]
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for a in range(outer):",
+             "        for j in range(m):",
+             "            for t in range(inner):",
+             "                q = (a * m + j) * inner + t",
+             "                i = idx[q]",
+             "                if i < 0 or i >= n:",
+             "                    return -1",
+             "                out[q] = x[(a * n + i) * inner + t]",
+             "    return 0"]
+    return _finish("gather", lines, P, ret="int64_t")
+
+
+def scatter(dtype, idx_dtype, reduce, include_self):
+    """out = base (outer, n, inner), then out[a, idx[a, j, t], t] (+)= src[a, j, t] for idx/src (outer, m, inner);
+    ``reduce`` None (assign) or 'sum'; returns -1 when an index is outside [0, n)."""
+    if reduce not in (None, "sum", "add"):
+        raise ValueError(reduce)
+    P = [_ptr(dtype, "base"), _ptr(idx_dtype, "idx"), _ptr(dtype, "src"), _ptr(dtype, "out")] + \
+        [_i64(n) for n in ("outer", "n", "inner", "m")]
+    upd = "out[d] = src[q]" if reduce is None else "out[d] += src[q]"
+    init = "out[k] = base[k]" if (include_self or reduce is None) else f"out[k] = base[k]"
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for j in range(m * outer * inner):",
+             "        if idx[j] < 0 or idx[j] >= n:",
+             "            return -1",
+             "    for k in range(outer * n * inner):",
+             f"        {init}"]
+    if reduce is not None and not include_self:
+        lines += ["    for a in range(outer):", "        for j in range(m):", "            for t in range(inner):",
+                  "                q = (a * m + j) * inner + t",
+                  f"                out[(a * n + idx[q]) * inner + t] = np.{dtype}(0)"]
+    lines += ["    for a in range(outer):", "        for j in range(m):", "            for t in range(inner):",
+              "                q = (a * m + j) * inner + t",
+              "                d = (a * n + idx[q]) * inner + t",
+              f"                {upd}",
+              "    return 0"]
+    return _finish("scatter", lines, P, ret="int64_t")

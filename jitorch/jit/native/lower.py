@@ -697,3 +697,47 @@ def _index_select(lw, node):
                          error=f"{lw.where(node)}: an index is out of range for dimension {d} (size %lld)",
                          error_args=(n,), note=str(node)))
     _set(lw, node, out)
+
+
+def _index_layout(lw, node, x, idx, d):
+    """(outer, n, inner, m) for gather/scatter along d: idx must match x outside d (checked)."""
+    if idx.ndim != x.ndim or any(not (idx.shape[k] == x.shape[k]) for k in range(x.ndim) if k != d):
+        lw.fail(node, "the native build supports gather/scatter with an index of the input's sizes outside dim "
+                      f"{d} only")
+    return prod(x.shape[:d]), x.shape[d], prod(x.shape[d + 1:]), idx.shape[d]
+
+
+@lower("gather")
+def _gather(lw, node):
+    x, idx = lw.contiguous(_in(lw, node, 0)), lw.contiguous(_in(lw, node, 1))
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, DTYPES)
+    lw.check_dtype(node, idx.dtype, ("int64", "int32"))
+    d = _norm_dim(lw.attr(node, "dim", 0), max(x.ndim, 1))
+    outer, n, inner, m = _index_layout(lw, node, x, idx, d)
+    out = lw.tmp(lw.shape(node.outputs[0]), dt)
+    lw.steps.append(Call(lw.kernel(K.gather(dt, idx.dtype)), [x, idx, out, outer, n, inner, m],
+                         error=f"{lw.where(node)}: an index is out of range for dimension {d} (size %lld)",
+                         error_args=(n,), note=str(node)))
+    _set(lw, node, out)
+
+
+@lower("scatter")
+def _scatter(lw, node):
+    base, idx, src = (lw.contiguous(_in(lw, node, k)) for k in range(3))
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt)
+    lw.check_dtype(node, idx.dtype, ("int64", "int32"))
+    reduce = lw.attr(node, "reduce", None)
+    if reduce not in (None, "sum", "add"):
+        lw.fail(node, f"scatter with reduce={reduce!r} is not supported (None and 'sum' are)")
+    if src.shape != idx.shape and not all(a == b for a, b in zip(src.shape, idx.shape)):
+        lw.fail(node, "scatter's source must have the index's shape")
+    d = _norm_dim(lw.attr(node, "dim", 0), max(base.ndim, 1))
+    outer, n, inner, m = _index_layout(lw, node, base, idx, d)
+    out = lw.tmp(lw.shape(node.outputs[0]), dt)
+    k = lw.kernel(K.scatter(dt, idx.dtype, reduce, lw.attr(node, "include_self", True)))
+    lw.steps.append(Call(k, [base, idx, src, out, outer, n, inner, m],
+                         error=f"{lw.where(node)}: an index is out of range for dimension {d} (size %lld)",
+                         error_args=(n,), note=str(node)))
+    _set(lw, node, out)
