@@ -131,8 +131,9 @@ def _store(plans, key, plan):
 
 def _ew_plan(op, inputs, attrs, key):
     """Build the elementwise plan for signature ``key``: (out numpy dtype, k1, k1p, attr defaults,
-    compute numpy dtype, out dtype category), or False (no fast path: float16, or rules that
-    raise, which the general path then raises with its own message)."""
+    compute numpy dtype, out dtype category, in place allowed (the result fits the first operand's
+    dtype), the single attribute's name and default or None), or False (no fast path: float16, or
+    rules that raise, which the general path then raises with its own message)."""
     try:
         out_dt = op.dtype_rule(*inputs, **attrs)
         ctype = op.compute_rule(*inputs, **attrs)
@@ -142,7 +143,10 @@ def _ew_plan(op, inputs, attrs, key):
         return _store(op.plans, key, False)
     from .kernels import elementwise as _ew
     mod = _ew.get_kernels(op.scalar, ctype.name)
-    plan = (out_dt.np, mod.k1, mod.k1p, op.attrs, np.dtype(ctype.np), out_dt.category)
+    first = key[0]
+    inplace_ok = isinstance(first, np.dtype) and out_dt.category <= D._BY_NP[first].category
+    pname, pdefault = op.attrs[0] if len(op.attrs) == 1 else (None, None)
+    plan = (out_dt.np, mod.k1, mod.k1p, op.attrs, np.dtype(ctype.np), out_dt.category, inplace_ok, pname, pdefault)
     return _store(op.plans, key, plan)
 
 
@@ -223,7 +227,7 @@ def _fast_elementwise(op, inputs, attrs):
                 plan = _ew_plan(op, inputs, attrs, key)
             if not plan:
                 return None
-            out_np, k1, k1p, defaults, _, _ = plan
+            out_np, k1, k1p, defaults, _, _, _, pname, pdefault = plan
             out = np.empty(shape, out_np)
             if len(shape) != 1:
                 a0 = a0.reshape(-1)
@@ -231,7 +235,9 @@ def _fast_elementwise(op, inputs, attrs):
                 o = out.reshape(-1)
             else:
                 o = out
-            if defaults:
+            if pname is not None:
+                (k1p if o.size > _PAR else k1)(a0, a1, o, attrs.get(pname, pdefault))
+            elif defaults:
                 (k1p if o.size > _PAR else k1)(a0, a1, o, *_params(defaults, attrs))
             else:
                 (k1p if o.size > _PAR else k1)(a0, a1, o)
@@ -252,7 +258,7 @@ def _fast_elementwise(op, inputs, attrs):
             plan = _ew_plan(op, inputs, attrs, key)
         if not plan:
             return None
-        out_np, k1, k1p, defaults, _, _ = plan
+        out_np, k1, k1p, defaults = plan[:4]
         out = np.empty(a0.shape, out_np)
         if a0.ndim != 1:
             a0 = a0.reshape(-1)
@@ -276,7 +282,7 @@ def _fast_elementwise(op, inputs, attrs):
         plan = _ew_plan(op, inputs, attrs, key)
     if not plan:
         return None
-    out_np, k1, k1p, defaults, cdt, _ = plan
+    out_np, k1, k1p, defaults, cdt = plan[:5]
     out = np.empty(shape, out_np)
     size = out.size
     flat = _flat_operands(arrays, size, cdt, scalar)
@@ -312,13 +318,15 @@ def _fast_inplace(op, target, inputs, attrs):
         plan = op.plans.get(key)
         if plan is None:
             plan = _ew_plan(op, inputs, attrs, key)
-        if not plan or plan[5] > D._BY_NP[dt].category:
-            return None
-        _, k1, k1p, defaults, _, _ = plan
+        if not plan or not plan[6]:
+            return None  # no plan, or the result does not fit the target: the general path (raises)
+        _, k1, k1p, defaults, _, _, _, pname, pdefault = plan
         if t.ndim != 1:
             t = t.reshape(-1)
             a1 = a1.reshape(-1)
-        if defaults:
+        if pname is not None:
+            (k1p if t.size > _PAR else k1)(t, a1, t, attrs.get(pname, pdefault))
+        elif defaults:
             (k1p if t.size > _PAR else k1)(t, a1, t, *_params(defaults, attrs))
         else:
             (k1p if t.size > _PAR else k1)(t, a1, t)
@@ -339,8 +347,8 @@ def _fast_inplace(op, target, inputs, attrs):
         plan = _ew_plan(op, inputs, attrs, key)
     if not plan:
         return None
-    _, k1, k1p, defaults, cdt, category = plan
-    if category > D._BY_NP[t.dtype].category:
+    _, k1, k1p, defaults, cdt, _, inplace_ok = plan[:7]
+    if not inplace_ok:
         return None  # the general path raises "can't be cast"
     size = t.size
     flat = _flat_operands(arrays, size, cdt, scalar)
@@ -373,15 +381,36 @@ def _rule_plan(op, inputs, attrs, key):
 
 def _planned(op, inputs, attrs):
     """Ops of the PLAN_TAGS families on cpu tensors: rules cached per signature; None: general path."""
-    if len(inputs) == 1:
+    if len(inputs) == 1:  # unrolled: views, reductions, scans, softmax
         x = inputs[0]
         if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
             return None
         a = x._data
         key = (a.shape, a.dtype, tuple(attrs.items()), D._default_dtype) if attrs else (
             a.shape, a.dtype, D._default_dtype)
+        try:
+            plan = op.plans.get(key)
+        except TypeError:  # an unhashable attribute (a list ...): no plan
+            return None
+        if plan is None:
+            plan = _rule_plan(op, inputs, attrs, key)
+        shape, out_np, fast = plan
+        if out_np is None:  # a view
+            out = _Tensor._make_view(fast(None, a) if fast is not None else op.impl["cpu"](None, a, **attrs), x)
+            if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
+                _record(op, inputs, (out,), attrs)
+            return out
+        if op.nout == 1:
+            out = np.empty(shape, out_np) if shape is not None else None
+            res = fast(out, a) if fast is not None else op.impl["cpu"](out, a, **attrs)
+            result = _Tensor._wrap(res if res is not None else out, _CPU)
+            if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
+                _record(op, inputs, (result,), attrs)
+            return result
         arrays = (a,)
     else:
+        if "view" in op.tags:
+            return None
         parts = []
         arrays = []
         for x in inputs:
@@ -395,27 +424,20 @@ def _planned(op, inputs, attrs):
             parts.append(tuple(attrs.items()))
         parts.append(D._default_dtype)
         key = tuple(parts)
-    try:
-        plan = op.plans.get(key)
-    except TypeError:  # an unhashable attribute (a list ...): no plan
-        return None
-    if plan is None:
-        plan = _rule_plan(op, inputs, attrs, key)
-    shape, out_np, fast = plan
-    if shape is None and out_np is None:  # a view
-        x = inputs[0]
-        arr = fast(None, arrays[0]) if fast is not None else op.impl["cpu"](None, arrays[0], **attrs)
-        out = _Tensor._make_view(arr, x)
-        if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
-            _record(op, inputs, (out,), attrs)
-        return out
-    if op.nout == 1:
-        out = np.empty(shape, out_np) if shape is not None else None
-        res = fast(out, *arrays) if fast is not None else op.impl["cpu"](out, *arrays, **attrs)
-        result = _Tensor._wrap(res if res is not None else out, _CPU)
-        if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
-            _record(op, inputs, (result,), attrs)
-        return result
+        try:
+            plan = op.plans.get(key)
+        except TypeError:
+            return None
+        if plan is None:
+            plan = _rule_plan(op, inputs, attrs, key)
+        shape, out_np, fast = plan
+        if op.nout == 1:
+            out = np.empty(shape, out_np) if shape is not None else None
+            res = fast(out, *arrays) if fast is not None else op.impl["cpu"](out, *arrays, **attrs)
+            result = _Tensor._wrap(res if res is not None else out, _CPU)
+            if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
+                _record(op, inputs, (result,), attrs)
+            return result
     outs = tuple(np.empty(s, d) for s, d in zip(shape, out_np)) if shape is not None else None
     res = fast(outs, *arrays) if fast is not None else op.impl["cpu"](outs, *arrays, **attrs)
     res = res if res is not None else outs

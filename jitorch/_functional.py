@@ -78,6 +78,17 @@ def _make(name, nin, attr_defaults):
     return fn, method_
 
 
+def _unary_front(name, general):
+    """torch.exp(input, *, out=None) and the like: a tensor goes straight to dispatch."""
+    def fn(input, *, out=None):
+        if out is None and type(input) is Tensor:
+            return call(name, input)
+        return general(input, out=out)
+    fn.__name__ = name
+    fn.__doc__ = general.__doc__
+    return fn
+
+
 _SPECIAL = {"add", "sub", "div", "pow", "where", "clamp", "clamp_min", "clamp_max", "nan_to_num", "round",
             "round_decimals", "div_trunc", "div_floor", "lerp", "addcmul", "addcdiv", "leaky_relu", "elu",
             "softplus", "hardtanh"}
@@ -87,6 +98,8 @@ for _name, _nin, _attrs, *_ in SPECS:
     if _name in _SPECIAL:
         continue
     _fn, _m = _make(_name, _nin, _attrs)
+    if _nin == 1 and not _attrs:
+        _fn = _unary_front(_name, _fn)
     _g[_name] = _fn
     __all__.append(_name)
     if _nin == 1 and not _attrs:
@@ -312,9 +325,11 @@ fix = globals()["trunc"]
 def _bind_methods():
     T = Tensor
     T.add = lambda self, other, *, alpha=1: add(self, other, alpha=alpha)
-    T.add_ = lambda self, other, *, alpha=1: call_inplace("add", self, _as_operand(other), alpha=alpha)
+    T.add_ = lambda self, other, *, alpha=1: call_inplace(
+        "add", self, other if type(other) is Tensor else _as_operand(other), alpha=alpha)
     T.sub = lambda self, other, *, alpha=1: sub(self, other, alpha=alpha)
-    T.sub_ = lambda self, other, *, alpha=1: call_inplace("sub", self, _as_operand(other), alpha=alpha)
+    T.sub_ = lambda self, other, *, alpha=1: call_inplace(
+        "sub", self, other if type(other) is Tensor else _as_operand(other), alpha=alpha)
     T.subtract, T.subtract_ = T.sub, T.sub_
     T.div = lambda self, other, *, rounding_mode=None: div(self, other, rounding_mode=rounding_mode)
 
