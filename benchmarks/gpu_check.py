@@ -6,6 +6,7 @@ On a GPU machine (numba, numba-cuda, numpy and PyTorch installed; jitorch instal
     python benchmarks/gpu_check.py RESULTS_DIR            # tests + benchmarks -> RESULTS_DIR/gpu_check.{json,md}
     python benchmarks/gpu_check.py RESULTS_DIR --no-tests # benchmarks only
     python benchmarks/gpu_check.py RESULTS_DIR --sim      # tiny sizes on numba's CUDA simulator (tests/ runs this)
+    python benchmarks/gpu_check.py RESULTS_DIR --ptx      # no GPU: compile every kernel to PTX via libNVVM
 
 Steps, each with its own time budget so the whole run stays under ``--budget`` seconds (default 450):
 
@@ -216,6 +217,170 @@ def bench_mlp(cfg, jt, torch):
 BENCHES = [("chain", bench_chain), ("matmul", bench_matmul), ("softmax", bench_softmax), ("mlp_step", bench_mlp)]
 
 
+# ------------------------------------------------------------------ --ptx: compile every kernel for a real GPU
+
+class _HostArray:
+    """Stands in for a numba device array while kernels are only compiled: the NumPy array it wraps gives the
+    argument types; launches compile instead of running, so contents stay zero."""
+
+    def __init__(self, a):
+        self.a = a
+
+    shape = property(lambda self: self.a.shape)
+    dtype = property(lambda self: self.a.dtype)
+    size = property(lambda self: self.a.size)
+    ndim = property(lambda self: self.a.ndim)
+
+    def reshape(self, *shape):
+        return _HostArray(self.a.reshape(*shape))
+
+    def __getitem__(self, k):
+        return _HostArray(self.a[k])
+
+    def copy_to_host(self):
+        return self.a.copy()
+
+    def copy_to_device(self, src):
+        self.a[...] = src
+
+
+def ptx_check(cc=(9, 0)):
+    """Compile every kernel of kernels/cuda/{reduce,matmul,nn,index,sort,random,optim}.py to PTX for compute
+    capability ``cc`` through the real CUDA target (libNVVM; no GPU needed), by running each launcher on
+    stand-in arrays whose launches compile instead of running. Returns (compiled signatures, failures)."""
+    import numpy as np
+    from numba import cuda, typeof
+    from numba.cuda import dispatcher as _disp
+
+    class _Dev:
+        compute_capability = cc
+    _disp.get_current_device = lambda: _Dev()  # device functions ask the current device for its cc
+
+    compiled, failures = [], []
+
+    def fake_getitem(self, config):
+        def launch(*args):
+            sig = tuple(typeof(a.a if isinstance(a, _HostArray) else a) for a in args)
+            key = (self.py_func.__qualname__, sig)
+            if key in seen:
+                return
+            seen.add(key)
+            try:
+                cuda.compile_ptx(self.py_func, sig, cc=cc)
+                compiled.append(key)
+            except Exception as e:
+                failures.append(f"{self.py_func.__module__}.{self.py_func.__qualname__}{sig}: "
+                                f"{type(e).__name__}: {str(e)[:600]}")
+        return launch
+    seen = set()
+    _disp.CUDADispatcher.__getitem__ = fake_getitem
+    cuda.device_array = lambda shape, dtype=np.float64, **k: _HostArray(np.zeros(shape, dtype))
+    cuda.to_device = lambda a, **k: _HostArray(np.array(a))
+
+    from jitorch.kernels.cuda import index as KI, matmul as KM, nn as KN, optim as KO, random as KR
+    from jitorch.kernels.cuda import reduce as KRd, sort as KS
+    from jitorch.kernels import optim as CPU_OPT
+
+    def H(shape, dtype):
+        return _HostArray(np.zeros(shape, dtype))
+
+    f32, f64, i32, i64, b1 = np.float32, np.float64, np.int32, np.int64, np.bool_
+    # reductions: every op, both launch shapes and the two-pass path, over the dtypes the op layer passes
+    for dt, acc in ((f32, f32), (f64, f64), (i32, i64), (i64, i64), (b1, i64), (np.float16, f32)):
+        x = H((2, 300, 1), dt if dt != np.float16 else f32)
+        for op in ("sum", "prod", "max", "min", "count_nonzero"):
+            od = acc if op in ("sum", "prod", "count_nonzero") else (x.dtype if op in ("max", "min") else acc)
+            if op == "count_nonzero":
+                od = i64
+            for method, chunks in (("column", None), ("row", 1), ("row", 40)):
+                KRd.reduce(op, x, H((2, 1), od), method=method, chunks=chunks)
+        for op in ("any", "all"):
+            for method, chunks in (("column", None), ("row", 40)):
+                KRd.reduce(op, x, H((2, 1), b1), method=method, chunks=chunks)
+        for method, chunks in (("column", None), ("row", 1), ("row", 40)):
+            KRd.max_with_indices(x, H((2, 1), x.dtype), H((2, 1), i64), method=method, chunks=chunks)
+            KRd.argmin(x, H((2, 1), i64), method=method, chunks=chunks)
+        for method in ("row", "column"):
+            out_dt = acc if x.dtype.kind in "biu" else x.dtype
+            KRd.cumsum(x, H(x.shape, out_dt), method=method)
+            KRd.cumprod(x, H(x.shape, out_dt), method=method)
+    for dt in (f32, f64):
+        x = H((2, 300, 1), dt)
+        for method, chunks in (("column", None), ("row", 40)):
+            KRd.mean(x, H((2, 1), dt), method=method, chunks=chunks)
+            KRd.var(x, H((2, 1), dt), 1, method=method, chunks=chunks)
+            KRd.logsumexp(x, H((2, 1), dt), method=method, chunks=chunks)
+            for p in (2.0, 1.0, 3.0, float("inf"), float("-inf"), 0.0):
+                KRd.norm(x, H((2, 1), dt), p, method=method, chunks=chunks)
+        # matmul, every transpose combination
+        for ta in (False, True):
+            for tb in (False, True):
+                KM.matmul(H((2, 5, 5), dt), H((1, 5, 5), dt), H((2, 5, 5), dt), trans_a=ta, trans_b=tb)
+        # nn
+        KN.softmax(H((2, 9, 3), dt), H((2, 9, 3), dt))
+        KN.log_softmax(H((2, 9, 3), dt), H((2, 9, 3), dt))
+        KN.layer_norm(H((2, 9), dt), H((9,), dt), H((9,), dt), H((2, 9), dt), H((2,), dt), H((2,), dt), 1e-5)
+        KN.layer_norm(H((2, 9), dt), None, None, H((2, 9), dt), H((2,), dt), H((2,), dt), 1e-5)
+        x5, w5 = H((2, 4, 1, 6, 6), dt), H((4, 2, 1, 3, 3), dt)
+        geo = ((1, 1, 1), (0, 1, 1), (1, 1, 1), 2)
+        KN.conv_forward(x5, w5, H((2, 4, 1, 6, 6), dt), H((4,), dt), *geo)
+        KN.conv_transpose(H((2, 4, 1, 6, 6), dt), w5, H((2, 4, 1, 6, 6), dt), H((4,), dt), *geo)
+        KN.conv_weight_grad(x5, H((2, 4, 1, 6, 6), dt), H((4, 2, 1, 3, 3), dt), *geo)
+        planes, outp = H((3, 6, 6), dt), H((3, 3, 3), dt)
+        KN.max_pool2d(planes, outp, H((3, 3, 3), i64), (2, 2), (2, 2), (0, 0), (1, 1))
+        KN.max_pool2d_backward(outp, H((3, 3, 3), i64), planes, (2, 2), (2, 2), (0, 0), (1, 1))
+        KN.max_pool2d_backward_scatter(outp, H((3, 3, 3), i64), planes)
+        KN.max_pool2d_gather(planes, H((3, 3, 3), i64), outp)
+        KN.avg_pool2d(planes, outp, (2, 2), (2, 2), (0, 0), True, None)
+        KN.avg_pool2d_backward(outp, planes, (2, 2), (2, 2), (0, 0), False, 3)
+        KN.adaptive_avg_pool2d(planes, outp)
+        KN.adaptive_avg_pool2d_backward(outp, planes)
+        KN.adaptive_max_pool2d(planes, outp, H((3, 3, 3), i64))
+        # optim
+        KO.sgd_apply(H((5,), dt), H((5,), dt), H((5,), dt), CPU_OPT.sgd_scalars(dt, 0.1, 0.9, 0, 0, False, False,
+                                                                                 False))
+        KO.adam_apply(*(H((5,), dt) for _ in range(5)), CPU_OPT.adam_scalars(dt, 1, 1e-3, 0.9, 0.999, 1e-8, 0, True,
+                                                                               False, False))
+        # random
+        st = KR.states(1, 0, 64)
+        st = _HostArray(np.asarray(st.a if isinstance(st, _HostArray) else st))
+        KR.uniform(H((64,), dt), st)
+        KR.normal(H((64,), dt), st)
+        KR.exponential(H((64,), dt), st)
+        KR.bernoulli(H((64,), dt), st, H((64,), f64))
+        KR.bernoulli_scalar(H((64,), dt), st, 0.5)
+        KR.dropout_mask(H((64,), dt), st, 0.5)
+    st = _HostArray(np.asarray(KR.states(1, 0, 64).a))
+    KR.randint(H((64,), i64), st, 0, 5)
+    KR.randint(H((64,), i32), st, 0, 5)
+    # indexing and sorting over value dtypes
+    for dt in (f32, f64, i64, i32):
+        src, i3 = H((2, 5, 3), dt), H((2, 4, 3), i64)
+        KI.wrap_check(H((4,), i64), 5, H((4,), i64))
+        KI.index_select(src, H((4,), i64), H((2, 4, 3), dt))
+        KI.gather(src, i3, H((2, 4, 3), dt))
+        KI.scatter(src, i3, H((2, 4, 3), dt))
+        for red in ("sum", "amax", "amin", "mean"):
+            for inc in (True, False):
+                KI.scatter_reduce(src, i3, H((2, 4, 3), dt), red, inc)
+        KI.index_add(src, H((4,), i64), H((2, 4, 3), dt), 2)
+        KI.take(H((9,), dt), H((4,), i64), H((4,), dt))
+        KI.index_rows(H((6, 3), dt), H((4,), i64), H((4, 3), dt))
+        KI.scatter_rows(H((6, 3), dt), H((4,), i64), H((4, 3), dt), True)
+        KI.scatter_rows(H((6, 3), dt), H((4,), i64), H((4, 3), dt), False)
+        KI.masked_select(H((9,), dt), H((9,), b1), H((10,), i64), H((4,), dt))
+        KI.masked_scatter(H((9,), dt), H((9,), b1), H((10,), i64), H((4,), dt))
+        KI.nonzero(H((9,), dt), (3, 3), H((10,), i64), H((1, 2), i64))
+        for desc in (False, True):
+            KS.sort(H((2, 9), dt), H((2, 9), dt), H((2, 9), i64), desc)
+            KS.sort(H((2, 9), dt), H((2, 9), dt), H((2, 9), i64), desc, cap=4)
+        KS.topk(H((2, 9), dt), 3, True, H((2, 3), dt), H((2, 3), i64))
+    KS.sort(H((2, 9), b1), H((2, 9), b1), H((2, 9), i64), False)
+    KI.flat_rows(H((2, 4), i64), H((2,), i64), H((4,), i64))
+    KI.exclusive_ranks(H((9,), b1), H((10,), i64))
+    return compiled, failures
+
+
 # ------------------------------------------------------------------ report
 
 def _fmt(v):
@@ -275,8 +440,13 @@ def main(argv=None):
     ap.add_argument("--no-tests", action="store_true", help="skip the pytest step")
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for the whole run (tests get 60%%)")
     ap.add_argument("--only", default="", help="comma-separated benchmarks (chain,matmul,softmax,mlp_step)")
+    ap.add_argument("--ptx", action="store_true",
+                    help="only compile every CUDA kernel to PTX (cc 9.0) through libNVVM, no GPU needed; exit 3 "
+                         "when libNVVM is missing")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    if args.ptx:
+        return _ptx_main(args.out_dir, t_start)
     if args.sim:
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
     results = dict(when=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -311,6 +481,29 @@ def main(argv=None):
     _write(args.out_dir, results)
     print(render_md(results))
     return 0
+
+
+def _ptx_main(out_dir, t_start):
+    os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
+    try:
+        from numba.cuda.cudadrv import nvvm
+        nvvm.NVVM()
+    except Exception as e:
+        print(f"gpu_check --ptx: libNVVM is not available ({type(e).__name__}: {e})")
+        return 3
+    compiled, failures = ptx_check()
+    res = dict(when=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), mode="ptx (cc 9.0)",
+               compiled=len(compiled), failures=failures, seconds=round(time.perf_counter() - t_start, 1))
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, "ptx_check.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "ptx_check.json"))
+    print(f"gpu_check --ptx: {len(compiled)} kernel signatures compiled, {len(failures)} failed "
+          f"({res['seconds']} s)")
+    for f_ in failures:
+        print("FAILED", f_)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -33,6 +33,17 @@ __all__ = ["softmax", "log_softmax", "im2col", "col2im", "conv_forward", "conv_t
            "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "layer_norm", "add_bias"]
 
 
+@cuda.jit(device=True)
+def _imin(a, b):
+    # (the builtin min/max lower through a varargs overload that numba's built-in CUDA target fails to compile)
+    return a if a < b else b
+
+
+@cuda.jit(device=True)
+def _imax(a, b):
+    return a if a > b else b
+
+
 # ------------------------------------------------------------------ softmax
 
 @lru_cache(maxsize=None)
@@ -428,10 +439,10 @@ def _max_pool_bwd_k(gy, idx, gx, zero, kh, kw, sh, sw, ph, pw, dh, dw):
         acc = zero
         ylo = y + ph - (kh - 1) * dh
         ylo = 0 if ylo <= 0 else (ylo + sh - 1) // sh
-        yhi = min(OH - 1, (y + ph) // sh)
+        yhi = _imin(OH - 1, (y + ph) // sh)
         xlo = x + pw - (kw - 1) * dw
         xlo = 0 if xlo <= 0 else (xlo + sw - 1) // sw
-        xhi = min(OW - 1, (x + pw) // sw)
+        xhi = _imin(OW - 1, (x + pw) // sw)
         for oh in range(ylo, yhi + 1):
             for ow in range(xlo, xhi + 1):
                 if idx[p, oh, ow] == me:
@@ -495,11 +506,11 @@ def max_pool2d_gather(gg, idx, out, *, block=BLOCK):
 def _avg_divisor(hs, ws, kh, kw, ph, pw, H, W, count_include_pad, divisor):
     if divisor > 0:
         return divisor
-    he = min(hs + kh, H + ph)
-    we = min(ws + kw, W + pw)
+    he = _imin(hs + kh, H + ph)
+    we = _imin(ws + kw, W + pw)
     if count_include_pad:
         return (he - hs) * (we - ws)
-    return (min(he, H) - max(hs, 0)) * (min(we, W) - max(ws, 0))
+    return (_imin(he, H) - _imax(hs, 0)) * (_imin(we, W) - _imax(ws, 0))
 
 
 @cuda.jit
@@ -516,8 +527,8 @@ def _avg_pool_k(x, out, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
         hs = oh * sh - ph
         ws = ow * sw - pw
         acc = zero
-        for y in range(max(hs, 0), min(hs + kh, H)):
-            for xx in range(max(ws, 0), min(ws + kw, W)):
+        for y in range(_imax(hs, 0), _imin(hs + kh, H)):
+            for xx in range(_imax(ws, 0), _imin(ws + kw, W)):
                 acc += x[p, y, xx]
         out[p, oh, ow] = acc / _avg_divisor(hs, ws, kh, kw, ph, pw, H, W, cip, divisor)
 
@@ -536,10 +547,10 @@ def _avg_pool_bwd_k(gy, gx, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
         acc = zero
         ylo = y + ph - kh + 1
         ylo = 0 if ylo <= 0 else (ylo + sh - 1) // sh
-        yhi = min(OH - 1, (y + ph) // sh)
+        yhi = _imin(OH - 1, (y + ph) // sh)
         xlo = x + pw - kw + 1
         xlo = 0 if xlo <= 0 else (xlo + sw - 1) // sw
-        xhi = min(OW - 1, (x + pw) // sw)
+        xhi = _imin(OW - 1, (x + pw) // sw)
         for oh in range(ylo, yhi + 1):
             for ow in range(xlo, xhi + 1):
                 hs = oh * sh - ph

@@ -42,6 +42,17 @@ _FINAL = {SUM: SUM, PROD: PROD, MAX: MAX, MIN: MIN, ANY: MAX, ALL: MIN, COUNT: S
           ABSSUM: SUM, ABSMAX: MAX, ABSMIN: MIN, POWSUM: SUM}
 
 
+@cuda.jit(device=True)
+def _imin(a, b):
+    # (the builtin min/max lower through a varargs overload that numba's built-in CUDA target fails to compile)
+    return a if a < b else b
+
+
+@cuda.jit(device=True)
+def _imax(a, b):
+    return a if a > b else b
+
+
 # ------------------------------------------------------------------ element functions (device)
 
 def _combine_fn(op):
@@ -144,7 +155,7 @@ def _row_kernel(op, acc_np, block, to_bool):
         p = o // inner
         q = o - p * inner
         lo = g * chunk
-        hi = min(lo + chunk, x.shape[1])
+        hi = _imin(lo + chunk, x.shape[1])
         cv = c[p, q]
         acc = ident
         i = lo + t
@@ -405,13 +416,14 @@ _BIG = np.int64(np.iinfo(np.int64).max)
 @lru_cache(maxsize=None)
 def _arg_row_kernel(is_max, acc_np, block, has_idx):
     acc_nb = from_dtype(np.dtype(acc_np))
+    i64 = from_dtype(np.dtype(np.int64))  # resolved here: a kernel body cannot call from_dtype
     better = _better_fn(is_max)
 
     @cuda.jit
     def k(x, xi, ov, oi, ident, chunk):
         # x (outer, n, inner); xi: indices of x's elements (same shape) when has_idx; ov/oi (outer*inner, chunks)
         sv = cuda.shared.array(block, acc_nb)
-        si = cuda.shared.array(block, from_dtype(np.dtype(np.int64)))
+        si = cuda.shared.array(block, i64)
         o = cuda.blockIdx.x
         g = cuda.blockIdx.y
         t = cuda.threadIdx.x
@@ -419,7 +431,7 @@ def _arg_row_kernel(is_max, acc_np, block, has_idx):
         p = o // inner
         q = o - p * inner
         lo = g * chunk
-        hi = min(lo + chunk, x.shape[1])
+        hi = _imin(lo + chunk, x.shape[1])
         bv = ident
         bi = _BIG
         i = lo + t
@@ -488,12 +500,13 @@ def _arg(is_max, x3, out_v, out_i, block, method, chunks):
     ident = _identity(MAX if is_max else MIN, acc)
     chunk = cdiv(n, nchunks)
     nchunks = cdiv(n, chunk)
+    no_idx = cuda.device_array((1, 1, 1), np.int64)  # typed like real indices; never read
     if nchunks == 1:
-        _arg_row_kernel(is_max, acc.str, block, False)[(outputs, 1), block](x3, x3, ov, oi, ident, n)
+        _arg_row_kernel(is_max, acc.str, block, False)[(outputs, 1), block](x3, no_idx, ov, oi, ident, n)
         return
     pv = cuda.device_array((outputs, nchunks), acc)
     pi = cuda.device_array((outputs, nchunks), np.int64)
-    _arg_row_kernel(is_max, acc.str, block, False)[(outputs, nchunks), block](x3, x3, pv, pi, ident, chunk)
+    _arg_row_kernel(is_max, acc.str, block, False)[(outputs, nchunks), block](x3, no_idx, pv, pi, ident, chunk)
     _arg_row_kernel(is_max, acc.str, block, True)[(outputs, 1), block](
         pv.reshape(outputs, nchunks, 1), pi.reshape(outputs, nchunks, 1), ov, oi, ident, nchunks)
 

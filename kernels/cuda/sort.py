@@ -43,12 +43,13 @@ def _before_fn(descending):
 @lru_cache(maxsize=None)
 def _shared_kernel(dtype_str, descending, cap):
     nb = from_dtype(np.dtype(dtype_str))
+    i64 = from_dtype(np.dtype(np.int64))  # resolved here: a kernel body cannot call from_dtype
     before = _before_fn(descending)
 
     @cuda.jit
     def k(x, vals, idx, P):
         sv = cuda.shared.array(cap, nb)
-        si = cuda.shared.array(cap, from_dtype(np.dtype(np.int64)))
+        si = cuda.shared.array(cap, i64)
         r = cuda.blockIdx.x
         t = cuda.threadIdx.x
         n = x.shape[1]
