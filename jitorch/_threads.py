@@ -214,7 +214,7 @@ class _Dynamic:
                         self.free = max(1, min(self.ncpu, int(self.ncpu - busy + 0.5)))
                 self.last = s
             n = max(1, min(_state["n"], _numba_max, self.free))
-            if n != self.numba:
+            if n != self.numba and _kconfig.pool_started():  # never launch numba's pool just to tune it
                 self.numba = n
                 _kconfig.set_threads(n)
         return self.free
@@ -229,7 +229,7 @@ def set_dynamic(enabled):
     _dynamic.next = 0.0
     _dynamic.numba = None
     _blas.current = None
-    if not enabled:
+    if not enabled and _kconfig.pool_started():
         _kconfig.set_threads(min(_state["n"], _numba_max))
 
 

@@ -34,3 +34,11 @@ def set_threads(n: int) -> None:
     import numba
 
     numba.set_num_threads(max(1, min(int(n), max_threads())))
+
+
+def pool_started() -> bool:
+    """Whether numba has launched its thread pool (``set_threads`` launches it; a launched OpenMP pool
+    makes forked children that run parallel kernels abort, so callers that only tune avoid launching)."""
+    from numba.np.ufunc import parallel
+
+    return bool(getattr(parallel, "_is_initialized", True))
