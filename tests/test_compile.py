@@ -402,3 +402,57 @@ def test_first_call_has_the_effects_of_one_call():
     _close(x2.numpy(), x1.numpy())  # the argument is written once
     for got, want in zip(c, e):  # same random draws as eager
         _close(got.numpy(), want.numpy())
+
+
+# ---------------------------------------------------------------------------------------------------
+# buffer planning and horizontal fusion
+
+def test_matmul_epilogue_runs_in_place_over_the_matmul_result():
+    def f(x, w, b):
+        h = torch.relu(x @ w + b)            # bias + activation: one pass, written into matmul's result
+        return torch.sigmoid(h @ w.t() - 1.0) * 2.0
+    x, w, b = torch.randn(6, 5), torch.randn(5, 5), torch.randn(5)
+    cf = torch.compile(f)
+    _close(cf(x, w, b).numpy(), f(x, w, b).numpy())
+    reused = [ln for ln in cf.code.splitlines() if "_data if matmul" in ln]
+    assert len(reused) == 2, cf.code
+    # nothing else was written: the inputs are unchanged and a second call gives the same result
+    x0, w0 = x.numpy().copy(), w.numpy().copy()
+    _close(cf(x, w, b).numpy(), f(x, w, b).numpy())
+    assert np.array_equal(x.numpy(), x0) and np.array_equal(w.numpy(), w0)
+
+
+def test_no_reuse_of_a_value_read_elsewhere_or_returned():
+    def f(x, w):
+        m = x @ w
+        return torch.relu(m + 1.0) * 3.0, m   # m is returned: its buffer must not be overwritten
+    x, w = torch.randn(4, 3), torch.randn(3, 4)
+    cf = torch.compile(f)
+    got, want = cf(x, w), f(x, w)
+    for a, b in zip(got, want):
+        _close(a.numpy(), b.numpy())
+    assert "_data if matmul" not in cf.code
+
+    def g(x, w):
+        m = x @ w
+        return torch.relu(m + 1.0) * 3.0 + m.sum()  # m read by the sum too
+    cg = torch.compile(g)
+    _close(cg(x, w).numpy(), g(x, w).numpy())
+
+
+def test_tail_groups_run_as_one_kernel():
+    def f(a, b, c):
+        return torch.relu(a * 2.0) + 1.0, torch.tanh(b) * c, torch.sigmoid(c - 1.0) * 0.5
+    a, b, c = torch.randn(3, 4), torch.randn(7), torch.randn(7)
+    cf = torch.compile(f)
+    for got, want in zip(cf(a, b, c), f(a, b, c)):
+        _close(got.numpy(), want.numpy())
+    assert list(cf.kernels) == ["_kt"] and cf.code.count("_kt(") == 1
+    src = cf.kernels["_kt"]
+    assert "3 independent loops in one kernel" in src and src.count("def part") == 3
+    # deterministic source
+    g = cf.graph
+    groups = find_groups(g, min_size=1)
+    from jitorch.jit.fuse import multi_kernel_source, tail_groups
+    tail = tail_groups(g, groups)
+    assert multi_kernel_source(tail, g.types) == multi_kernel_source(tail, g.types)

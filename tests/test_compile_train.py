@@ -98,6 +98,7 @@ class _LSTMStep(nn.Module):
         return self.out(torch.tanh(h)), h, c
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 @pytest.mark.parametrize("s", [0, 1, 2])
 def test_mlp_module_loss_and_grads_equal_eager(s):
     seed(s)
@@ -130,6 +131,7 @@ def test_mlp_training_trajectory_equals_eager():
         _close(q.detach().numpy(), p.detach().numpy(), 1e-4, 1e-5)
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_function_capturing_a_module_trains():
     # a plain function reading a global model: its parameters are bound live (not snapshots)
     seed(4)
@@ -165,6 +167,7 @@ def test_cnn_conv_pool_grads_equal_eager(s):
     _compare(model, cm, (x * 2.0,), lambda o: F.cross_entropy(o, y))
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 @pytest.mark.parametrize("s", [0, 1])
 def test_lstm_step_grads_equal_eager(s):
     seed(s)
@@ -177,6 +180,7 @@ def test_lstm_step_grads_equal_eager(s):
     _compare(model, cm, (x, h, c), loss, 1e-4, 1e-6)
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_input_grads_multiple_outputs_and_int_outputs():
     def f(x, w):
         h = torch.sigmoid(x @ w)
@@ -202,6 +206,7 @@ def test_input_grads_multiple_outputs_and_int_outputs():
         _close(gx1.numpy(), gx2.numpy())
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_float64_is_tight():
     seed(5)
     model = _mlp().double()
@@ -210,6 +215,7 @@ def test_float64_is_tight():
     _compare(model, cm, (x,), lambda o: F.cross_entropy(o, y), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_batchnorm_dropout_train_mode():
     class Net(nn.Module):
         def __init__(self):
@@ -288,6 +294,7 @@ def test_version_counter_of_saved_output():
         y.sum().backward()
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_retain_graph():
     seed(8)
     model = _mlp()
@@ -410,6 +417,7 @@ def _opt(kind, params):
     raise AssertionError(kind)
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 @pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov_wd", "sgd_plain", "adam", "adam_wd_amsgrad", "adamw"])
 def test_compiled_training_step_with_opt_step_equals_eager(kind):
     seed(20)
@@ -446,6 +454,7 @@ def test_compiled_training_step_with_opt_step_equals_eager(kind):
     assert compiled.code.count("_kt(") == 1
 
 
+@pytest.mark.slow  # numba compiles of many kernels on a cold cache
 def test_opt_step_of_a_module_compiled_function_and_version_bumps():
     seed(21)
     model = _mlp()
