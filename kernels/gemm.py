@@ -89,7 +89,7 @@ Design (Goto / BLIS):
 Rounding: each element is a sum of K products accumulated in the input dtype in KC-long
 fused multiply-add chains; the error is within the usual bound K * eps * (|A| @ |B|).
 """
-import math
+import os
 
 import numpy as np
 from llvmlite import binding as _llvm
@@ -108,7 +108,11 @@ __all__ = ["gemm", "gemm_batched", "workspace_size", "workspace_elems", "blockin
 # Block sizes
 # ---------------------------------------------------------------------------------------------
 
-def _host_vector_bytes():
+def _vector_bytes():
+    """SIMD register width of this host, or JITORCH_GEMM_VECTOR_BYTES (16, 32 or 64)."""
+    forced = os.environ.get("JITORCH_GEMM_VECTOR_BYTES")
+    if forced:
+        return int(forced)
     features = _llvm.get_host_cpu_features()
     if features.get("avx512f", False):
         return 64
@@ -117,14 +121,20 @@ def _host_vector_bytes():
     return 16
 
 
-#: Bytes of one SIMD register on this host (64 with AVX-512, 32 with AVX2).
-VECTOR_BYTES = _host_vector_bytes()
+#: Bytes of one SIMD register (64 with AVX-512, 32 with AVX2). JITORCH_GEMM_VECTOR_BYTES
+#: overrides it (to build for another CPU, or to test the other block sizes on this one); the
+#: kernels are then not cached on disk, because numba's cache key does not see this setting.
+VECTOR_BYTES = _vector_bytes()
+if VECTOR_BYTES not in (16, 32, 64):
+    raise ValueError(f"JITORCH_GEMM_VECTOR_BYTES must be 16, 32 or 64, got {VECTOR_BYTES}")
+_NJIT = NJIT if "JITORCH_GEMM_VECTOR_BYTES" not in os.environ else {**NJIT, "cache": False}
 #: Rows of a micro-tile: 2 * MR accumulators + 2 B vectors + 1 broadcast fit the register file.
 MR = 12 if VECTOR_BYTES == 64 else 6
 #: Vectors per micro-tile row (NR = NV * lanes).
 NV = 2
-#: KC: length of the k blocks; the B sliver (KC x NR) stays in L1, the A block (MC x KC) in L2.
-KC = 256
+#: Length of the k blocks: the B sliver (KC x NR, 16 KiB) stays in half of a 32 KiB L1; the
+#: A block (MC x KC) in L2.
+KC = 16 * 1024 // (NV * VECTOR_BYTES)
 #: Rows of a packed A block (a multiple of MR); MC x KC x 4 bytes about 1/4 of a 512 KiB L2.
 MC = 16 * MR
 #: Columns of a packed B panel.
@@ -140,7 +150,7 @@ def blocking(dtype):
     return MR, nr, MC, KC, NC
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def workspace_elems(M, N, K, itemsize):
     """Elements of scratch for an (M, N, K) product with elements of ``itemsize`` bytes."""
     nr = NV * VECTOR_BYTES // itemsize
@@ -325,7 +335,7 @@ def _constants(typingctx, arr):
     return ret(arr), codegen
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def _pack_a(A, ic, mc, pc, kc, work):
     """work[0:] = A[ic:ic+mc, pc:pc+kc] as slivers of MR rows: sliver s holds, for each p,
     the MR values A[ic+s*MR+i, pc+p] (zero past row ic+mc)."""
@@ -350,7 +360,7 @@ def _pack_a(A, ic, mc, pc, kc, work):
                     work[base + p * MR + i] = 0
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def _pack_b(B, pc, kc, jc, nc, work, off):
     """work[off:] = B[pc:pc+kc, jc:jc+nc] as slivers of NR columns (zero past column jc+nc)."""
     itemsize, nr_full, _ = _constants(B)
@@ -374,7 +384,7 @@ def _pack_b(B, pc, kc, jc, nc, work, off):
                     work[base + p * nr_full + j] = 0
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def _init_c(C, bias, accumulate, m0, m1, n0, n1):
     """Apply the bias (or zero C when nothing will be added): returns whether C holds a value
     that the products must be added to."""
@@ -389,7 +399,7 @@ def _init_c(C, bias, accumulate, m0, m1, n0, n1):
     return accumulate
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def _gemm_small_m(A, B, C, load_c, m0, m1, n0, n1):
     """The product for a few rows without packing (packing B would cost as much as the
     product): dot products along K when B's columns are contiguous (x @ w.T), rows of B
@@ -418,7 +428,7 @@ def _gemm_small_m(A, B, C, load_c, m0, m1, n0, n1):
     return False
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
     K = A.shape[1]
     itemsize = C.itemsize
@@ -470,7 +480,7 @@ def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
                                         C[ic + ir + i, jc + jr + j] = v
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def gemm(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
     """``C[m0:m1, n0:n1] = (C if accumulate else 0) + A[m0:m1] @ B[:, n0:n1] + bias[n0:n1]``.
 
@@ -479,7 +489,7 @@ def gemm(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
               accumulate, m0, m1, n0, n1, work)
 
 
-@njit(**NJIT)
+@njit(**_NJIT)
 def gemm_batched(A, B, C, bias, accumulate, b0, b1, work):
     """``C[b] = (C[b] if accumulate else 0) + A[b] @ B[b] + bias`` for ``b`` in ``b0:b1``;
     ``A`` or ``B`` with a batch of 1 is used for every ``b``."""

@@ -6,9 +6,12 @@ K * eps * (|A| @ |B|) (plus one rounding each for the bias and the accumulated C
 checks that bound elementwise, which an indexing mistake exceeds by orders of magnitude.
 """
 import ctypes
+import os
+import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -296,3 +299,39 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
         for t in threads:
             t.join()
         assert_within(y, *reference(x, w.T, None, b, False))
+
+
+_OTHER_WIDTH_SCRIPT = """
+import numpy as np
+from jitorch.kernels import gemm as G
+from tests.kernels.test_gemm import assert_within, make, reference, views
+assert G.VECTOR_BYTES == {width}, G.VECTOR_BYTES
+for dtype in (np.float32,):
+    MR, NR, MC, KC, NC = G.blocking(dtype)
+    for M, N, K, kind in [(1, 5, 7, "C"), (MR + 1, NR + 1, KC + 1, "C"), (MR, 2 * NR, 9, "T"),
+                          (2 * MC + 3, NR - 1, 2 * KC + 5, "T")]:
+        A, B, bias = make((M, K), dtype, M), make((K, N), dtype, N), make(N, dtype, K)
+        C = np.full((M, N), np.nan, dtype)
+        G.gemm(views(A, kind), views(B, kind), C, bias, False, 0, M, 0, N,
+               np.empty(G.workspace_size(M, N, K, dtype), dtype))
+        assert_within(C, *reference(A, B, None, bias, False))
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("JITORCH_GEMM_VECTOR_BYTES" in os.environ,
+                    reason="block sizes forced for the whole run")
+def test_avx512_block_sizes():
+    """The AVX-512 block sizes (12 x 32 float32 tiles, KC = 128), run on any x86 CPU (LLVM splits
+    the vectors): same results. float32 only, to bound the compile time (the IR is generic in
+    the lanes, and float64 uses 12 x 16 tiles of the same code). Compiled without the disk cache (see VECTOR_BYTES), hence only
+    when this CPU has no AVX-512 (else the tests above already ran them)."""
+    width = 64
+    if G.VECTOR_BYTES == width:
+        pytest.skip("this CPU has AVX-512: the other tests cover these block sizes")
+    root = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "JITORCH_GEMM_VECTOR_BYTES": str(width)}
+    out = subprocess.run([sys.executable, "-c", _OTHER_WIDTH_SCRIPT.format(width=width)], cwd=root,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
