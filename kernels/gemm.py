@@ -50,14 +50,21 @@ Use from a cfunc (the native build)::
                       types.int64, types.int64), error_model="numpy", fastmath=True)
     def linear_rows(x, w, b, y, work, M, N, K, m0, m1):      # y = x @ w.T + b, rows m0:m1
         G.gemm(carray(x, (M, K)), carray(w, (N, K)).T, carray(y, (M, N)), carray(b, (N,)),
-               False, m0, m1, 0, N, carray(work, (G.workspace_size(M, N, K, "float32"),)))
+               False, m0, m1, 0, N, carray(work, (G.workspace_elems(M, N, K, 4),)))
 
-  (``workspace_size`` is plain Python: compute it outside and pass the element count, or
-  pass any length, the kernel does not read the array's length.) Emitted as the feasibility
-  study's section 7 describes (internalize every function but the entry, O3, ``reloc='pic'``),
-  the object has no undefined symbols besides LLVM intrinsics (tests/kernels/test_gemm.py
-  checks this and runs the object through ``gcc -shared`` + ctypes). Threads: the C driver
-  gives each pthread a block of rows (or columns, for few rows) and its own workspace.
+  (``workspace_size`` is plain Python; its ``@njit`` twin ``workspace_elems`` works inside
+  the cfunc. The kernels never read ``work``'s length, so any carray length will do.)
+  Emitted as the feasibility study's section 7 describes (internalize every function but the
+  entry, O3, ``reloc='pic'``), the object has no undefined symbols besides LLVM intrinsics:
+  tests/kernels/test_gemm.py checks exactly this, finds the vector FMAs in the assembly, links
+  the object with ``cc -shared`` and runs it from two threads through ctypes.
+- Threads: the kernels keep no global state. The C driver gives each pthread its own block of
+  rows (or of columns, when there are few rows; or of the batch) and its own workspace, e.g.
+  ``malloc(workspace_size(...) * sizeof(float))`` once per thread.
+- Block sizes are Python constants read at import (``blocking(dtype)``), from the CPU numba
+  compiles for: print them at build time and write them into the generated C (to size the
+  workspace). To build for another CPU than the host, set ``JITORCH_GEMM_VECTOR_BYTES``
+  (16, 32 or 64) before importing this module, so the tile fits that CPU's registers.
 
 Design (Goto / BLIS):
 
@@ -75,8 +82,9 @@ Design (Goto / BLIS):
   issues MR * NR/W ``llvm.fma`` calls. (The same loop written as numba Python keeps the tile
   in memory: LLVM cannot prove that it does not alias the packed panels, and the 2-D tile does
   not become registers; the i-k-j loop of feasibility.md section 5 reached a quarter of BLAS.)
-  Full tiles are added to C in place (rows of C must be unit-stride); edge tiles and C with
-  non-unit column stride go through a small tile in the workspace.
+  Tiles are written into C in place (edge tiles only their mr x nr corner, with guards in
+  the store phase) when C's rows are unit-stride; otherwise through an MR x NR tile in the
+  workspace.
 - Blocks of at most SMALL_M rows (batch-1 inference) skip packing, which would cost as much
   as the product: dot products along K when B's columns are contiguous (``x @ w.T``), scaled
   rows of B added into C's rows when B's rows are. Other layouts take the packed path.

@@ -228,11 +228,13 @@ def _emit_linear_cfunc(dtype):
     ptr = types.CPointer(types.float32 if dtype == np.float32 else types.float64)
     i64 = types.int64
 
-    @cfunc(types.void(ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64),
+    itemsize = np.dtype(dtype).itemsize
+
+    @cfunc(types.void(ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64),
            error_model="numpy", fastmath=True)
-    def linear_rows(x, w, b, y, work, M, N, K, m0, m1, nwork):
+    def linear_rows(x, w, b, y, work, M, N, K, m0, m1):
         G.gemm(carray(x, (M, K)), carray(w, (N, K)).T, carray(y, (M, N)), carray(b, (N,)),
-               False, m0, m1, 0, N, carray(work, (nwork,)))
+               False, m0, m1, 0, N, carray(work, (G.workspace_elems(M, N, K, itemsize),)))
 
     name = f"linear_rows_{np.dtype(dtype).name}"
     mod = llvm.parse_assembly(linear_rows.inspect_llvm())
@@ -279,7 +281,7 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
     lib = ctypes.CDLL(str(lib_path))
     fn = getattr(lib, name)
     fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 6
+    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 5
 
     N, K = 3 * NR32 + 1, KC + 17
     w, b = make((N, K), dtype, 21), make(N, dtype, 22)
@@ -292,7 +294,7 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
         halves = [(0, M // 2), (M // 2, M)]
         threads = [threading.Thread(target=fn, args=(x.ctypes.data, w.ctypes.data, b.ctypes.data,
                                                       y.ctypes.data, work.ctypes.data, M, N, K,
-                                                      m0, m1, nwork))
+                                                      m0, m1))
                    for work, (m0, m1) in zip(works, halves)]
         for t in threads:
             t.start()
