@@ -12,15 +12,17 @@ input signature, so their results are computed once per signature and kept in ``
   and the 1-D kernels. It serves cpu operands that are C-contiguous tensors of one shape, and
   Python scalars (a stride-0 array of the compute type), out of place and in place;
 - ops tagged with a family of :data:`~jitorch.ops.registry.PLAN_TAGS` (views, reductions,
-  scans, softmax, matmul): signature = the input tensors' shapes and dtypes, the attributes and
-  the default dtype; the plan holds the output shape(s) and dtype(s) and, when the op defines
-  ``plan``, an impl specialized to that signature.
+  scans, softmax, matmul): signature = the input tensors' shapes, dtypes and C-contiguity, the
+  attributes and the default dtype; the plan holds the output shape(s) and dtype(s) and, when
+  the op defines ``plan``, an impl specialized to that signature (a view plan is usually a
+  C-level ``itemgetter``/``methodcaller``: no Python frame per call).
 
 A plan never holds a decision that depends on anything else: devices (cpu only, checked by
-identity on every call), layout (checked on every call), autograd (grad mode, requires_grad,
-views' bases) and the tracer are looked at on every call. Errors are never cached: a signature
-whose rules raise builds no plan, so every call raises again, before any kernel runs. Anything
-a plan does not cover takes the general path below, which is the definition of behaviour.
+identity on every call), other layouts (strides of non-contiguous inputs are handled by the
+impl on every call), autograd (grad mode, requires_grad, views' bases) and the tracer are looked
+at on every call. Errors are never cached: a signature whose rules raise builds no plan, so every
+call raises again, before any kernel runs. Anything a plan does not cover takes the general path
+below, which is the definition of behaviour. Each op keeps at most ``_MAX_PLANS`` signatures.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class _Hooks:
 
 hooks = _Hooks()
 _Tensor = None  # set by jitorch.tensor
+_Version = None  # jitorch.tensor._Version, set with _Tensor
+_new = object.__new__
 
 # Python scalar types that elementwise plans take (exact types: NumPy scalars take the general path)
 _SCALARS = frozenset({float, int, bool})
@@ -241,7 +245,10 @@ def _fast_elementwise(op, inputs, attrs):
                 (k1p if o.size > _PAR else k1)(a0, a1, o, *_params(defaults, attrs))
             else:
                 (k1p if o.size > _PAR else k1)(a0, a1, o)
-            result = _Tensor._wrap(out, _CPU)
+            result = _new(_Tensor)  # Tensor._wrap(out, CPU), inline
+            result._data = out
+            result._device = _CPU
+            result._version_box = _Version()
             if hooks.tracer is not None or (hooks.grad_enabled and (x0.requires_grad or x1.requires_grad)):
                 _record(op, inputs, (result,), attrs)
             return result
@@ -269,7 +276,10 @@ def _fast_elementwise(op, inputs, attrs):
             (k1p if o.size > _PAR else k1)(a0, o, *_params(defaults, attrs))
         else:
             (k1p if o.size > _PAR else k1)(a0, o)
-        result = _Tensor._wrap(out, _CPU)
+        result = _new(_Tensor)  # Tensor._wrap(out, CPU), inline
+        result._data = out
+        result._device = _CPU
+        result._version_box = _Version()
         if hooks.tracer is not None or (hooks.grad_enabled and x0.requires_grad):
             _record(op, inputs, (result,), attrs)
         return result
@@ -375,7 +385,8 @@ def _rule_plan(op, inputs, attrs, key):
         out_np = dtype.np if op.nout == 1 else tuple(d.np for d in dtype)
     fast = None
     if op.plan is not None:
-        fast = op.plan(tuple(t._data.shape for t in inputs), tuple(t._data.dtype for t in inputs), **attrs)
+        fast = op.plan(tuple(t._data.shape for t in inputs), tuple(t._data.dtype for t in inputs),
+                       tuple(bool(t._data.flags.c_contiguous) for t in inputs), **attrs)
     return _store(op.plans, key, (shape, out_np, fast))
 
 
@@ -386,8 +397,8 @@ def _planned(op, inputs, attrs):
         if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
             return None
         a = x._data
-        key = (a.shape, a.dtype, tuple(attrs.items()), D._default_dtype) if attrs else (
-            a.shape, a.dtype, D._default_dtype)
+        key = (a.shape, a.dtype, a.flags.c_contiguous, tuple(attrs.items()), D._default_dtype) if attrs else (
+            a.shape, a.dtype, a.flags.c_contiguous, D._default_dtype)
         try:
             plan = op.plans.get(key)
         except TypeError:  # an unhashable attribute (a list ...): no plan
@@ -396,14 +407,21 @@ def _planned(op, inputs, attrs):
             plan = _rule_plan(op, inputs, attrs, key)
         shape, out_np, fast = plan
         if out_np is None:  # a view
-            out = _Tensor._make_view(fast(None, a) if fast is not None else op.impl["cpu"](None, a, **attrs), x)
+            out = _new(_Tensor)  # Tensor._make_view(view, x), inline
+            out._data = fast(a) if fast is not None else op.impl["cpu"](None, a, **attrs)
+            out._device = x._device
+            out._version_box = x._version_box  # views and base share one version counter
+            out._base = x if x._base is None else x._base
             if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
                 _record(op, inputs, (out,), attrs)
             return out
         if op.nout == 1:
             out = np.empty(shape, out_np) if shape is not None else None
             res = fast(out, a) if fast is not None else op.impl["cpu"](out, a, **attrs)
-            result = _Tensor._wrap(res if res is not None else out, _CPU)
+            result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
+            result._data = res if res is not None else out
+            result._device = _CPU
+            result._version_box = _Version()
             if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
                 _record(op, inputs, (result,), attrs)
             return result
@@ -420,6 +438,7 @@ def _planned(op, inputs, attrs):
             arrays.append(a)
             parts.append(a.shape)
             parts.append(a.dtype)
+            parts.append(a.flags.c_contiguous)
         if attrs:
             parts.append(tuple(attrs.items()))
         parts.append(D._default_dtype)

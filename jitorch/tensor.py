@@ -436,7 +436,10 @@ class Tensor:
     def view(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (D.dtype, type, str)) and not isinstance(shape[0], int):
             return self._view_dtype(D.as_dtype(shape[0]))
-        return call("view", self, size=_shape_arg(shape))
+        for s in shape:
+            if type(s) is not int:
+                return call("view", self, size=_shape_arg(shape))
+        return call("view", self, size=shape)  # view(2, 3): already a tuple of ints
 
     def _view_dtype(self, dtype):
         if dtype.itemsize != self.dtype.itemsize:
@@ -832,3 +835,4 @@ def _shape_arg(shape):
 
 
 _dispatch._Tensor = Tensor
+_dispatch._Version = _Version  # dispatch's fast paths build result tensors inline (as _wrap does)

@@ -448,3 +448,22 @@ def test_tracing_sees_planned_inplace_ops():
     tr = jit.trace(f, (x,), check_trace=False)
     x2 = T(arr((3,)))
     np.testing.assert_allclose(tr(x2)._data, (x2._data + 2.0) * x2._data, rtol=1e-6)
+
+
+def test_inline_result_tensors_match_wrap_and_make_view():
+    """The fast paths build result tensors inline (as Tensor._wrap / _make_view do): same fields."""
+    x, y = T(arr((3,))), T(arr((3,)))
+    ref = Tensor._wrap(x._data)
+    ref_view = Tensor._make_view(x._data[1:], x)
+
+    def fields(t):
+        return {s: hasattr(t, s) for s in Tensor.__slots__ if s not in ("__weakref__", "__dict__")}, dict(vars(t))
+
+    for r in (x + y, jitorch.exp(x), x.sum()):
+        assert fields(r)[0] == fields(ref)[0] and fields(r)[1].keys() == fields(ref)[1].keys()
+        assert r._version_box is not x._version_box and r._version == 0 and r.device == x.device
+    for v in (x[1:], x.view(3), x[0], x.unsqueeze(0)):
+        assert fields(v)[0] == fields(ref_view)[0] and fields(v)[1].keys() == fields(ref_view)[1].keys()
+        assert v._version_box is x._version_box and v._base is x
+    vv = x[1:][0]
+    assert vv._base is x  # a view of a view keeps the root base

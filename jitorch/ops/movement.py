@@ -8,6 +8,8 @@ raise torch's errors; their impls build NumPy views.
 from __future__ import annotations
 
 import math
+from functools import partial
+from operator import itemgetter, methodcaller
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided as _as_strided
@@ -295,56 +297,42 @@ _ = D  # dtype module kept for rules that need it
 
 
 # ---------------------------------------------------------------- dispatch plans (cpu)
-# plan(shapes, dtypes, **attrs) -> fn(out, x) returning the view: the dims and index tuples are
-# normalized once per signature (after the shape rule validated it), see registry.OpDef.plan.
+# plan(shapes, dtypes, contiguous, **attrs) -> fn(x) returning the view of array x: dims and index
+# tuples are normalized once per signature (after the shape rule validated it), see
+# registry.OpDef.plan. Most are C-level callables (itemgetter/methodcaller): no Python frame per call.
 
-def _plan_view(shapes, dtypes, size):
-    new_shape = infer_size("view", size, math.prod(shapes[0]))
-
-    def run(out, x):
-        return x.reshape(new_shape) if x.flags.c_contiguous else _view_impl(out, x, size)
-    return run
-
-
-def _index_plan(idx):
-    def run(out, x):
-        return x[idx]
-    return run
+def _plan_view(shapes, dtypes, contiguous, size):
+    if not contiguous[0]:
+        return None  # the impl checks the strides on every call
+    return methodcaller("reshape", infer_size("view", size, math.prod(shapes[0])))
 
 
-def _plan_select(shapes, dtypes, dim, index):
+def _plan_select(shapes, dtypes, contiguous, dim, index):
     # the trailing Ellipsis keeps a 0-d result a view
-    return _index_plan((slice(None),) * normalize_dim("select", dim, len(shapes[0])) + (index, Ellipsis))
+    return itemgetter((slice(None),) * normalize_dim("select", dim, len(shapes[0])) + (index, Ellipsis))
 
 
-def _plan_slice(shapes, dtypes, dim, start, stop, step):
+def _plan_slice(shapes, dtypes, contiguous, dim, start, stop, step):
     d = normalize_dim("slice", dim, len(shapes[0]))
     s, e = _slice_norm(shapes[0][d], start, stop, step)
-    return _index_plan((slice(None),) * d + (slice(s, e, step),))
+    return itemgetter((slice(None),) * d + (slice(s, e, step),))
 
 
-def _plan_unsqueeze(shapes, dtypes, dim):
-    return _index_plan((slice(None),) * normalize_dim("unsqueeze", dim, len(shapes[0]) + 1) + (None, Ellipsis))
+def _plan_unsqueeze(shapes, dtypes, contiguous, dim):
+    return itemgetter((slice(None),) * normalize_dim("unsqueeze", dim, len(shapes[0]) + 1) + (None, Ellipsis))
 
 
-def _plan_permute(shapes, dtypes, dims):
+def _plan_permute(shapes, dtypes, contiguous, dims):
     if not shapes[0]:
         return None
-    dims = tuple(normalize_dim("permute", d, len(shapes[0])) for d in dims)
-
-    def run(out, x):
-        return x.transpose(dims)
-    return run
+    return methodcaller("transpose", tuple(normalize_dim("permute", d, len(shapes[0])) for d in dims))
 
 
-def _plan_squeeze(shapes, dtypes, dim=None):
+def _plan_squeeze(shapes, dtypes, contiguous, dim=None):
     drop = _squeeze_dims(shapes[0], dim)
     if not drop:
-        return _index_plan(Ellipsis)
-
-    def run(out, x):
-        return np.squeeze(x, axis=drop)
-    return run
+        return itemgetter(Ellipsis)
+    return partial(np.squeeze, axis=drop)
 
 
 for _name, _plan in (("view", _plan_view), ("select", _plan_select), ("slice", _plan_slice),

@@ -360,12 +360,13 @@ for _name, _shape, _dtype, _refn, _impl, _attrs, _doc in _R:
 
 def _plan_reduce(kernel, family=None):
     """Dispatch plan (registry.OpDef.plan): for a C-contiguous input whose reduced dims form one
-    block, the (outer, n, inner) layout is a reshape computed once per input shape. For sum/prod
+    block, the (outer, n, inner) layout is a reshape computed once per input shape (other layouts:
+    no plan, the impl copies). For sum/prod
     (``family``: kernels.reduce's (items, parallel, combine) kernels) below the parallel threshold,
     the serial items kernel is called directly, as kernels.reduce._reduce does for such sizes."""
-    def plan(shapes, dtypes, dim, keepdim=False):
+    def plan(shapes, dtypes, contiguous, dim, keepdim=False):
         shape = shapes[0]
-        if not shape or not dim or dtypes[0] == np.float16:
+        if not shape or not dim or dtypes[0] == np.float16 or not contiguous[0]:
             return None
         dims = sorted(dim)
         if dims != list(range(dims[0], dims[-1] + 1)):
@@ -380,8 +381,6 @@ def _plan_reduce(kernel, family=None):
             outer = s3[0]
 
             def run(out, x):
-                if not x.flags.c_contiguous:
-                    return _run(kernel, out, x, dim)
                 if size < _kcfg.PARALLEL_THRESHOLD:
                     items(x.reshape(s3), out.reshape(s2), part, 1, 0, outer)
                 else:
@@ -390,8 +389,6 @@ def _plan_reduce(kernel, family=None):
             return run
 
         def run(out, x):
-            if not x.flags.c_contiguous:
-                return _run(kernel, out, x, dim)
             kernel(x.reshape(s3), out.reshape(s2))
             return out
         return run

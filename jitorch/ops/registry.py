@@ -13,10 +13,11 @@ the tests all look an op up here by name. A record keeps the facts of an op toge
 - ``scalar``: for elementwise ops, the key of the scalar expression in ``kernels.scalar`` that
   both the eager kernel and the fuser use.
 - ``tags``: families the passes query ("elementwise", "reduction", "view", "index", ...).
-- ``plan(shapes, dtypes, **attrs)``: optional; a cpu impl ``fn(out, *arrays)`` specialized to
-  inputs of exactly these shapes and NumPy dtypes (it may check the layout itself and fall back
-  to ``impl``), or ``None``. Eager dispatch builds it once per input signature, after the rules
-  passed, and keeps it in ``plans`` (see ``_dispatch``); a view op's plan returns the view array.
+- ``plan(shapes, dtypes, contiguous, **attrs)``: optional; a cpu impl ``fn(out, *arrays)``
+  specialized to inputs of exactly these shapes, NumPy dtypes and C-contiguity (tuples, one entry
+  per input), or ``None`` (then ``impl`` runs). Eager dispatch builds it once per input
+  signature, after the rules passed, and keeps it in ``plans`` (see ``_dispatch``). A view op's
+  plan is ``fn(array) -> view array``.
 """
 from __future__ import annotations
 
