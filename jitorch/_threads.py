@@ -227,6 +227,8 @@ def set_dynamic(enabled):
     """Turn the load-dependent cap on or off (``JITORCH_DYNAMIC_THREADS=0`` turns it off at import)."""
     _dynamic.enabled = bool(enabled)
     _dynamic.next = 0.0
+    _dynamic.last = None  # measure afresh
+    _dynamic.free = _dynamic.ncpu
     _dynamic.numba = None
     _blas.current = None
     if not enabled and _kconfig.pool_started():

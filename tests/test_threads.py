@@ -121,6 +121,7 @@ def test_dynamic_cap_follows_other_processes(monkeypatch, restore_threads):
     samples = iter([(0, 0, 0), (190, 200, 10), (390, 400, 10), (400, 600, 10)])
     monkeypatch.setattr(_threads, "_sample", lambda: next(samples))
     monkeypatch.setattr(_threads._dynamic, "ncpu", 2)
+    monkeypatch.setattr(_threads._dynamic, "last", None)
     monkeypatch.setattr(_threads, "DYNAMIC_INTERVAL", 0.0)
     jitorch.set_num_threads(2)
     _threads.set_dynamic(True)
