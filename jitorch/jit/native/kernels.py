@@ -186,12 +186,37 @@ def workspace(m, n, k, dtype):
     return workspace_size(big if m is None else m, big if n is None else n, big if k is None else k, dtype)
 
 
+#: below this many rows, a product streams B once per row instead of packing it (kernels/gemm.py packs
+#: B for every call, which dominates at batch 1: a 784x512 weight is 1.6 MB of copying per call)
+SMALL_M = 8
+
+ROWS_BODY = '''
+@njit(inline='always', fastmath=FASTMATH, error_model='numpy')
+def gemm_rows(a, b, c, n, k, lo, hi, zero):
+    """c[i, :] = sum_p a[i, p] * b[p, :] for rows lo..hi (row-major, contiguous): B read row by row."""
+    for i in range(lo, hi):
+        c0 = i * n
+        for j in range(n):
+            c[c0 + j] = zero
+        a0 = i * k
+        for p in range(k):
+            v = a[a0 + p]
+            b0 = p * n
+            for j in range(n):
+                c[c0 + j] += v * b[b0 + j]
+'''
+
+
 def gemm(dtype):
-    """C (M, N) = A (M, K) @ B (K, N) (contiguous) with kernels/gemm.py's cache-blocked kernel; threaded
-    over rows of C, thread ``tid`` using slice ``tid`` of ``work`` (``wsize`` elements each)."""
+    """C (M, N) = A (M, K) @ B (K, N) (contiguous) with kernels/gemm.py's cache-blocked kernel (or, below
+    SMALL_M rows, a row loop that reads B once without packing it); threaded over rows of C, thread
+    ``tid`` using slice ``tid`` of ``work`` (``wsize`` elements each)."""
     P = [_ptr(dtype, "a"), _ptr(dtype, "b"), _ptr(dtype, "c"), _ptr(dtype, "work"), _i64("m"), _i64("n"),
          _i64("k"), _i64("wsize"), _i64("tid"), _i64("lo"), _i64("hi")]
-    lines = ["from jitorch.kernels import gemm as _G", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+    lines = ["from jitorch.kernels import gemm as _G", ROWS_BODY, DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             f"    if m < {SMALL_M}:",
+             f"        gemm_rows(a, b, c, n, k, lo, hi, np.{dtype}(0))",
+             "        return",
              "    W = carray(work, ((tid + 1) * wsize,))",
              "    _G.gemm(carray(a, (m, k)), carray(b, (k, n)), carray(c, (m, n)), carray(c, (0,)), False, lo, hi, 0, n,"
              " W[tid * wsize:])"]
