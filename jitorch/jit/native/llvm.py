@@ -67,7 +67,8 @@ def _kernel_ir(k):
     slow part: 0.5-3 s a kernel; identical kernels of different graphs share the entry)."""
     from ...kernels._jitcache import write_atomic
     from ..fuse import versions_tag
-    path = os.path.join(cache_folder(), f"{k.name}_{versions_tag()[1]}_{_deps_tag(k.source)}.ll")
+    host = hashlib.sha256("\0".join(target()).encode()).hexdigest()[:8]  # numba's IR names the host CPU
+    path = os.path.join(cache_folder(), f"{k.name}_{versions_tag()[1]}_{_deps_tag(k.source)}_{host}.ll")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             native, _, text = f.read().partition("\n")
