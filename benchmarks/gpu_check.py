@@ -376,6 +376,13 @@ def ptx_check(cc=(9, 0)):
             KS.sort(H((2, 9), dt), H((2, 9), dt), H((2, 9), i64), desc, cap=4)
         KS.topk(H((2, 9), dt), 3, True, H((2, 3), dt), H((2, 3), i64))
     KS.sort(H((2, 9), b1), H((2, 9), b1), H((2, 9), i64), False)
+    for dt in (f64, i64):
+        for right in (False, True):
+            KS.searchsorted(H((1, 9), dt), H((2, 4), dt), right, H((2, 4), i64))
+    for dt in (f32, f64, i64, b1):
+        KI.tri(H((2, 3, 4), dt), H((2, 3, 4), dt), 1, True)
+    for dt in (f32, f64):
+        KRd.logcumsumexp(H((2, 9, 3), dt), H((2, 9, 3), dt))
     KI.flat_rows(H((2, 4), i64), H((2,), i64), H((4,), i64))
     KI.exclusive_ranks(H((9,), b1), H((10,), i64))
     return compiled, failures

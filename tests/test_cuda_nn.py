@@ -148,6 +148,28 @@ def test_index_family_vs_cpu():
         c.gather(1, jitorch.tensor([[5]]).cuda())
 
 
+def test_flip_roll_tri_searchsorted_logcumsumexp_vs_cpu():
+    x = _x((3, 4, 5), seed=14)
+    c = x.cuda()
+    same(c.flip(0, 2), x.flip(0, 2), what="flip")
+    same(c.roll(2, 1), x.roll(2, 1), what="roll")
+    same(c.roll((1, -3), (0, 2)), x.roll((1, -3), (0, 2)), what="roll two dims")
+    same(c.roll(7), x.roll(7), what="roll flattened")
+    same(c.tril(1), x.tril(1), what="tril")
+    same(c.triu(-1), x.triu(-1), what="triu")
+    same(c.logcumsumexp(1), x.logcumsumexp(1), what="logcumsumexp")
+    seq = jitorch.sort(_x((2, 6), seed=15))[0]
+    seq[1, 5] = float("nan")
+    v = _x((2, 3), seed=16)
+    v[0, 0] = float("nan")
+    for right in (False, True):
+        same(jitorch.searchsorted(seq.cuda(), v.cuda(), right=right), jitorch.searchsorted(seq, v, right=right),
+             what=f"searchsorted right={right}")
+        s1, v1 = jitorch.tensor([1, 2, 2, 3]), jitorch.tensor([2, 0, 5, 3])
+        same(jitorch.searchsorted(s1.cuda(), v1.cuda(), right=right), jitorch.searchsorted(s1, v1, right=right),
+             what="searchsorted int 1-d")
+
+
 def test_random_on_cuda_reproducible():
     jitorch.manual_seed(3)
     a = jitorch.rand(40, device="cuda")

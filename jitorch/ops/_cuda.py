@@ -160,7 +160,8 @@ def _scan_cuda(kname):
             (d,) = normalize_dims("scan", dim, x.ndim)
             shape3 = (math.prod(x.shape[:d]), x.shape[d], math.prod(x.shape[d + 1:]))
         ct = _cdt(out.dtype)
-        x3 = _dev(x, ct if (x.dtype.kind == "f" or kname in ("softmax", "log_softmax")) else x.dtype, shape3)
+        floats = ("softmax", "log_softmax", "logcumsumexp")
+        x3 = _dev(x, ct if (x.dtype.kind == "f" or kname in floats) else x.dtype, shape3)
         mod = _kern("nn") if kname in ("softmax", "log_softmax") else _kern("reduce")
         with _target(out, shape=shape3) as o3:
             getattr(mod, kname)(x3, o3)
@@ -178,7 +179,7 @@ def register_reduce():
     _set("norm", _norm_cuda)
     _set("max_dim", _with_indices_cuda("max_with_indices"))
     _set("min_dim", _with_indices_cuda("min_with_indices"))
-    for name in ("cumsum", "cumprod", "softmax", "log_softmax"):
+    for name in ("cumsum", "cumprod", "logcumsumexp", "softmax", "log_softmax"):
         _set(name, _scan_cuda(name))
 
 
@@ -685,12 +686,84 @@ def _sorted(outs, x, dim, descending, k):
     return outs
 
 
+def _flip_cuda(out, x, dims):
+    from .rules import normalize_dim
+    key = [slice(None)] * x.ndim
+    for d in dims:
+        key[normalize_dim("flip", d, x.ndim)] = slice(None, None, -1)
+    _bc().copy_into(out, x[tuple(key)] if x.ndim else x)  # a negative-stride view, copied once
+    return out
+
+
+def _roll_cuda(out, x, shifts, dims):
+    from .rules import normalize_dim
+    bc = _bc()
+    if not dims:
+        n = x.size
+        flat_x = _as(x).reshape(n)
+        res = bc.empty((n,), x.dtype)
+        if n:
+            s = shifts[0] % n
+            bc.copy_into(res[s:], flat_x[:n - s])
+            if s:
+                bc.copy_into(res[:s], flat_x[n - s:])
+        bc.copy_into(out, res.reshape(x.shape))
+        return out
+    cur = x
+    for sh, d in zip(shifts, dims):
+        d = normalize_dim("roll", d, x.ndim)
+        n = x.shape[d]
+        nxt = bc.empty(x.shape, x.dtype)
+        if n and nxt.size:
+            s = sh % n
+            pre = (slice(None),) * d
+            bc.copy_into(nxt[pre + (slice(s, None),)], cur[pre + (slice(0, n - s),)])
+            if s:
+                bc.copy_into(nxt[pre + (slice(0, s),)], cur[pre + (slice(n - s, None),)])
+        cur = nxt
+    bc.copy_into(out, cur)
+    return out
+
+
+def _tri_cuda(lower):
+    def impl(out, x, diagonal=0):
+        if out.size == 0:
+            return out
+        shape3 = (x.size // (x.shape[-2] * x.shape[-1]), x.shape[-2], x.shape[-1])
+        with _target(out, shape=shape3) as o:
+            _kern("index").tri(_dev(x, _cdt(x.dtype), shape3), o, int(diagonal), lower)
+        return out
+    return impl
+
+
+def _searchsorted_cuda(out, seq, values, right=False):
+    if out.size == 0:
+        return out
+    bc = _bc()
+    if not isinstance(values, bc.CudaArray):
+        raise NotImplementedError("searchsorted on cuda takes a tensor of values; wrap the scalar with "
+                                  "jitorch.tensor(..., device='cuda')")
+    dt = np.dtype(np.float64) if (seq.dtype.kind == "f" or values.dtype.kind == "f") else np.dtype(np.int64)
+    n = seq.shape[-1] if seq.ndim else 1
+    if seq.ndim <= 1:
+        s2 = _dev(seq, dt, (1, n))
+        v2 = _dev(values, dt, (1, values.size))
+    else:
+        m = values.shape[-1]
+        s2 = _dev(seq, dt, (seq.size // n, n))
+        v2 = _dev(values, dt, (values.size // m, m))
+    with _target(out, shape=tuple(v2.shape)) as o:
+        _kern("sort").searchsorted(s2, v2, bool(right), o)
+    return out
+
+
 def register_index():
     for name, fn in [("index_select", _index_select_cuda), ("gather", _gather_cuda), ("scatter", _scatter_cuda),
                      ("index_add", _index_add_cuda), ("take", _take_cuda), ("index", _index_cuda),
                      ("index_put", _index_put_cuda), ("masked_select", _masked_select_cuda),
                      ("masked_scatter", _masked_scatter_cuda), ("nonzero", _nonzero_cuda), ("sort", _sort_cuda),
-                     ("topk", _topk_cuda)]:
+                     ("topk", _topk_cuda), ("flip", _flip_cuda), ("roll", _roll_cuda), ("tril", _tri_cuda(True)),
+                     ("triu", _tri_cuda(False)), ("searchsorted", _searchsorted_cuda)]:
         _set(name, fn)
 
 

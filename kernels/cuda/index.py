@@ -19,7 +19,7 @@ from .reduce import cumsum
 
 __all__ = ["wrap_check", "index_select", "gather", "scatter", "scatter_reduce", "index_add", "take",
            "flat_rows", "index_rows", "scatter_rows", "exclusive_ranks", "masked_select", "masked_scatter",
-           "nonzero", "ATOMIC_DTYPES"]
+           "nonzero", "tri", "ATOMIC_DTYPES"]
 
 #: dtypes that accumulating kernels (scatter_reduce, index_add, scatter_rows with accumulate) accept
 ATOMIC_DTYPES = frozenset(np.dtype(t) for t in (np.int32, np.int64, np.uint32, np.uint64, np.float32, np.float64))
@@ -383,3 +383,24 @@ def nonzero(x_flat, shape, ranks, out, *, block=BLOCK):
         sh = cuda.to_device(np.asarray(shape, np.int64))
         _nonzero_kernel(nd)[_grid(x_flat.shape[0], block)](x_flat, ranks, sh, out)
     return out
+
+
+# ------------------------------------------------------------------ triangles
+
+@cuda.jit
+def _tri_k(x, out, diagonal, lower, zero):
+    i = cuda.grid(1)
+    B, R, C = out.shape
+    if i < B * R * C:
+        c = i % C
+        r = (i // C) % R
+        b = i // (R * C)
+        keep = (c - r <= diagonal) if lower else (c - r >= diagonal)
+        out[b, r, c] = x[b, r, c] if keep else zero
+
+
+def tri(x3, out3, diagonal, lower, *, block=BLOCK):
+    """out3 (B, R, C) = the lower (c - r <= diagonal) or upper (c - r >= diagonal) triangle of x3, zeros elsewhere."""
+    if out3.size:
+        _tri_k[_grid(out3.size, block)](x3, out3, np.int64(diagonal), bool(lower), np.dtype(out3.dtype).type(0))
+    return out3

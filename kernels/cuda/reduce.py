@@ -10,7 +10,7 @@ beyond what they need to pick a launch (the op layer checks shapes, dtypes and d
   outputs.
 - ``argmax / argmin(x3, out_index)`` and ``max_with_indices / min_with_indices(x3, out_values, out_index)``:
   first index on ties; NaN counts as the extreme (as torch).
-- ``cumsum / cumprod(x3, out3)``: out3 has x3's shape.
+- ``cumsum / cumprod / logcumsumexp(x3, out3)``: out3 has x3's shape.
 
 How it runs (no float atomics, so every result is deterministic):
 - "row" launch: one block per (output, chunk); threads stride the chunk, then a tree reduction in shared
@@ -31,7 +31,7 @@ from numba import cuda, from_dtype
 from ._sizes import BLOCK, TARGET_BLOCKS, cdiv, check_pow2
 
 __all__ = ["sum_", "prod", "max_", "min_", "any_", "all_", "count_nonzero", "mean", "var", "logsumexp", "norm",
-           "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "reduce",
+           "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "logcumsumexp", "reduce",
            "block_reduce_device"]
 
 SUM, PROD, MAX, MIN, ANY, ALL, COUNT, SUMEXP, SUMSQ, ABSSUM, ABSMAX, ABSMIN, POWSUM = range(13)
@@ -610,6 +610,39 @@ def _scan(is_prod, x3, out3, block, method):
         _scan_row_kernel(is_prod, acc.str, block)[outer, block](x3, out3, ident)
     else:
         _scan_col_kernel(is_prod)[cdiv(outer * inner, block), block](x3, out3, ident)
+    return out3
+
+
+@cuda.jit(device=True)
+def _logaddexp(a, b):
+    if a != a or b != b:
+        return a + b
+    m = a if a > b else b
+    if m == -math.inf or m == math.inf:
+        return m
+    d = a - b if a < b else b - a
+    return m + math.log1p(math.exp(d))
+
+
+@cuda.jit
+def _logcumsumexp_k(x, out):
+    o = cuda.grid(1)
+    inner = x.shape[2]
+    if o < x.shape[0] * inner:
+        p = o // inner
+        q = o - p * inner
+        acc = x[p, 0, q]
+        out[p, 0, q] = acc
+        for i in range(1, x.shape[1]):
+            acc = _logaddexp(acc, x[p, i, q])
+            out[p, i, q] = acc
+
+
+def logcumsumexp(x3, out3, *, block=BLOCK):
+    """Running log(sum(exp)) along n (one thread per line); float32/float64, out3 of x3's dtype."""
+    outer, n, inner = x3.shape
+    if outer * inner and n:
+        _logcumsumexp_k[cdiv(outer * inner, block), block](x3, out3)
     return out3
 
 

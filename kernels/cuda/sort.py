@@ -20,7 +20,7 @@ from numba import cuda, from_dtype
 
 from ._sizes import BLOCK, SORT_BLOCK, cdiv
 
-__all__ = ["sort", "topk"]
+__all__ = ["sort", "topk", "searchsorted"]
 
 
 def _before_fn(descending):
@@ -180,3 +180,34 @@ def topk(x2, k, largest, values_out, indices_out, *, cap=SORT_BLOCK, block=BLOCK
     sort(x2, sv, si, descending=largest, cap=cap, block=block)
     _take_cols_k[(cdiv(rows * k, block), block)](sv, si, values_out, indices_out)
     return values_out, indices_out
+
+
+@cuda.jit
+def _searchsorted_k(seq, values, right, out):
+    i = cuda.grid(1)
+    R, M = values.shape
+    if i < R * M:
+        c = i % M
+        r = i // M
+        sr = r if seq.shape[0] > 1 else 0
+        v = values[r, c]
+        lo = 0
+        hi = seq.shape[1]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            s = seq[sr, mid]
+            # torch's predicates, NaN included (as the cpu kernel): left finds the first s >= v, right the first s > v
+            go_right = (not (s > v)) if right else (not (s >= v))
+            if go_right:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[r, c] = lo
+
+
+def searchsorted(seq2, values2, right, out2, *, block=BLOCK):
+    """out2 (R, M) int64: insertion points of values2 (R, M) into the sorted rows of seq2 (R or 1, n): left (the
+    first position whose element is >= the value) or right (the first whose element is > the value)."""
+    if out2.size:
+        _searchsorted_k[(cdiv(out2.size, block), block)](seq2, values2, bool(right), out2)
+    return out2
