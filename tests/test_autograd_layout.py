@@ -73,21 +73,27 @@ def test_view_gradient_is_stored_without_copy():
     np.testing.assert_allclose(_np(b.grad), np.ones(4) * 3)
 
 
-def test_view_gradient_held_elsewhere_is_copied():
-    """A hook keeps the gradient's base (the (1, 4) sum) alive: the leaf must get its own memory."""
+@pytest.mark.parametrize("hooked", [None, "tensor", "array"])
+def test_view_gradient_held_elsewhere_is_copied(hooked):
+    """b's gradient is the reshape back of the gradient reaching r = b.reshape(1, 4). When a hook keeps that
+    gradient, the leaf must get its own memory; without the hook it is stored as is."""
     b = jitorch.zeros(4, requires_grad=True)
-    h = jitorch.randn(3, 4)
-    y = (h + b)
+    c = jitorch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    r = b.reshape(1, 4)
     kept = []
-    z = y.sum(0, keepdim=True)           # (1, 4)
-    z.register_hook(lambda g: kept.append(g))
-    z.reshape(4).sum().backward()
-    grad_b = b.grad
-    np.testing.assert_allclose(_np(grad_b), np.ones(4) * 3)
-    # mutate everything the hook saw: the leaf's gradient must not change
-    for g in kept:
-        g._data[...] = 100.0
-    np.testing.assert_allclose(_np(b.grad), np.ones(4) * 3)
+    if hooked == "tensor":
+        r.register_hook(lambda g: kept.append(g))
+    elif hooked == "array":                  # only the gradient's memory escapes, through NumPy
+        r.register_hook(lambda g: kept.append(g.numpy()))
+    (r * c).sum().backward()
+    np.testing.assert_allclose(_np(b.grad), [1, 2, 3, 4])
+    if not hooked:
+        assert b.grad._data.base is not None  # the (1, 4) gradient's memory, not a copy
+        return
+    assert len(kept) == 1
+    k = kept[0]
+    (k._data if hooked == "tensor" else k)[...] = 100.0   # what the hook kept is the user's to change
+    np.testing.assert_allclose(_np(b.grad), [1, 2, 3, 4])
 
 
 def test_accumulation_into_a_stolen_view_gradient():
