@@ -220,8 +220,9 @@ ALLOWED_UNDEFINED = {"memset", "memcpy", "memmove", "fma", "fmaf", "sqrt", "sqrt
 
 
 def _emit_linear_cfunc(dtype):
-    """The docstring's example: y[m0:m1] = x[m0:m1] @ w.T + b as a cfunc, then the object file
-    and assembly exactly as feasibility.md section 7 emits them."""
+    """The docstring's example, y[m0:m1] = x[m0:m1] @ w.T + b, as a cfunc (with batch > 0 the
+    batched form instead: y[b] = x[b] @ w + b for b in m0:m1, w (K, N)); then the object file and
+    assembly exactly as feasibility.md section 7 emits them."""
     from llvmlite import binding as llvm
     from numba import carray, cfunc, types
 
@@ -230,11 +231,16 @@ def _emit_linear_cfunc(dtype):
 
     itemsize = np.dtype(dtype).itemsize
 
-    @cfunc(types.void(ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64),
+    @cfunc(types.void(ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64),
            error_model="numpy", fastmath=True)
-    def linear_rows(x, w, b, y, work, M, N, K, m0, m1):
-        G.gemm(carray(x, (M, K)), carray(w, (N, K)).T, carray(y, (M, N)), carray(b, (N,)),
-               False, m0, m1, 0, N, carray(work, (G.workspace_elems(M, N, K, itemsize),)))
+    def linear_rows(x, w, b, y, work, M, N, K, m0, m1, batch):
+        scratch = carray(work, (G.workspace_elems(M, N, K, itemsize),))
+        if batch == 0:
+            G.gemm(carray(x, (M, K)), carray(w, (N, K)).T, carray(y, (M, N)), carray(b, (N,)),
+                   False, m0, m1, 0, N, scratch)
+        else:
+            G.gemm_batched(carray(x, (batch, M, K)), carray(w, (1, K, N)),
+                           carray(y, (batch, M, N)), carray(b, (N,)), False, m0, m1, scratch)
 
     name = f"linear_rows_{np.dtype(dtype).name}"
     mod = llvm.parse_assembly(linear_rows.inspect_llvm())
@@ -281,7 +287,7 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
     lib = ctypes.CDLL(str(lib_path))
     fn = getattr(lib, name)
     fn.restype = None
-    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 5
+    fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64] * 6
 
     N, K = 3 * NR32 + 1, KC + 17
     w, b = make((N, K), dtype, 21), make(N, dtype, 22)
@@ -294,13 +300,23 @@ def test_cfunc_object_is_standalone_and_correct(dtype, tmp_path):
         halves = [(0, M // 2), (M // 2, M)]
         threads = [threading.Thread(target=fn, args=(x.ctypes.data, w.ctypes.data, b.ctypes.data,
                                                       y.ctypes.data, work.ctypes.data, M, N, K,
-                                                      m0, m1))
+                                                      m0, m1, 0))
                    for work, (m0, m1) in zip(works, halves)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert_within(y, *reference(x, w.T, None, b, False))
+    # The batched form, batches split over two calls; w's memory read as a (K, N) matrix.
+    batch, M = 3, MR + 1
+    x = make((batch, M, K), dtype, 23)
+    y = np.full((batch, M, N), np.nan, dtype)
+    work = np.empty(G.workspace_size(M, N, K, dtype), dtype)
+    for b0, b1 in [(0, 1), (1, batch)]:
+        fn(x.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data, work.ctypes.data, M, N, K,
+           b0, b1, batch)
+    for i in range(batch):
+        assert_within(y[i], *reference(x[i], w.reshape(K, N), None, b, False))
 
 
 _OTHER_WIDTH_SCRIPT = """
