@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda
 
 from ._sizes import BLOCK, cdiv
-from .reduce import cumsum
+from .reduce import cumsum, full
 
 __all__ = ["wrap_check", "index_select", "gather", "scatter", "scatter_reduce", "index_add", "take",
            "flat_rows", "index_rows", "scatter_rows", "exclusive_ranks", "masked_select", "masked_scatter",
@@ -52,7 +52,7 @@ def wrap_check(idx_flat, n, out_flat, *, block=BLOCK):
     m = idx_flat.shape[0]
     if m == 0:
         return -1
-    bad = cuda.to_device(np.array([m], np.int64))
+    bad = full(1, m, np.int64)
     _wrap_check_k[_grid(m, block)](idx_flat, np.int64(n), out_flat, bad)
     b = int(bad.copy_to_host()[0])
     return -1 if b >= m else b
@@ -188,7 +188,7 @@ def scatter_reduce(w3, idx3, src3, reduce, include_self=True, *, block=BLOCK):
             info = np.iinfo(dt)
             ident = dt.type(info.min if op == _AMAX else info.max)
         _scatter_init_k[g](w3, idx3, ident)
-    counts = cuda.to_device(np.zeros(w3.shape if op == _MEAN else (1, 1, 1), np.int64))
+    counts = full(w3.shape if op == _MEAN else (1, 1, 1), 0, np.int64)
     _scatter_reduce_k[g](w3, idx3, src3, np.int64(op), counts)
     if op == _MEAN:
         if dt.kind == "f":
@@ -380,7 +380,7 @@ def nonzero(x_flat, shape, ranks, out, *, block=BLOCK):
     ``shape``); ranks from :func:`exclusive_ranks` of x_flat."""
     nd = len(shape)
     if x_flat.shape[0] and nd and out.shape[0]:
-        sh = cuda.to_device(np.asarray(shape, np.int64))
+        sh = tuple(int(v) for v in shape)  # a UniTuple argument: no host-to-device copy
         _nonzero_kernel(nd)[_grid(x_flat.shape[0], block)](x_flat, ranks, sh, out)
     return out
 

@@ -31,7 +31,7 @@ from numba import cuda, from_dtype
 from ._sizes import BLOCK, TARGET_BLOCKS, cdiv, check_pow2
 
 __all__ = ["sum_", "prod", "max_", "min_", "any_", "all_", "count_nonzero", "mean", "var", "logsumexp", "norm",
-           "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "logcumsumexp", "reduce",
+           "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "logcumsumexp", "reduce", "fill", "full",
            "block_reduce_device"]
 
 SUM, PROD, MAX, MIN, ANY, ALL, COUNT, SUMEXP, SUMSQ, ABSSUM, ABSMAX, ABSMIN, POWSUM = range(13)
@@ -195,8 +195,28 @@ def _col_kernel(op, to_bool):
     return k
 
 
+@cuda.jit
+def _fill_k(a, value):
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        a[i] = value
+
+
+def fill(a, value, *, block=BLOCK):
+    """Every element of the C-contiguous device array ``a`` set to ``value`` on the device (no host copy)."""
+    if a.size:
+        f = a.reshape(a.size)
+        _fill_k[cdiv(a.size, block), block](f, np.dtype(a.dtype).type(value))
+    return a
+
+
+def full(shape, value, dtype, *, block=BLOCK):
+    """A new device array of ``shape`` filled with ``value`` on the device."""
+    return fill(cuda.device_array(shape, dtype), value, block=block)
+
+
 def _zeros_like_out(x3, dtype):
-    return cuda.to_device(np.zeros((x3.shape[0], x3.shape[2]), dtype))
+    return full((x3.shape[0], x3.shape[2]), 0, dtype)
 
 
 def _pick(outputs, n, inner, block, method, chunks):
@@ -226,8 +246,7 @@ def reduce(op, x3, out2, centre=None, *, block=BLOCK, method=None, chunks=None):
     acc = _acc_dtype(out2.dtype)
     to_bool = np.dtype(out2.dtype) == np.bool_
     if n == 0:
-        fill = bool(_identity(opc, acc)) if to_bool else _identity(opc, acc)
-        o2.copy_to_device(np.full((outputs, 1), fill, out2.dtype))
+        fill(o2, bool(_identity(opc, acc)) if to_bool else _identity(opc, acc))
         return out2
     c = centre if centre is not None else _zeros_like_out(x3, acc)
     ident = _identity(opc, acc)
@@ -365,7 +384,7 @@ def norm(x3, out2, p=2.0, *, block=BLOCK, **kw):
     if p == 2:
         reduce(SUMSQ, x3, s, block=block, **kw)
     else:
-        c = cuda.to_device(np.full((x3.shape[0], x3.shape[2]), p, out2.dtype))
+        c = full((x3.shape[0], x3.shape[2]), p, out2.dtype)
         reduce(POWSUM, x3, s, c, block=block, **kw)
     _pow_finish_k[cdiv(out2.size, block), block](_flat(out2), _flat(s), out2.dtype.type(1.0 / p))
     return out2
@@ -377,7 +396,7 @@ def logsumexp(x3, out2, *, block=BLOCK, **kw):
         return out2
     m = cuda.device_array(out2.shape, out2.dtype)
     if x3.shape[1] == 0:
-        out2.copy_to_device(np.full(out2.shape, -np.inf, out2.dtype))
+        fill(out2, -np.inf)
         return out2
     reduce(MAX, x3, m, block=block, **kw)
     c = cuda.device_array(out2.shape, out2.dtype)
