@@ -15,4 +15,5 @@ from .build import ALLOWED_UNDEFINED, BuildResult, build, find_cc, undefined_sym
 from .lower import LOWER, BuildError
 from .train import build_train_step
 
-__all__ = ["build", "build_train_step", "BuildError", "BuildResult", "LOWER", "ALLOWED_UNDEFINED", "find_cc", "undefined_symbols"]
+__all__ = ["build", "build_train_step", "BuildError", "BuildResult", "LOWER", "ALLOWED_UNDEFINED", "find_cc",
+           "undefined_symbols"]

@@ -391,7 +391,8 @@ def find_blas(path=None):
         for d in BLAS_DIRS:
             for cand in sorted(glob.glob(os.path.join(d, f"lib{lib}.so*"))):
                 if _has_cblas(cand):
-                    return cand, [f"-l:{os.path.basename(cand)}"] + ([f"-L{d}"] if d not in ("/usr/lib", "/lib") else [])
+                    extra = [f"-L{d}"] if d not in ("/usr/lib", "/lib") else []
+                    return cand, [f"-l:{os.path.basename(cand)}"] + extra
     return None
 
 
@@ -403,7 +404,8 @@ def build(src, out_dir, name=None, *, weights="embedded", blas=False, threads=0,
 
     ``weights``: ``"embedded"`` (in the binaries) or ``"separate"`` (``<name>.weights`` beside them).
     ``blas``: ``True`` links a system CBLAS for 2-d matrix products if one is found, or give the
-    library's path (reported in the build log; the built-in kernel otherwise). ``threads``: the pool size (0: the number of CPUs at run time).
+    library's path (reported in the build log; the built-in kernel otherwise). ``threads``: the pool
+    size (0: the number of CPUs at run time).
     ``dynamic_batch``: for a traced object, export it with a dynamic batch dim first (a ``.jt``
     file carries its own dynamic dims).
     """

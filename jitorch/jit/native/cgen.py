@@ -363,7 +363,8 @@ def driver(spec, steps, kernels, ntmp):
         w(f"{k.ret} {k.name}({', '.join(ct + ('' if ct.endswith('*') else ' ') + pn for ct, pn in k.params)});")
     if any(isinstance(st, Blas) for st in steps):
         w("/* CBLAS (jitorch build --blas): row-major = 101, no transpose = 111 */")
-        w("void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);")
+        w("void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, "
+          "float *, int);")
         w("void cblas_dgemm(int, int, int, int, int, int, double, const double *, int, const double *, int, double, "
           "double *, int);")
     w(RUNTIME)
@@ -377,7 +378,8 @@ def driver(spec, steps, kernels, ntmp):
             threaded[st.kernel.name] = st.kernel
     for k in threaded.values():
         fields = [(ct, pn) for ct, pn in k.params[:-2] if pn != "tid"]
-        w(f"struct jt_a_{k.name} {{ {' '.join(ct + ('' if ct.endswith('*') else ' ') + pn + ';' for ct, pn in fields)} }};")
+        decl = " ".join(ct + ("" if ct.endswith("*") else " ") + pn + ";" for ct, pn in fields)
+        w(f"struct jt_a_{k.name} {{ {decl} }};")
         w(f"static void jt_t_{k.name}(void *p, int64_t lo, int64_t hi, int tid) {{")
         w(f"    struct jt_a_{k.name} *a = (struct jt_a_{k.name} *)p;")
         w(f"    {k.name}({', '.join('tid' if pn == 'tid' else 'a->' + pn for _, pn in k.params[:-2])}, lo, hi);")
@@ -389,7 +391,8 @@ def driver(spec, steps, kernels, ntmp):
     w(f"static const char *const jt_in_names[] = {{{', '.join(c_string(x[0]) for x in spec.inputs) or '0'}}};")
     w(f"static const char *const jt_out_names[] = {{{', '.join(c_string(x[0]) for x in spec.outputs) or '0'}}};")
     w(f"static const char *const jt_in_dtypes[] = {{{', '.join(c_string(DESCR[x[1]]) for x in spec.inputs) or '0'}}};")
-    w(f"static const char *const jt_out_dtypes[] = {{{', '.join(c_string(DESCR[x[1]]) for x in spec.outputs) or '0'}}};")
+    out_dtypes = ", ".join(c_string(DESCR[x[1]]) for x in spec.outputs) or "0"
+    w(f"static const char *const jt_out_dtypes[] = {{{out_dtypes}}};")
     w(f"static const int jt_in_ndim[] = {{{', '.join(str(len(x[2])) for x in spec.inputs) or '0'}}};")
     w(f"static const int jt_out_ndim[] = {{{', '.join(str(len(x[2])) for x in spec.outputs) or '0'}}};")
     w(f"int {n}_num_inputs(void) {{ return {nin}; }}")
@@ -431,7 +434,10 @@ def driver(spec, steps, kernels, ntmp):
         rng = f"{spec.min}..{spec.max}" if spec.max is not None else f">= {spec.min}"
         w(f"    if (B < {spec.min}LL{hi}) {{ jt_set_err(\"the dynamic dim {spec.symbol} is %lld, outside its range "
           f"{rng}\", (long long)B); return -1; }}")
-        w("    if (B > ((int64_t)1 << 40)) { jt_set_err(\"the dynamic dim is too large (%lld)\", (long long)B); return -1; }")
+        w("    if (B > ((int64_t)1 << 40)) {")
+        w("        jt_set_err(\"the dynamic dim is too large (%lld)\", (long long)B);")
+        w("        return -1;")
+        w("    }")
     w("    *dim = B < 0 ? 0 : B;")
     w("    return 0;")
     w("}")
@@ -502,7 +508,10 @@ def _emit_step(w, st, ind):
     if isinstance(st, Alloc):
         nb = _c_sym(st.buf.nbytes) + (" * jt_threads()" if st.per_thread else "")
         w(ind + f"t[{st.buf.index}] = (char *)malloc((size_t){nb} + 64);")
-        w(ind + f"if (!t[{st.buf.index}]) {{ jt_set_err(\"out of memory (%lld bytes)\", (long long){nb}); goto fail; }}")
+        w(ind + f"if (!t[{st.buf.index}]) {{")
+        w(ind + f"    jt_set_err(\"out of memory (%lld bytes)\", (long long){nb});")
+        w(ind + "    goto fail;")
+        w(ind + "}")
     elif isinstance(st, Call):
         _emit_call(w, st, ind)
     elif isinstance(st, Blas):
@@ -572,7 +581,8 @@ def _state_code(spec):
          f"int {n}_state_shape(int k, int64_t *shape) {{",
          "    switch (k) {"]
     for k, (_, _, shape, _, _) in enumerate(spec.states):
-        L.append(f"    case {k}: " + " ".join(f"shape[{d}] = {v};" for d, v in enumerate(shape)) + f" return {len(shape)};")
+        sets = " ".join(f"shape[{d}] = {v};" for d, v in enumerate(shape))
+        L.append(f"    case {k}: {sets} return {len(shape)};")
     L += ["    }", "    return -1;", "}",
           f"int {n}_get_state(int k, void *dst) {{",
           f"    if (k < 0 || k >= {len(spec.states)}) {{ jt_set_err(\"no state %d\", k); return -1; }}",
@@ -894,7 +904,8 @@ def train_main_source(spec):
 
 def weights_asm(spec, blob_path):
     sym = f"jt_weights_{spec.blob_id[:16]}"
-    return (f"/* the weights of {spec.name} ({spec.blob_size} bytes), embedded without passing them through the C parser */\n"
+    return (f"/* the weights of {spec.name} ({spec.blob_size} bytes), embedded without passing them through the C "
+            "parser */\n"
             f"    .section .rodata\n    .balign 64\n    .globl {sym}\n    .hidden {sym}\n    .type {sym}, @object\n"
             f"{sym}:\n    .incbin \"{blob_path}\"\n    .byte 0\n    .size {sym}, . - {sym}\n"
             "    .section .note.GNU-stack,\"\",@progbits\n")

@@ -218,8 +218,8 @@ def gemm(dtype):
              f"        gemm_rows(a, b, c, n, k, lo, hi, np.{dtype}(0))",
              "        return",
              "    W = carray(work, ((tid + 1) * wsize,))",
-             "    _G.gemm(carray(a, (m, k)), carray(b, (k, n)), carray(c, (m, n)), carray(c, (0,)), False, lo, hi, 0, n,"
-             " W[tid * wsize:])"]
+             "    _G.gemm(carray(a, (m, k)), carray(b, (k, n)), carray(c, (m, n)), carray(c, (0,)), False,"
+             " lo, hi, 0, n, W[tid * wsize:])"]
     return _finish("gemm", lines, P)
 
 
@@ -257,14 +257,21 @@ def conv2d(dtype, has_bias):
     return _finish("conv2d", lines, P)
 
 
+#: the serial twins of kernels/pool.py's kernels, bound to module globals (a tuple index would make numba
+#: treat them as first-class function values)
+POOL_HEADER = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]",
+               "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]",
+               "_adaptive_avg = _kp.adaptive_avg_pair[0]", ""]
+
+
 def max_pool2d(dtype, kernel, stride, padding, dilation):
     """(P, H, W) -> out, idx (P, OH, OW): kernels/pool.py's serial kernel (its 2x2 fast path when it applies)."""
     P = [_ptr(dtype, "x"), _ptr(dtype, "out"), _ptr("int64", "idx")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
-    fast = tuple(kernel) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0) and tuple(dilation) == (1, 1)
+    fast = (tuple(kernel), tuple(stride), tuple(padding), tuple(dilation)) == ((2, 2), (2, 2), (0, 0), (1, 1))
     call_fast = "_max_pool_2x2(X, O, I)"
     call = f"_max_pool(X, O, I, {kernel[0]}, {kernel[1]}, {stride[0]}, {stride[1]}, {padding[0]}, " \
            f"{padding[1]}, {dilation[0]}, {dilation[1]})"
-    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+    lines = POOL_HEADER + [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
              "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))", "    I = carray(idx, (P, OH, OW))"]
     if fast:
         lines += ["    if OH * 2 <= H and OW * 2 <= W:", "        " + call_fast, "    else:", "        " + call]
@@ -275,7 +282,7 @@ def max_pool2d(dtype, kernel, stride, padding, dilation):
 
 def avg_pool2d(dtype, kernel, stride, padding, count_include_pad, divisor):
     P = [_ptr(dtype, "x"), _ptr(dtype, "out")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
-    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+    lines = POOL_HEADER + [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
              "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))",
              f"    _avg_pool(X, O, {kernel[0]}, {kernel[1]}, {stride[0]}, {stride[1]}, {padding[0]}, "
              f"{padding[1]}, {bool(count_include_pad)}, {int(divisor or 0)})"]
@@ -284,7 +291,7 @@ def avg_pool2d(dtype, kernel, stride, padding, count_include_pad, divisor):
 
 def adaptive_avg_pool2d(dtype):
     P = [_ptr(dtype, "x"), _ptr(dtype, "out")] + [_i64(n) for n in ("P", "H", "W", "OH", "OW")]
-    lines = ["from jitorch.kernels import pool as _kp", "_max_pool = _kp.max_pool_pair[0]", "_max_pool_2x2 = _kp.max_pool_2x2_pair[0]", "_avg_pool = _kp.avg_pool_pair[0]", "_adaptive_avg = _kp.adaptive_avg_pair[0]", "", DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+    lines = POOL_HEADER + [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
              "    X = carray(x, (P, H, W))", "    O = carray(out, (P, OH, OW))",
              "    _adaptive_avg(X, O)"]
     return _finish("adavgpool", lines, P)
