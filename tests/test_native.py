@@ -551,3 +551,24 @@ def test_blas_not_found_is_reported(mlp, tmp_path, monkeypatch):
     assert "no CBLAS library" in res.log and "built-in kernel" in res.log
     with pytest.raises(BuildError, match="not a CBLAS library"):
         build(mlp[3], str(tmp_path / "out2"), blas=str(tmp_path / "out" / "libmlp.so"))
+
+
+def test_outputs_that_are_inputs_constants_repeats_and_views(tmp_path):
+    w = torch.randn(3, 4)
+
+    def f(x):
+        y = x * 2
+        return x, y, y, w.t(), x.t()
+    res = build(torch.jit.trace(f, torch.randn(5, 4)), str(tmp_path / "out"), name="edge", dynamic_batch=True)
+    x = np.random.default_rng(0).standard_normal((7, 4)).astype(np.float32)
+    want = [x, 2 * x, 2 * x, w.numpy().T, x.T]
+    _close(Lib(res)(x), want)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_thread_count_from_the_environment(mlp, tmp_path, threads):
+    model, res, _, _ = mlp
+    x = np.random.default_rng(11).standard_normal((3000, 16)).astype(np.float32)
+    env = {"JITORCH_NUM_THREADS": threads}
+    _close(_run_exe(res.exe, [x], str(tmp_path), env=env), _eager(model, x))
