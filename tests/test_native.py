@@ -9,6 +9,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -572,3 +573,22 @@ def test_thread_count_from_the_environment(mlp, tmp_path, threads):
     x = np.random.default_rng(11).standard_normal((3000, 16)).astype(np.float32)
     env = {"JITORCH_NUM_THREADS": threads}
     _close(_run_exe(res.exe, [x], str(tmp_path), env=env), _eager(model, x))
+
+
+def test_library_in_a_forked_child(mlp):
+    """The pool's threads do not survive fork: a child process runs its calls on its own thread."""
+    model, res, _, _ = mlp
+    lib = Lib(res)
+    x = np.random.default_rng(12).standard_normal((3000, 16)).astype(np.float32)
+    want = _eager(model, x)
+    _close(lib(x), want)  # starts the pool in this process
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 when the result is right (killed after 60 s if it hangs)
+        signal.alarm(60)
+        try:
+            ok = np.allclose(lib(x)[0], want[0], rtol=1e-5, atol=1e-5)
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -173,7 +173,18 @@ static void *jt_worker(void *p) {
     return NULL;
 }
 
+/* a forked child has none of the pool's threads: it runs everything on its own thread */
+static void jt_after_fork_child(void) {
+    pthread_mutex_init(&jt_pool.m, NULL);
+    pthread_mutex_init(&jt_busy, NULL);
+    pthread_cond_init(&jt_pool.go, NULL);
+    pthread_cond_init(&jt_pool.done, NULL);
+    jt_pool.n = 1;
+    jt_pool.pending = 0;
+}
+
 static void jt_pool_start(void) {
+    pthread_atfork(NULL, NULL, jt_after_fork_child);
     long n = JT_THREADS;
     const char *env = getenv("JITORCH_NUM_THREADS");
     if (env && *env) n = strtol(env, NULL, 10);
