@@ -160,17 +160,36 @@ def _cpu_count():
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def _affinity():
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return None
+
+
 def _sample():
-    """(busy jiffies of all CPUs, total jiffies, this process's CPU jiffies), or None off Linux."""
+    """(busy jiffies of the CPUs this process may run on, their total jiffies, this process's CPU
+    jiffies), or None off Linux. Only the per-CPU lines of /proc/stat for the affinity mask count: under
+    ``taskset`` or a cpuset, jobs on other CPUs take nothing from ours."""
+    cpus = _affinity()
+    busy = total = 0
     try:
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:8]]
+            for line in f:
+                if not line.startswith("cpu"):
+                    break
+                name, *vals = line.split()
+                if name == "cpu" or (cpus is not None and int(name[3:]) not in cpus):
+                    continue
+                fields = [int(v) for v in vals[:7]]
+                total += sum(fields)
+                busy += sum(fields) - fields[3] - fields[4]  # minus idle and iowait
     except (OSError, ValueError):
         return None
+    if total == 0:
+        return None
     t = os.times()
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields)
-    return total - idle, total, (t.user + t.system) * _TICK
+    return busy, total, (t.user + t.system) * _TICK
 
 
 def others_cores(a, b, ncpu):
