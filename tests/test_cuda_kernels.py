@@ -601,7 +601,7 @@ def test_every_kernel_compiles_to_ptx_for_a_real_gpu(tmp_path):
     """The simulator runs kernels as Python, so it cannot catch what the real CUDA target rejects (a NumPy call in
     a kernel body, a builtin the target cannot lower, a type that does not unify). ``gpu_check.py --ptx`` runs
     every launcher on stand-in arrays and compiles each kernel signature through libNVVM for cc 9.0 (no GPU
-    needed); skipped where libNVVM is not installed. Takes 1-2 minutes: NVVM compiles ~190 kernel signatures."""
+    needed); skipped where libNVVM is not installed. Takes 1-2 minutes: NVVM compiles ~170 kernel signatures."""
     import json
     import pathlib
     import subprocess
