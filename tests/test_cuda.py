@@ -369,3 +369,18 @@ def test_without_gpu_or_simulator_cuda_is_unavailable():
     )
     out = _run(code, NUMBA_ENABLE_CUDASIM="0").splitlines()
     assert out == ["False 0 None", "RuntimeError True", "RuntimeError True"]
+
+
+@pytest.mark.slow
+def test_generated_kernels_compile_for_a_real_gpu():
+    """The simulator runs kernels as Python; numba.cuda must also be able to compile them. With the CUDA
+    toolkit's NVVM (no GPU needed) tests/cuda_ptx.py lowers a sample of every kind of generated kernel to
+    PTX for compute capability 9.0; skipped where NVVM is missing."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-m", "tests.cuda_ptx"], capture_output=True, text=True, env=env, cwd=root,
+                       timeout=900)
+    out = r.stdout.strip()
+    if out.startswith("skip"):
+        pytest.skip(out)
+    assert r.returncode == 0 and out.startswith("ok"), out + r.stderr[-2000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from .. import _devices
+from ..backends import cudnn as _cudnn  # noqa: F401  (makes jitorch.backends.cudnn an attribute)
 from .._device import device as _device_cls
 
 _current = 0
@@ -102,6 +103,11 @@ def get_device_name(device=None) -> str:
     from numba import cuda
     name = cuda.gpus[_index(device)].name
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """jitorch has no bfloat16 on any device."""
+    return False
 
 
 def get_device_capability(device=None) -> tuple:

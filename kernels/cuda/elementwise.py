@@ -266,7 +266,9 @@ def kernel_source(name: str, ctype: str, rank: int, kinds: str) -> str:
     if rank == 0 and "s" in kinds and name == "_copy":
         raise ValueError("kernel_source('_copy'): the flat form needs an array operand")
     tname = _type_name(ctype)
-    uncast = {0} if name in ("where", "_copy") else set()
+    # where's condition is read as is; a copy converts on store only, except float16 sources, which go
+    # through float32 (numba.cuda cannot convert float16 to bool directly: NVVM rejects the IR)
+    uncast = {0} if name == "where" or (name == "_copy" and ctype != "float16") else set()
     params = [f"p{j}" for j in range(nparams)]
     args, lines = [], []
     if rank == 0:
