@@ -284,6 +284,21 @@ def test_cnn_training_step_matches_cpu():
     _close_params(cpu, gpu, 1e-5)
 
 
+@pytest.mark.slow
+def test_conv_1d_3d_transposed_float16_vs_cpu():
+    cases = [
+        (lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1, groups=2), (2, 4, 7), (6, 2, 3), (6,)),
+        (lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+         (1, 4, 3, 3), (4, 3, 3, 2), (6,)),
+        (lambda x, w, b: F.conv3d(x, w, b, padding=1), (1, 2, 3, 4, 4), (2, 2, 2, 2, 2), (2,)),
+    ]
+    for k, (fn, xs, ws, bs) in enumerate(cases):
+        x, w, b = _x(xs, seed=20 + k), _x(ws, seed=30 + k), _x(bs, seed=40 + k)
+        same(fn(x.cuda(), w.cuda(), b.cuda()), fn(x, w, b), rtol=1e-4, atol=1e-5, what=f"case {k}")
+    xh, wh = _x((1, 2, 5, 5), jitorch.float16, 50), _x((3, 2, 3, 3), jitorch.float16, 51)
+    same(F.conv2d(xh.cuda(), wh.cuda()), F.conv2d(xh, wh), rtol=2e-3, atol=2e-2, what="float16")
+
+
 def test_conv_and_pool_grads_vs_cpu():
     x = _x((1, 2, 5, 5), seed=12)
     w = _x((2, 1, 3, 3), seed=13)
