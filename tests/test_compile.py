@@ -116,8 +116,8 @@ GOLDEN = '''\
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy')
 def kernel(x0, x1, o0):
     for i0 in range(o0.shape[0]):
-        a0 = x0[i0]                               # %x: f32[8]
-        a1 = x1[i0]                               # %y: f32[8]
+        a0 = x0[i0]                               # %x: f32, 1-d
+        a1 = x1[i0]                               # %y: f32, 1-d
         t0 = a0 * np.float32(2.0)                         # %0 mul  golden.py:1
         t1 = t0 + a1                                      # %1 add alpha=1  golden.py:2
         t2 = max_(t1, np.float32(0))                      # %2 relu  golden.py:3
@@ -456,3 +456,21 @@ def test_tail_groups_run_as_one_kernel():
     from jitorch.jit.fuse import multi_kernel_source, tail_groups
     tail = tail_groups(g, groups)
     assert multi_kernel_source(tail, g.types) == multi_kernel_source(tail, g.types)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "sum", "amax"])
+def test_kernels_are_shared_across_batch_sizes(op):
+    # sizes are read from the kernel's arguments: a new batch size retraces but compiles no new kernel
+    def f(x, b):
+        y = torch.tanh(x * 2.0 + b)
+        return getattr(torch, op)(y, -1) if op != "sum" and op != "amax" else getattr(torch, op)(y, dim=-1)
+    cf = torch.compile(f)
+    sources = []
+    for rows in (3, 5, 1):
+        x, b = torch.randn(rows, 7), torch.randn(7)
+        got, want = cf(x, b), f(x, b)
+        if op == "amax":
+            want = want.values if hasattr(want, "values") else want
+        _close(got.numpy(), want.numpy())
+        sources.append(cf.kernels)
+    assert sources[0] == sources[1] == sources[2]
