@@ -117,6 +117,19 @@ def test_others_cores_from_samples():
     assert _threads.others_cores((0, 100, 0), (0, 100, 0), 2) is None           # no time elapsed
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux only")
+def test_samples_of_this_machine_are_consistent():
+    a = _threads._sample()
+    x = np.ones(1 << 20)
+    for _ in range(50):  # spend some CPU time of our own
+        x = x * 1.0000001
+    b = _threads._sample()
+    assert 0 <= a[0] <= a[1] and 0 <= b[0] <= b[1]
+    assert b[1] >= a[1] and b[0] >= a[0] and b[2] >= a[2]
+    busy = _threads.others_cores(a, b, _threads._dynamic.ncpu)
+    assert busy is None or 0.0 <= busy <= _threads._dynamic.ncpu
+
+
 def test_dynamic_cap_follows_other_processes(monkeypatch, restore_threads):
     samples = iter([(0, 0, 0), (190, 200, 10), (390, 400, 10), (400, 600, 10)])
     monkeypatch.setattr(_threads, "_sample", lambda: next(samples))
