@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jitorch
 import jitorch.nn as nn
@@ -72,6 +74,25 @@ def test_reductions_vs_cpu(dtype):
             got = call(name, t.cuda(), **attrs)
             tol = 2e-3 if dtype is jitorch.float16 else 1e-5
             same(got, want, rtol=tol, atol=tol, what=f"{name} {attrs} {dtype} {tuple(t.shape)} {dims}")
+
+
+@settings(max_examples=12)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), data=st.data())
+def test_reductions_random_shapes_dims_vs_cpu(shape, data):
+    nd = len(shape)
+    dims = tuple(sorted(data.draw(st.sets(st.integers(0, nd - 1), min_size=1), label="dims")))
+    name = data.draw(st.sampled_from(["sum", "amax", "var", "argmax", "cumsum"]), label="op")
+    keepdim = data.draw(st.booleans(), label="keepdim")
+    x = _x(tuple(shape), seed=len(shape))
+    if data.draw(st.booleans(), label="permuted") and nd > 1:
+        x = x.transpose(0, nd - 1)
+    if name == "argmax":
+        attrs = dict(dim=dims[:1], keepdim=keepdim)
+    elif name == "cumsum":
+        attrs = dict(dim=dims[:1])
+    else:
+        attrs = dict(dim=dims, keepdim=keepdim)
+    same(call(name, x.cuda(), **attrs), call(name, x, **attrs), rtol=1e-5, atol=1e-5, what=f"{name} {attrs}")
 
 
 def test_max_min_dim_scans_softmax_vs_cpu():
