@@ -757,13 +757,37 @@ def _searchsorted_cuda(out, seq, values, right=False):
     return out
 
 
+def _select_cuda(which):
+    def impl(outs, x, dim=-1, keepdim=False, k=None):
+        from .rules import normalize_dim
+        bc = _bc()
+        values, indices = outs
+        nd = x.ndim
+        d = normalize_dim(which, dim, nd) if nd else 0
+        xm = x.transpose([i for i in range(nd) if i != d] + [d]) if nd else x
+        n = x.shape[d] if nd else 1
+        rows = x.size // n
+        ks = _kern("sort")
+        op = {"kthvalue": ks.KTH, "median": ks.MEDIAN, "nanmedian": ks.NANMEDIAN}[which]
+        ct = _cdt(x.dtype)
+        v = bc.empty((rows,), ct)
+        i = bc.empty((rows,), np.int64)
+        ks.select(_dev(xm, ct, (rows, n)), op, (int(k) - 1) if k is not None else 0, bc.flat(v), bc.flat(i))
+        bc.copy_into(values, v.reshape(values.shape))
+        bc.copy_into(indices, i.reshape(indices.shape))
+        return outs
+    return impl
+
+
 def register_index():
     for name, fn in [("index_select", _index_select_cuda), ("gather", _gather_cuda), ("scatter", _scatter_cuda),
                      ("index_add", _index_add_cuda), ("take", _take_cuda), ("index", _index_cuda),
                      ("index_put", _index_put_cuda), ("masked_select", _masked_select_cuda),
                      ("masked_scatter", _masked_scatter_cuda), ("nonzero", _nonzero_cuda), ("sort", _sort_cuda),
                      ("topk", _topk_cuda), ("flip", _flip_cuda), ("roll", _roll_cuda), ("tril", _tri_cuda(True)),
-                     ("triu", _tri_cuda(False)), ("searchsorted", _searchsorted_cuda)]:
+                     ("triu", _tri_cuda(False)), ("searchsorted", _searchsorted_cuda),
+                     ("kthvalue", _select_cuda("kthvalue")), ("median_dim", _select_cuda("median")),
+                     ("nanmedian_dim", _select_cuda("nanmedian"))]:
         _set(name, fn)
 
 

@@ -20,7 +20,7 @@ from numba import cuda, from_dtype
 
 from ._sizes import BLOCK, SORT_BLOCK, cdiv
 
-__all__ = ["sort", "topk", "searchsorted"]
+__all__ = ["sort", "topk", "searchsorted", "select", "KTH", "MEDIAN", "NANMEDIAN"]
 
 
 def _before_fn(descending):
@@ -211,3 +211,48 @@ def searchsorted(seq2, values2, right, out2, *, block=BLOCK):
     if out2.size:
         _searchsorted_k[(cdiv(out2.size, block), block)](seq2, values2, bool(right), out2)
     return out2
+
+
+KTH, MEDIAN, NANMEDIAN = 0, 1, 2
+
+
+@cuda.jit
+def _select_k(x, sv, si, op, k0, vals, idx):
+    r = cuda.grid(1)
+    if r < x.shape[0]:
+        n = x.shape[1]
+        p = k0
+        if op != 0:
+            first_nan = -1
+            nans = 0
+            for j in range(n):
+                v = x[r, j]
+                if v != v:
+                    if first_nan < 0:
+                        first_nan = j
+                    nans += 1
+            if op == 1 and first_nan >= 0:  # median of a row holding NaN: the first NaN
+                vals[r] = x[r, first_nan]
+                idx[r] = first_nan
+                return
+            if nans == n:  # nanmedian of an all-NaN row: NaN at index 0, as torch
+                vals[r] = x[r, 0]
+                idx[r] = 0
+                return
+            p = (n - nans - 1) // 2
+        vals[r] = sv[r, p]
+        idx[r] = si[r, p]
+
+
+def select(x2, op, k0, values_out, indices_out, *, cap=SORT_BLOCK, block=BLOCK):
+    """Per row of x2 (rows, n): the k0-th smallest (op KTH), the lower median (MEDIAN: the first NaN of a row
+    holding one) or the lower median of the non-NaN values (NANMEDIAN), with its index; the element of the
+    stable sort's position, so ties resolve as the cpu kernel's (key, index) selection does."""
+    rows, n = x2.shape
+    if rows == 0:
+        return values_out, indices_out
+    sv = cuda.device_array((rows, n), x2.dtype)
+    si = cuda.device_array((rows, n), np.int64)
+    sort(x2, sv, si, False, cap=cap, block=block)
+    _select_k[(cdiv(rows, block), block)](x2, sv, si, np.int64(op), np.int64(k0), values_out, indices_out)
+    return values_out, indices_out
