@@ -83,7 +83,8 @@ def main(argv=None):
                 flops = 2 * n ** 3
                 med = {k: np.median(v) for k, v in times.items()}
                 for k, v in times.items():
-                    extra = f"   gemm/openblas {med['openblas'] / med['gemm']:.2f}" if k == "gemm" else ""
+                    ratio = med["openblas"] / med["gemm"]
+                    extra = f"   gemm/openblas {ratio:.2f}" if k == "gemm" else ""
                     case = "x @ w.T" if transposed else "A @ B"
                     print(f"{dtype:8} {case:10} {n:5d} | {k:9} {flops / med[k] / 1e9:11.1f} "
                           f"{flops / min(v) / 1e9:9.1f}{extra}")

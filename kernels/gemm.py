@@ -4,10 +4,12 @@ Written for the native build (issue 8), which compiles numba kernels as ``@cfunc
 standalone programs, so nothing here allocates, raises or calls outside libc. It also runs
 as a plain ``@njit`` kernel in-process.
 
-Entry points (all ``@njit``; call them from other numba code, a ``@cfunc`` or Python):
+Entry points (``gemm``, ``gemm_batched`` and ``workspace_elems`` are ``@njit``: call them from
+other numba code, a ``@cfunc`` or Python):
 
 ``gemm(A, B, C, bias, accumulate, m0, m1, n0, n1, work)``
-    ``C[m0:m1, n0:n1] = (C[m0:m1, n0:n1] if accumulate else 0) + A[m0:m1] @ B[:, n0:n1] + bias[n0:n1]``
+    ``C[m0:m1, n0:n1] = (C[m0:m1, n0:n1] if accumulate else 0)``
+    ``                  + A[m0:m1] @ B[:, n0:n1] + bias[n0:n1]``
 
     - ``A`` (M, K), ``B`` (K, N), ``C`` (M, N): 2-D arrays of one float dtype (float32 or
       float64), any strides. Transposed views cost nothing: ``x @ w.T`` (nn.Linear) is
@@ -249,8 +251,8 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, mr, nr, load_c
         for acc in accs:
             acc.add_incoming(zero, entry)
         b_row = builder.gep(b_ptr, [builder.mul(p, ir.Constant(i64, nr))])
-        bvecs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * lanes)]), vptr),
-                              align=align) for v in range(NV)]
+        bvecs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * lanes)]),
+                                              vptr), align=align) for v in range(NV)]
         a_row = builder.gep(a_ptr, [builder.mul(p, ir.Constant(i64, MR))])
         new = []
         for i in range(MR):
@@ -282,7 +284,8 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, mr, nr, load_c
         def rows(body):
             for i in range(MR):
                 c_row = builder.gep(c_ptr, [builder.mul(ldc_v, ir.Constant(i64, i))])
-                with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(i64, i), mr_v)):
+                in_tile = builder.icmp_signed("<", ir.Constant(i64, i), mr_v)
+                with cgutils.if_likely(builder, in_tile):
                     body(i, c_row)
 
         def full_row(i, c_row):
@@ -292,7 +295,8 @@ def _micro_tile(typingctx, work, kc, a_off, b_off, c, c_off, ldc, mr, nr, load_c
 
         def partial_row(i, c_row):
             for j in range(nr):
-                with cgutils.if_likely(builder, builder.icmp_signed("<", ir.Constant(i64, j), nr_v)):
+                in_tile = builder.icmp_signed("<", ir.Constant(i64, j), nr_v)
+                with cgutils.if_likely(builder, in_tile):
                     acc = builder.extract_element(results[i * NV + j // lanes],
                                                   ir.Constant(i32, j % lanes))
                     update(builder.gep(c_row, [ir.Constant(i64, j)]), acc)

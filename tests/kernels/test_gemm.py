@@ -104,7 +104,8 @@ def views(x, kind):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("a_kind,b_kind,c_kind", [("T", "C", "C"), ("C", "T", "C"), ("T", "T", "C"),
-                                                  ("S", "S", "C"), ("C", "C", "T"), ("C", "C", "S")])
+                                                  ("S", "S", "C"), ("C", "C", "T"),
+                                                  ("C", "C", "S")])
 def test_transposed_and_strided_views(dtype, a_kind, b_kind, c_kind):
     M, N, K = 2 * MR + 3, 2 * NR32 + 5, KC + 9
     A, B, bias = make((M, K), dtype, 7), make((K, N), dtype, 8), make(N, dtype, 9)
@@ -343,8 +344,9 @@ print("ok")
 def test_avx512_block_sizes():
     """The AVX-512 block sizes (12 x 32 float32 tiles, KC = 128), run on any x86 CPU (LLVM splits
     the vectors): same results. float32 only, to bound the compile time (the IR is generic in
-    the lanes, and float64 uses 12 x 16 tiles of the same code). Compiled without the disk cache (see VECTOR_BYTES), hence only
-    when this CPU has no AVX-512 (else the tests above already ran them)."""
+    the lanes, and float64 uses 12 x 16 tiles of the same code). Compiled without the disk
+    cache (see VECTOR_BYTES), hence only when this CPU has no AVX-512 (else the tests above
+    already ran them)."""
     width = 64
     if G.VECTOR_BYTES == width:
         pytest.skip("this CPU has AVX-512: the other tests cover these block sizes")
