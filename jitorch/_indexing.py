@@ -60,16 +60,19 @@ def basic_index(t, index):
     return out
 
 
-def _normalize_index(index):
+def _normalize_index(index, device=None):
+    """Index items as getitem/setitem use them; lists and arrays become index tensors on ``device``
+    (the indexed tensor's: a list indexes a cuda tensor from the device, as in torch)."""
     if not isinstance(index, tuple):
         index = (index,)
     out = []
     for i in index:
         if isinstance(i, Tensor) and i.ndim == 0 and i.dtype.category == 1 and _dispatch.hooks.tracer is None:
-            out.append(int(i._data))  # eager: a 0-dim integer tensor indexes like an int (a view)
+            # eager: a 0-dim integer tensor indexes like an int (a view)
+            out.append(int(i._data) if i._device.type == "cpu" else int(i.item()))
         elif isinstance(i, (list, np.ndarray)) or (isinstance(i, Tensor)):
             from ._creation import tensor
-            out.append(i if isinstance(i, Tensor) else tensor(np.asarray(i)))
+            out.append(i if isinstance(i, Tensor) else tensor(np.asarray(i), device=device))
         elif isinstance(i, (bool, np.bool_)):
             from ._creation import tensor
             out.append(tensor(bool(i)))
@@ -86,7 +89,7 @@ def getitem(t, index):
             if not -n <= index < n:
                 raise IndexError(f"index {index} is out of bounds for dimension 0 with size {n}")
             return call("select", t, dim=0, index=index)
-    index = _normalize_index(index)
+    index = _normalize_index(index, t._device)
     if all(_is_basic(i) for i in index):
         if t.ndim == 0 and index and all(i is Ellipsis for i in index):
             return call("view", t, size=())
@@ -96,7 +99,7 @@ def getitem(t, index):
 
 
 def setitem(t, index, value):
-    index = _normalize_index(index)
+    index = _normalize_index(index, t._device)
     if all(_is_basic(i) for i in index):
         target = basic_index(t, index) if index != (Ellipsis,) else t
         if not isinstance(value, Tensor):

@@ -384,3 +384,37 @@ def test_generated_kernels_compile_for_a_real_gpu():
     if out.startswith("skip"):
         pytest.skip(out)
     assert r.returncode == 0 and out.startswith("ok"), out + r.stderr[-2000:]
+
+
+def test_indexing_with_lists_and_device_index_tensors():
+    a = np.arange(24.0).reshape(4, 6)
+    c = jitorch.from_numpy(a).cuda()
+    np.testing.assert_array_equal(c[[0, 2]].cpu().numpy(), a[[0, 2]])  # a list indexes from the device
+    np.testing.assert_array_equal(c[np.array([3, 1])].cpu().numpy(), a[[3, 1]])
+    i = jitorch.tensor(2, device="cuda")
+    np.testing.assert_array_equal(c[i].cpu().numpy(), a[2])  # a 0-dim cuda index behaves like an int
+    np.testing.assert_array_equal(c[1, jitorch.tensor([0, 5], device="cuda")].cpu().numpy(), a[1, [0, 5]])
+    d = c.clone()
+    d[[1, 3]] = 0.0
+    w = a.copy()
+    w[[1, 3]] = 0.0
+    np.testing.assert_array_equal(d.cpu().numpy(), w)
+    d[d > 10] = -1.0
+    w[w > 10] = -1.0
+    np.testing.assert_array_equal(d.cpu().numpy(), w)
+
+
+def test_index_validation_reads_back_only_scalars():
+    import jitorch.nn.functional as F
+    idx = jitorch.tensor([0, 2, 1], device="cuda")
+    oh = F.one_hot(idx, 3)
+    assert oh.device == CUDA
+    np.testing.assert_array_equal(oh.cpu().numpy(), np.eye(3, dtype=np.int64)[[0, 2, 1]])
+    np.testing.assert_array_equal(F.one_hot(idx).cpu().numpy(), np.eye(3, dtype=np.int64)[[0, 2, 1]])
+    with pytest.raises(RuntimeError, match="smaller than num_classes"):
+        F.one_hot(idx, 2)
+    emb = jitorch.nn.Embedding(4, 2).cuda()
+    out = emb(idx)
+    np.testing.assert_array_equal(out.detach().cpu().numpy(), emb.weight.detach().cpu().numpy()[[0, 2, 1]])
+    with pytest.raises(IndexError, match="out of range"):
+        emb(jitorch.tensor([4], device="cuda"))

@@ -1070,14 +1070,23 @@ def one_hot(tensor, num_classes=-1):
     if num_classes == -1:
         if a.size == 0:
             raise RuntimeError("Can not infer total number of classes from empty tensor.")
-        num_classes = int(a.max()) + 1
+        num_classes = int(_min_max(tensor)[1]) + 1
     if a.size:
-        if a.min() < 0:
+        lo, hi = _min_max(tensor)
+        if lo < 0:
             raise RuntimeError("Class values must be non-negative.")
-        if a.max() >= num_classes:
+        if hi >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
-    classes = _t.arange(num_classes, dtype=D.int64)
+    classes = _t.arange(num_classes, dtype=D.int64, device=tensor.device)
     return call("to_dtype", call("eq", tensor.unsqueeze(-1), classes), dtype=D.int64)
+
+
+def _min_max(t):
+    """(min, max) of an integer tensor as Python numbers; on cuda two device reductions, two scalars read back."""
+    if t._device.type == "cpu":
+        a = t._data
+        return a.min(), a.max()
+    return t.min().item(), t.max().item()
 
 
 def _check_indices(name, idx, n):
@@ -1086,9 +1095,10 @@ def _check_indices(name, idx, n):
     if idx.dtype not in (D.int64, D.int32):
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
                            f"Long, Int; but got {idx.dtype} instead (while checking arguments for {name})")
-    a = idx._data
-    if a.size and (a.min() < 0 or a.max() >= n):
-        bad = int(a.max()) if a.max() >= n else int(a.min())
+    if idx._data.size:
+        lo, hi = _min_max(idx)
+    if idx._data.size and (lo < 0 or hi >= n):
+        bad = int(hi) if hi >= n else int(lo)
         raise IndexError(f"{name}: index {bad} is out of range for a table of {n} rows (valid: 0 to {n - 1})")
 
 
