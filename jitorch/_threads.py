@@ -38,6 +38,7 @@ import ctypes
 import os
 import threading
 import time
+from time import monotonic as _monotonic
 
 from .kernels import _config as _kconfig
 
@@ -317,9 +318,14 @@ def use_blas_threads(flops):
     """Set the BLAS's thread count for a product of ``flops`` operations (a no-op when unchanged or when
     no BLAS switch was found). Called right before each matrix product; also refreshes the dynamic cap
     of numba's threads."""
-    cap = _dynamic.cap()
+    d = _dynamic
+    if d.enabled and _monotonic() >= d.next:
+        d.cap()  # the periodic look at the machine (also caps numba's threads)
     if _blas.set is not None:
-        n = 1 if flops < BLAS_PARALLEL_FLOPS else max(1, min(_state["n"], _blas.max, cap))
+        if flops < BLAS_PARALLEL_FLOPS:
+            n = 1
+        else:
+            n = max(1, min(_state["n"], _blas.max, d.free if d.enabled else _state["n"]))
         if n != _blas.current:
             _blas.set(n)
             _blas.current = n
