@@ -26,6 +26,8 @@ below, which is the definition of behaviour. Each op keeps at most ``_MAX_PLANS`
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _dtype as D
@@ -163,9 +165,11 @@ def _params(defaults, attrs):
 
 
 def _ew_operands(inputs):
-    """(arrays, key, shape, has_scalar) for operands a plan can serve, else None: cpu tensors of one
-    shape, C-contiguous, and Python scalars (kept as values in ``arrays``)."""
+    """(arrays, key, shape, has_scalar) for operands a plan can serve, else None: C-contiguous cpu
+    tensors and Python scalars (kept as values in ``arrays``). ``shape`` is None when the tensors'
+    shapes differ (broadcasting: see :func:`_fast_broadcast`)."""
     shape = None
+    same = True
     arrays = []
     key = []
     scalar = False
@@ -182,7 +186,7 @@ def _ew_operands(inputs):
             if shape is None:
                 shape = a.shape
             elif a.shape != shape:
-                return None
+                same = False
             if not a.flags.c_contiguous:
                 return None
             arrays.append(a)
@@ -192,7 +196,81 @@ def _ew_operands(inputs):
     if shape is None:
         return None
     key.append(D._default_dtype)
-    return arrays, tuple(key), shape, scalar
+    return arrays, tuple(key), shape if same else None, scalar
+
+
+def _bc_plan(op, inputs, attrs, key, shapes):
+    """Plan of a broadcasting elementwise call for operand shapes ``shapes`` (scalars: ()): the
+    output shape, dims merged as the cpu backend does (backends.cpu.collapse) and each operand's
+    byte strides in them (0 where broadcast), the kernel for that many dims. False: no plan
+    (float16, more than 4 merged dims); None: the rules raise (the general path raises)."""
+    try:
+        shape = tuple(op.shape_rule(*shapes, **attrs))
+        out_dt = op.dtype_rule(*inputs, **attrs)
+        ctype = op.compute_rule(*inputs, **attrs)
+    except Exception:
+        return None
+    if out_dt is D.float16 or ctype is D.float16:
+        return _store(op.plans, key, False)
+    from .backends.cpu import collapse
+    nd = len(shape)
+    cdt = np.dtype(ctype.np)
+    strides = []
+    for x, sh in zip(inputs, shapes):
+        item = x._data.itemsize if isinstance(x, _Tensor) else cdt.itemsize
+        st = [0] * nd
+        acc = item
+        for i in range(len(sh) - 1, -1, -1):
+            if sh[i] != 1:
+                st[nd - len(sh) + i] = acc
+            acc *= sh[i]
+        strides.append(st)
+    out_np = np.dtype(out_dt.np)
+    acc = out_np.itemsize
+    ost = [0] * nd
+    for i in range(nd - 1, -1, -1):
+        ost[i] = acc
+        acc *= shape[i]
+    cshape, cstrides = collapse(shape, strides + [ost])
+    if len(cshape) > 4:
+        return _store(op.plans, key, False)
+    from .kernels import elementwise as _ew
+    mod = _ew.get_kernels(op.scalar, ctype.name)
+    k = len(cshape)
+    plan = (shape, out_np, getattr(mod, f"k{k}"), getattr(mod, f"k{k}p"), op.attrs, cdt, cshape,
+            tuple(cstrides[:-1]), cstrides[-1], math.prod(shape))
+    return _store(op.plans, key, plan)
+
+
+def _fast_broadcast(op, inputs, attrs, arrays, key):
+    """Elementwise op on C-contiguous operands of different (broadcastable) shapes, through a plan
+    keyed by dtypes and shapes: stride views built with the ndarray constructor (no as_strided)."""
+    shapes = tuple(a.shape if type(a) is np.ndarray else () for a in arrays)
+    bkey = (key, shapes)
+    plan = op.plans.get(bkey)
+    if plan is None:
+        plan = _bc_plan(op, inputs, attrs, bkey, shapes)
+    if not plan:
+        return None
+    shape, out_np, k, kp, defaults, cdt, cshape, strides, ost, size = plan
+    out = np.empty(shape, out_np)
+    if size:
+        views = []
+        for a, st in zip(arrays, strides):
+            if type(a) is not np.ndarray:
+                s = np.empty(1, cdt)
+                try:
+                    s[0] = a
+                except (OverflowError, ValueError, TypeError):
+                    return None
+                a = s
+            views.append(np.ndarray(cshape, a.dtype, a, 0, st))
+        params = _params(defaults, attrs) if defaults else ()
+        (kp if size > _PAR else k)(*views, np.ndarray(cshape, out_np, out, 0, ost), *params)
+    result = _Tensor._wrap(out, _CPU)
+    if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
+        _record(op, inputs, (result,), attrs)
+    return result
 
 
 def _flat_operands(arrays, size, cdt, scalar):
@@ -287,6 +365,8 @@ def _fast_elementwise(op, inputs, attrs):
     if got is None:
         return None
     arrays, key, shape, scalar = got
+    if shape is None:
+        return _fast_broadcast(op, inputs, attrs, arrays, key)
     plan = op.plans.get(key)
     if plan is None:
         plan = _ew_plan(op, inputs, attrs, key)
@@ -350,7 +430,7 @@ def _fast_inplace(op, target, inputs, attrs):
         return None
     arrays, key, shape, scalar = got
     t = target._data
-    if t.shape != shape:
+    if shape is None or t.shape != shape:
         return None
     plan = op.plans.get(key)
     if plan is None:

@@ -39,6 +39,9 @@ class Size(tuple):
         return Size(tuple(self) + tuple(other))
 
 
+_new_tuple = tuple.__new__  # Size from a tuple of ints without Size.__new__'s per-element int()
+
+
 class _Version:
     """A version counter shared by a tensor and its views. No __init__ (one Python frame less per
     result tensor): ``value`` reads the class default 0 until the first in-place write sets it."""
@@ -99,11 +102,11 @@ class Tensor:
     # ---------------------------------------------------------------- metadata
     @property
     def shape(self):
-        return Size(self._data.shape)
+        return _new_tuple(Size, self._data.shape)  # the storage's shape is already a tuple of ints
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self._data.shape)
+            return _new_tuple(Size, self._data.shape)
         return self._data.shape[normalize_dim("size", dim, self._data.ndim)] if self._data.ndim else 1
 
     @property

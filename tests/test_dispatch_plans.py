@@ -467,3 +467,48 @@ def test_inline_result_tensors_match_wrap_and_make_view():
         assert v._version_box is x._version_box and v._base is x
     vv = x[1:][0]
     assert vv._base is x  # a view of a view keeps the root base
+
+
+BROADCAST_PAIRS = [((1, 64), (64,)), ((3, 1, 4), (5, 1)), ((4, 3), (3,)), ((4, 3), (4, 1)), ((), (3,)),
+                   ((2, 1, 3, 1, 5), (4, 3, 1, 1)), ((2, 1, 3, 1, 5, 1), (1, 4, 1, 6, 1, 7)), ((0, 3), (3,)),
+                   ((1,), (2, 3)), ((2, 3), ())]
+
+
+@pytest.mark.parametrize("sa,sb", BROADCAST_PAIRS)
+def test_broadcast_plans_match_general_path(sa, sb):
+    """Broadcasting operands: a plan per (dtypes, shapes) with stride views (0 on broadcast dims)."""
+    for d0, d1 in [(np.float32, np.float32), (np.float64, np.float32), (np.int32, np.float32), (np.int64, np.int8),
+                   (np.bool_, np.int32), (np.float32, np.float16)]:
+        a, b = T(arr(sa, d0)), T(arr(sb, d1))
+        for name, args in [("add", (a, b)), ("mul", (b, a)), ("maximum", (a, b)), ("lt", (a, b)),
+                           ("where", (T(arr(sa, np.bool_)), a, b)), ("addcmul", (a, b, 1.5))]:
+            attrs = dict(OPS[name].attrs)
+            try:
+                want = general(name, *args, **attrs)
+            except RuntimeError as e:
+                with pytest.raises(RuntimeError):
+                    _dispatch.call(name, *args, **attrs)
+                continue
+            with np.errstate(all="ignore"):
+                same(_dispatch.call(name, *args, **attrs), want)
+                same(_dispatch.call(name, *args, **attrs), want)
+    x, y = T(arr(sa)), T(arr(sb))
+    np.testing.assert_allclose((x + y)._data, x._data + y._data, rtol=1e-6)
+    np.testing.assert_allclose((x - y * 2.0)._data, x._data - y._data * 2, rtol=1e-5)
+
+
+def test_broadcast_errors_and_grads_after_a_plan():
+    a, b = T(arr((4, 3))), T(arr((3,)))
+    a + b
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="must match the size"):
+            a + T(arr((4,)))
+    w = T(arr((3,))).requires_grad_()
+    (a * w).sum().backward()
+    np.testing.assert_allclose(w.grad._data, a._data.sum(0), rtol=1e-5)
+    lin = jitorch.nn.Linear(5, 3)
+    x = T(arr((2, 5)))
+    want = x._data @ lin.weight._data.T + lin.bias._data
+    np.testing.assert_allclose(lin(x)._data, want, rtol=1e-5, atol=1e-6)
+    lin(x).sum().backward()
+    np.testing.assert_allclose(lin.bias.grad._data, np.full(3, 2.0, np.float32))
