@@ -474,3 +474,41 @@ def test_kernels_are_shared_across_batch_sizes(op):
         _close(got.numpy(), want.numpy())
         sources.append(cf.kernels)
     assert sources[0] == sources[1] == sources[2]
+
+
+@pytest.mark.parametrize("shape,dtype,affine", [((6, 17), "float32", True), ((2, 3, 40), "float32", False),
+                                                ((5, 9), "float64", True), ((4, 1), "float32", True)])
+def test_layer_norm_is_one_row_kernel(shape, dtype, affine):
+    dt = getattr(torch, dtype)
+
+    def f(x, w, b):
+        return torch.nn.functional.layer_norm(x, (x.shape[-1],), w if affine else None, b if affine else None)
+    x = torch.randn(*shape, dtype=dt) * 3.0 + 1.0
+    w, b = torch.randn(shape[-1], dtype=dt), torch.randn(shape[-1], dtype=dt)
+    cf = torch.compile(f)
+    got = cf(x, w, b).numpy()
+    xn = x.numpy().astype(np.float64)
+    ref = (xn - xn.mean(-1, keepdims=True)) / np.sqrt(xn.var(-1, keepdims=True) + 1e-5)
+    if affine:
+        ref = ref * w.numpy() + b.numpy()
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+    _close(got, f(x, w, b).numpy(), 1e-5 if dtype == "float32" else 1e-12)
+    assert len(cf.kernels) == 1 and "row statistics + epilogue" in next(iter(cf.kernels.values()))
+    assert "_call(" not in cf.code
+
+
+def test_normalization_by_hand_fuses_and_unbiased_var():
+    def f(x):
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)
+    x = torch.randn(7, 12)
+    cf = torch.compile(f)
+    _close(cf(x).numpy(), f(x).numpy(), 1e-5)
+    assert len(cf.kernels) == 1 and "_call(" not in cf.code
+
+    def g(x):  # the row statistic is also returned: not absorbed (it must be written out)
+        s = x.sum(-1, keepdim=True)
+        return x * s, s
+    cg = torch.compile(g)
+    for a, b in zip(cg(x), g(x)):
+        _close(a.numpy(), b.numpy(), 1e-5)

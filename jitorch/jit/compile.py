@@ -38,8 +38,8 @@ from ..ops.registry import OPS
 from . import _logging, _pytree, _tracing
 from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
-from .fuse import (describe_groups, find_groups, input_modes, kernel_shape, kernel_source, multi_kernel_source,
-                   tail_groups)
+from .fuse import (RowNormGroup, describe_groups, find_groups, find_row_norms, input_modes, kernel_shape,
+                   kernel_source, multi_kernel_source, row_norm_source, tail_groups)
 
 RECOMPILE_LIMIT = 8
 
@@ -138,6 +138,12 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
 
     def group_call(gr):
         """(buffer lines, kernel arguments, wrap lines) of one group."""
+        if isinstance(gr, RowNormGroup):
+            kargs = [f"{var[gr.x]}._data"] + [f"_bt({var[x]}._data, {gr.shape!r})" for x in gr.inputs[1:]]
+            pre = [f"    buf_{var[o]} = np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})"
+                   for o in gr.outputs]
+            return pre, kargs + [f"buf_{var[o]}" for o in gr.outputs], [f"    {var[o]} = _wrap(buf_{var[o]})"
+                                                                         for o in gr.outputs]
         modes, kind = input_modes(gr, types)
         shape = gr.shape
         kshape = kernel_shape(gr) if kind == "red" else shape
@@ -227,15 +233,31 @@ def compile_graph(g, log_name=None, inplace_updates=False):
     if _logging.enabled("fusion"):
         _logging.log("fusion", f"groups of {g.name}", describe_groups(g, groups))
     # single-op groups join only the horizontal tail kernel (a lone op elsewhere runs its eager kernel)
+    groups = list(groups)
+    norms, groups = find_row_norms(g, groups)
     singles = find_groups(g, min_size=1)
     tail = tail_groups(g, singles)
+    if norms:
+        taken = {id(n) for r in norms for n in r.nodes}
+        singles = [gr for gr in singles if not any(id(n) in taken for n in gr.nodes)]
+        tail = tail_groups(g, singles)
     if tail:
         keep = {id(gr) for gr in tail}
         kept = [gr for gr in singles if len(gr.nodes) >= 2 or gr.reduce is not None or id(gr) in keep]
         groups = [dataclasses.replace(gr, index=k) for k, gr in enumerate(kept)]
         tail = tuple(gr for gr, old in zip(groups, kept) if id(old) in keep)
+    if tail and norms:  # indices after the tail re-numbering
+        norms = [dataclasses.replace(r, index=len(groups) + k) for k, r in enumerate(norms)]
     tail_ids = {gr.index for gr in tail}
     names, kernels, ns = {}, {}, {}
+    for r in norms:
+        src = row_norm_source(r, types)
+        kname = f"_k{r.index}"
+        names[r.index] = kname
+        kernels[kname] = src
+        ns[kname] = load_source(src, prefix="fused").kernel
+        if _logging.enabled("code"):
+            _logging.log("code", f"kernel {kname} of {g.name}", src)
     for gr in groups:
         if gr.index in tail_ids:
             continue
@@ -257,8 +279,8 @@ def compile_graph(g, log_name=None, inplace_updates=False):
     reuse = buffer_reuse_plan(g, groups)
     if plan:
         reuse = {o: x for o, x in reuse.items() if o not in plan}
-    fname, src = executor_source(g, groups, names, tail=tail, inplace=plan, reuse=reuse)
-    header = f"# jitorch.compile executor of {g.name}: {len(groups)} fused group(s)" + (
+    fname, src = executor_source(g, list(groups) + list(norms), names, tail=tail, inplace=plan, reuse=reuse)
+    header = f"# jitorch.compile executor of {g.name}: {len(groups) + len(norms)} fused group(s)" + (
         f", {len(tail)} of them in one kernel (_kt)" if tail else "") + "\n"
     src = header + src
     if _logging.enabled("code"):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 
 from .. import _dtype as D
 from ..ops.registry import OPS
@@ -456,4 +457,194 @@ def multi_kernel_source(groups, types, fname: str = "kernel") -> str:
     for p in parts:
         out += [p, ""]
     out += ["@njit(cache=True, nogil=True)", f"def {fname}({', '.join(params)}):"] + calls + [""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- row statistics + epilogue (layer_norm)
+
+@dataclass(frozen=True)
+class RowNormGroup:
+    """``sum``/``var`` of ``x`` over its last dim (keepdim), elementwise ops on those per-row values, and
+    an elementwise group over ``x``'s shape reading them (layer_norm's decomposition, a normalization):
+    ONE kernel, per row: a pass for the sum (float64), a pass for the variance when needed, then the
+    epilogue pass. Arguments: ``x``, the epilogue's other inputs (broadcast views), its outputs."""
+    index: int
+    x: str
+    stats: tuple
+    rows: tuple
+    epilogue: Group
+    inputs: tuple
+    outputs: tuple
+
+    @property
+    def nodes(self):
+        return self.stats + self.rows + self.epilogue.nodes
+
+    @property
+    def last(self):
+        return self.epilogue.last
+
+    @property
+    def shape(self):
+        return self.epilogue.shape
+
+    reduce = None
+
+
+def _last_dim_stat(n, x, types):
+    if n.op not in ("sum", "var") or n.inputs[:1] != (x,) or len(n.inputs) != 1:
+        return False
+    t = types[x]
+    a = dict(OPS[n.op].attrs)
+    a.update(dict(n.attrs))
+    if tuple(a.get("dim") or ()) not in ((t.ndim - 1,), (-1,)) or a.get("keepdim") is not True:
+        return False
+    if n.op == "var" and (isinstance(a.get("correction"), bool) or not isinstance(a.get("correction"), int)):
+        return False
+    return n.types[0].dtype is t.dtype
+
+
+def find_row_norms(g: Graph, groups):
+    """(row-norm groups, the other groups re-indexed): see :class:`RowNormGroup`."""
+    types = g.types
+    producer = {o: n for n in g.nodes for o in n.outputs}
+    readers = {}
+    for n in g.nodes:
+        for v in n.inputs:
+            if isinstance(v, str):
+                readers.setdefault(v, []).append(n)
+    live = set(g.outputs) | {v for _, v in g.updates}
+    group_of = {n.outputs[0]: gr for gr in groups for n in gr.nodes}
+    norms, absorbed = [], set()
+    for gr in groups:
+        if gr.reduce is not None or gr.index in absorbed or len(gr.shape) < 2:
+            continue
+        for x in gr.inputs:
+            t = types[x]
+            if t.shape != gr.shape or t.dtype.name not in ("float32", "float64") or t.shape[-1] == 0:
+                continue
+            row_shape = t.shape[:-1] + (1,)
+            rowvals = [v for v in gr.inputs if v != x and types[v].shape == row_shape]
+            if not rowvals:
+                continue
+            stats, rows, seen, ok = [], [], set(), True
+            stack = list(rowvals)
+            while stack and ok:
+                v = stack.pop()
+                if v in seen:
+                    continue
+                seen.add(v)
+                n = producer.get(v)
+                if n is None or v in live:
+                    ok = False
+                elif _last_dim_stat(n, x, types):
+                    stats.append(n)
+                elif fusable(n, types) and types[v].shape == row_shape and \
+                        all(types[u].shape == row_shape for u in n.inputs if isinstance(u, str)):
+                    rows.append(n)
+                    stack.extend(u for u in n.inputs if isinstance(u, str))
+                else:
+                    ok = False
+            if not ok or not stats:
+                continue
+            inside = {id(n) for n in stats + rows + list(gr.nodes)}
+            if any(id(r) not in inside for n in stats + rows for r in readers.get(n.outputs[0], ())):
+                continue
+            # groups the per-row nodes belong to must be absorbed whole
+            others = {group_of[n.outputs[0]].index for n in stats + rows if n.outputs[0] in group_of}
+            if any(any(id(m) not in inside for m in og.nodes) for og in groups if og.index in others):
+                continue
+            pos = {id(n): k for k, n in enumerate(g.nodes)}
+            stats.sort(key=lambda n: pos[id(n)])
+            rows.sort(key=lambda n: pos[id(n)])
+            ins = (x,) + tuple(v for v in gr.inputs if v != x and v not in rowvals)
+            norms.append(RowNormGroup(0, x, tuple(stats), tuple(rows), gr, ins, gr.outputs))
+            absorbed.add(gr.index)
+            absorbed |= others
+            break
+    rest = [dataclass_replace(gr, index=k) for k, gr in enumerate(gr for gr in groups if gr.index not in absorbed)]
+    norms = [dataclass_replace(r, index=len(rest) + k) for k, r in enumerate(norms)]
+    return norms, rest
+
+
+def _node_line(n, types, var):
+    """``t<value> = <expr>`` for a fusable node, operands from ``var`` (casts as the eager kernels)."""
+    from ..kernels import scalar
+    key, params = _scalar_of(n)
+    ct = _ctype_name(compute_type(n, types))
+    operands = []
+    uncast = (0,) if n.op == "where" else ()
+    for pos, x in enumerate(n.inputs):
+        if isinstance(x, str):
+            v = var[x]
+            src_ct = _ctype_name(types[x].dtype)
+            operands.append(v if (src_ct == ct or pos in uncast) else f"{_np_ctor(ct)}({v})")
+        else:
+            operands.append(_literal(x, ct))
+    expr = scalar.render(key, operands, [_param(p) for p in params], ct)
+    out_ct = _ctype_name(n.types[0].dtype)
+    if out_ct != ct or ct not in ("float32", "float64") or key in scalar.BOOL_RESULT:
+        expr = f"{_np_ctor(out_ct)}({expr})"
+    t = f"t{n.outputs[0]}"
+    var[n.outputs[0]] = t
+    attrs = "".join(f" {k}={v!r}" for k, v in n.attrs)
+    return f"{t} = {expr}".ljust(48) + f"  # %{n.outputs[0]} {n.op}{attrs}" + (f"  {n.loc}" if n.loc else "")
+
+
+def row_norm_source(rg: RowNormGroup, types, fname: str = "kernel") -> str:
+    """The generated module of a :class:`RowNormGroup` (deterministic, one line per IR node)."""
+    from ..kernels._config import FASTMATH, PARALLEL_THRESHOLD
+    from ..kernels.elementwise import emit_helpers
+    vtext, vhash = versions_tag()
+    shape = rg.shape
+    nd = len(shape) - 1
+    parallel = math.prod(shape) > PARALLEL_THRESHOLD
+    T = _np_ctor(_ctype_name(types[rg.x].dtype))
+    idx = ", ".join([f"i{d}" for d in range(nd)] + ["j"])
+    args = [f"x{k}" for k in range(len(rg.inputs))] + [f"o{k}" for k in range(len(rg.outputs))]
+    var = {}
+    head = ["s = 0.0".ljust(48) + f"  # row sum of %{rg.x} (float64)",
+            "for j in range(ncol):", f"    s += x0[{idx}]", "mean = s / ncol"]
+    if any(n.op == "var" for n in rg.stats):
+        head += ["q = 0.0", "for j in range(ncol):", f"    d = x0[{idx}] - mean", "    q += d * d"]
+    for n in rg.stats:
+        t = f"t{n.outputs[0]}"
+        var[n.outputs[0]] = t
+        cmt = f"  # %{n.outputs[0]} {n.op}" + "".join(f" {k}={v!r}" for k, v in n.attrs) + (f"  {n.loc}" if n.loc else "")
+        if n.op == "sum":
+            head.append(f"{t} = {T}(s)".ljust(48) + cmt)
+        else:
+            c = dict(dict(OPS["var"].attrs), **dict(n.attrs))["correction"]
+            head.append(f"{t} = {T}(q / max(ncol - {c}, 0))".ljust(48) + cmt)
+    for n in rg.rows:
+        head.append(_node_line(n, types, var))
+    loads = []
+    for k, x in enumerate(rg.inputs):
+        var[x] = f"a{k}"
+        loads.append(f"a{k} = x{k}[{idx}]".ljust(40) + f"  # %{x}: {types[x].dtype.short}, {types[x].ndim}-d"
+                     + ("" if k == 0 else " (broadcast)"))
+    outs = {o: f"o{j}" for j, o in enumerate(rg.outputs)}
+    body = []
+    for n in rg.epilogue.nodes:
+        body.append(_node_line(n, types, var))
+        if n.outputs[0] in outs:
+            body.append(f"{outs[n.outputs[0]]}[{idx}] = t{n.outputs[0]}")
+    helpers = emit_helpers("\n".join(head + body))
+    names = ", ".join(f"%{n.outputs[0]} {n.op}" for n in rg.nodes)
+    out = [f"# generated by jitorch.jit.fuse: {len(rg.nodes)} fused nodes, row statistics + epilogue ({names})",
+           f"# loop rows{', parallel' if parallel else ''}; {vtext} [{vhash}]",
+           "import math", "import numpy as np", "from numba import njit, prange",
+           "FASTMATH = {" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}", ""]
+    if helpers:
+        out += [helpers, ""]
+    out += ["@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy'" + (", parallel=True)" if parallel else ")"),
+            f"def {fname}({', '.join(args)}):", f"    ncol = x0.shape[{nd}]"]
+    for d in range(nd):
+        rng = "prange" if (d == 0 and parallel) else "range"
+        out.append("    " * (d + 1) + f"for i{d} in {rng}(x0.shape[{d}]):")
+    ind = "    " * (nd + 1)
+    out += [ind + ln for ln in head]
+    out.append(ind + "for j in range(ncol):")
+    out += [ind + "    " + ln for ln in loads + body]
+    out.append("")
     return "\n".join(out)
