@@ -34,6 +34,31 @@ SORT_BLOCK = 32 if SIM else 1024
 TARGET_BLOCKS = 4 if SIM else 1024
 
 
+def kernel(fn):
+    """``cuda.jit`` for the kernels of these modules. Under the simulator, which runs one kernel at a time
+    (numba asserts it), every launch holds the lock of :mod:`.launch`, as the elementwise launches do."""
+    from numba import cuda
+    k = cuda.jit(fn)
+    return _Serialized(k) if SIM else k
+
+
+class _Serialized:
+    __slots__ = ("k", "py_func")
+
+    def __init__(self, k):
+        self.k = k
+        self.py_func = getattr(k, "py_func", None)
+
+    def __getitem__(self, config):
+        from .launch import _sim_lock
+        run = self.k[config]
+
+        def launch(*args):
+            with _sim_lock:
+                run(*args)
+        return launch
+
+
 def check_pow2(what: str, n: int) -> int:
     n = int(n)
     if n < 1 or n & (n - 1):

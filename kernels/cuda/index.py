@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from ._sizes import BLOCK, cdiv
+from ._sizes import BLOCK, cdiv, kernel
 from .reduce import cumsum, full
 
 __all__ = ["wrap_check", "index_select", "gather", "scatter", "scatter_reduce", "index_add", "take",
@@ -31,7 +31,7 @@ def _grid(n, block):
 
 # ------------------------------------------------------------------ validation
 
-@cuda.jit
+@kernel
 def _wrap_check_k(idx, n, out, bad):
     i = cuda.grid(1)
     if i < idx.shape[0]:
@@ -60,7 +60,7 @@ def wrap_check(idx_flat, n, out_flat, *, block=BLOCK):
 
 # ------------------------------------------------------------------ along a dim
 
-@cuda.jit
+@kernel
 def _index_select_k(src, idx, out):
     i = cuda.grid(1)
     O, M, I = out.shape
@@ -79,7 +79,7 @@ def index_select(src3, idx, out3, *, block=BLOCK):
     return out3
 
 
-@cuda.jit
+@kernel
 def _gather_k(src, idx, out):
     i = cuda.grid(1)
     O, M, I = out.shape
@@ -98,7 +98,7 @@ def gather(src3, idx3, out3, *, block=BLOCK):
     return out3
 
 
-@cuda.jit
+@kernel
 def _scatter_k(w, idx, src):
     i = cuda.grid(1)
     O, M, I = idx.shape
@@ -121,7 +121,7 @@ _SUM, _AMAX, _AMIN, _MEAN = 0, 1, 2, 3
 _RED = {"sum": _SUM, "amax": _AMAX, "amin": _AMIN, "mean": _MEAN}
 
 
-@cuda.jit
+@kernel
 def _scatter_init_k(w, idx, ident):
     i = cuda.grid(1)
     O, M, I = idx.shape
@@ -133,7 +133,7 @@ def _scatter_init_k(w, idx, ident):
         w[p, idx[p, j, q], q] = ident
 
 
-@cuda.jit
+@kernel
 def _scatter_reduce_k(w, idx, src, op, counts):
     i = cuda.grid(1)
     O, M, I = idx.shape
@@ -154,7 +154,7 @@ def _scatter_reduce_k(w, idx, src, op, counts):
             cuda.atomic.min(w, (p, t, q), v)
 
 
-@cuda.jit
+@kernel
 def _mean_finish_k(w, counts, include_self):
     i = cuda.grid(1)
     O, N, I = w.shape
@@ -198,7 +198,7 @@ def scatter_reduce(w3, idx3, src3, reduce, include_self=True, *, block=BLOCK):
     return w3
 
 
-@cuda.jit
+@kernel
 def _mean_finish_int_k(w, counts, include_self):
     i = cuda.grid(1)
     O, N, I = w.shape
@@ -213,7 +213,7 @@ def _mean_finish_int_k(w, counts, include_self):
             w[p, j, q] = w[p, j, q] // d
 
 
-@cuda.jit
+@kernel
 def _index_add_k(w, idx, src, alpha):
     i = cuda.grid(1)
     O, M, I = src.shape
@@ -232,7 +232,7 @@ def index_add(w3, idx, src3, alpha=1, *, block=BLOCK):
     return w3
 
 
-@cuda.jit
+@kernel
 def _take_k(flat, idx, out):
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -248,7 +248,7 @@ def take(flat, idx_flat, out_flat, *, block=BLOCK):
 
 # ------------------------------------------------------------------ row tables (advanced indexing)
 
-@cuda.jit
+@kernel
 def _flat_rows_k(stacked, sizes, rows):
     i = cuda.grid(1)
     if i < rows.shape[0]:
@@ -265,7 +265,7 @@ def flat_rows(stacked, sizes, rows, *, block=BLOCK):
     return rows
 
 
-@cuda.jit
+@kernel
 def _index_rows_k(table, rows, out):
     i = cuda.grid(1)
     R, D = out.shape
@@ -282,7 +282,7 @@ def index_rows(table, rows, out, *, block=BLOCK):
     return out
 
 
-@cuda.jit
+@kernel
 def _scatter_rows_k(table, rows, vals, accumulate):
     i = cuda.grid(1)
     R, D = vals.shape
@@ -304,7 +304,7 @@ def scatter_rows(table, rows, vals, accumulate=False, *, block=BLOCK):
 
 # ------------------------------------------------------------------ masks and nonzero (scan + scatter)
 
-@cuda.jit
+@kernel
 def _nz_k(x, flags):
     i = cuda.grid(1)
     if i < x.shape[0]:
@@ -324,12 +324,12 @@ def exclusive_ranks(mask_flat, ranks, *, block=BLOCK):
     return int(ranks[n:].copy_to_host()[0])
 
 
-@cuda.jit
+@kernel
 def _zero_first_k(a):
     a[0] = 0
 
 
-@cuda.jit
+@kernel
 def _masked_select_k(x, mask, ranks, out):
     i = cuda.grid(1)
     if i < x.shape[0]:
@@ -344,7 +344,7 @@ def masked_select(x_flat, mask_flat, ranks, out_flat, *, block=BLOCK):
     return out_flat
 
 
-@cuda.jit
+@kernel
 def _masked_scatter_k(w, mask, ranks, src):
     i = cuda.grid(1)
     if i < w.shape[0]:
@@ -361,7 +361,7 @@ def masked_scatter(w_flat, mask_flat, ranks, src_flat, *, block=BLOCK):
 
 @lru_cache(maxsize=None)
 def _nonzero_kernel(nd):
-    @cuda.jit
+    @kernel
     def k(x, ranks, shape, out):
         i = cuda.grid(1)
         if i < x.shape[0]:
@@ -387,7 +387,7 @@ def nonzero(x_flat, shape, ranks, out, *, block=BLOCK):
 
 # ------------------------------------------------------------------ triangles
 
-@cuda.jit
+@kernel
 def _tri_k(x, out, diagonal, lower, zero):
     i = cuda.grid(1)
     B, R, C = out.shape

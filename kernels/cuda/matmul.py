@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, from_dtype
 
-from ._sizes import SIM, TILE, cdiv
+from ._sizes import SIM, TILE, cdiv, kernel
 
 __all__ = ["matmul", "REG"]
 
@@ -31,7 +31,7 @@ def _kernel(dtype_str, tile, reg, trans_a, trans_b):
     nb = from_dtype(np.dtype(dtype_str))
     bm = tile * reg
 
-    @cuda.jit
+    @kernel
     def k(a, b, c, zero):
         sa = cuda.shared.array((bm, tile), nb)
         sb = cuda.shared.array((tile, bm), nb)

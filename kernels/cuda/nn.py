@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, from_dtype
 
-from ._sizes import BLOCK, cdiv, check_pow2
+from ._sizes import BLOCK, cdiv, check_pow2, kernel
 from .matmul import matmul
 from .reduce import reduce as _reduce
 
@@ -50,7 +50,7 @@ def _imax(a, b):
 def _softmax_kernel(dtype_str, block, log):
     nb = from_dtype(np.dtype(dtype_str))
 
-    @cuda.jit
+    @kernel
     def k(x, out, neg_inf, zero):
         sm = cuda.shared.array(block, nb)
         line = cuda.blockIdx.x
@@ -137,7 +137,7 @@ def log_softmax(x3, out3, *, block=BLOCK):
 def _layer_norm_kernel(dtype_str, block, has_w, has_b):
     nb = from_dtype(np.dtype(dtype_str))
 
-    @cuda.jit
+    @kernel
     def k(x, w, b, out, mean, rstd, eps):
         sm = cuda.shared.array(block, nb)
         r = cuda.blockIdx.x
@@ -202,7 +202,7 @@ def layer_norm(x2, w, b, out2, mean, rstd, eps, *, block=BLOCK):
 
 # ------------------------------------------------------------------ convolution
 
-@cuda.jit
+@kernel
 def _im2col_k(x, cols, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, od, oh, ow):
     # x (N, C, D, H, W); cols (N, C*kd*kh*kw, od*oh*ow); one thread per cols element
     idx = cuda.grid(1)
@@ -233,7 +233,7 @@ def _im2col_k(x, cols, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, od, oh, o
             cols[n, row, l] = 0
 
 
-@cuda.jit
+@kernel
 def _col2im_k(cols, out, zero, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, od, oh, ow):
     # out (N, C, D, H, W) is the conv input; cols (N, C*kd*kh*kw, od*oh*ow) over the conv output grid
     idx = cuda.grid(1)
@@ -285,7 +285,7 @@ def col2im(cols, out5, k, stride, padding, dilation, out_spatial, *, block=BLOCK
     return out5
 
 
-@cuda.jit
+@kernel
 def _bias_k(out3, bias):
     # out3 (N, C, L) += bias[c]
     i = cuda.grid(1)
@@ -387,7 +387,7 @@ def conv_weight_grad(x5, gy5, out_w5, stride=(1, 1, 1), padding=(0, 0, 0), dilat
 
 # ------------------------------------------------------------------ pooling on planes (P, H, W)
 
-@cuda.jit
+@kernel
 def _max_pool_k(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -423,7 +423,7 @@ def max_pool2d(x, out, idx, kernel_size, stride, padding, dilation, *, block=BLO
     return out, idx
 
 
-@cuda.jit
+@kernel
 def _max_pool_bwd_k(gy, idx, gx, zero, kh, kw, sh, sw, ph, pw, dh, dw):
     # gx (P, H, W): each input element sums gy over the windows that picked it
     i = cuda.grid(1)
@@ -459,7 +459,7 @@ def max_pool2d_backward(gy, idx, gx, kernel_size, stride, padding, dilation, *, 
     return gx
 
 
-@cuda.jit
+@kernel
 def _scatter_planes_k(gy, idx, gx):
     # generic max-pool backward when the window geometry is unknown: gx must be zeroed; atomics
     i = cuda.grid(1)
@@ -481,7 +481,7 @@ def max_pool2d_backward_scatter(gy, idx, gx, *, block=BLOCK):
     return gx
 
 
-@cuda.jit
+@kernel
 def _gather_planes_k(gg, idx, out):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -513,7 +513,7 @@ def _avg_divisor(hs, ws, kh, kw, ph, pw, H, W, count_include_pad, divisor):
     return (_imin(he, H) - _imax(hs, 0)) * (_imin(we, W) - _imax(ws, 0))
 
 
-@cuda.jit
+@kernel
 def _avg_pool_k(x, out, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -533,7 +533,7 @@ def _avg_pool_k(x, out, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
         out[p, oh, ow] = acc / _avg_divisor(hs, ws, kh, kw, ph, pw, H, W, cip, divisor)
 
 
-@cuda.jit
+@kernel
 def _avg_pool_bwd_k(gy, gx, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
     i = cuda.grid(1)
     P, H, W = gx.shape
@@ -578,7 +578,7 @@ def avg_pool2d_backward(gy, gx, kernel_size, stride, padding, count_include_pad=
     return gx
 
 
-@cuda.jit
+@kernel
 def _adaptive_k(x, out, idx, is_max, neg_inf, zero):
     i = cuda.grid(1)
     P, OH, OW = out.shape
@@ -612,7 +612,7 @@ def _adaptive_k(x, out, idx, is_max, neg_inf, zero):
             out[p, oh, ow] = acc / ((he - hs) * (we - ws))
 
 
-@cuda.jit
+@kernel
 def _adaptive_avg_bwd_k(gy, gx, zero):
     i = cuda.grid(1)
     P, H, W = gx.shape

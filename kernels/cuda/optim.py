@@ -11,7 +11,7 @@ import math
 from numba import cuda
 
 from jitorch.kernels import optim as _cpu_optim
-from ._sizes import BLOCK, cdiv
+from ._sizes import BLOCK, cdiv, kernel
 
 __all__ = ["sgd_scalars", "sgd_apply", "adam_scalars", "adam_apply"]
 
@@ -19,7 +19,7 @@ sgd_scalars = _cpu_optim.sgd_scalars
 adam_scalars = _cpu_optim.adam_scalars
 
 
-@cuda.jit
+@kernel
 def _sgd_k(p, g, buf, lr, momentum, one_minus_dampening, wd, nesterov, sign, first_step, use_momentum):
     i = cuda.grid(1)
     if i < p.shape[0]:
@@ -56,7 +56,7 @@ def _lerp(a, b, w, one_minus_w):
     return b - d * one_minus_w
 
 
-@cuda.jit
+@kernel
 def _adam_k(p, g, m, v, vmax, decay, wd, w1, one_minus_w1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps,
             amsgrad, sign, decoupled):
     i = cuda.grid(1)

@@ -21,7 +21,7 @@ from numba import cuda
 from numba.cuda.random import (xoroshiro128p_dtype, xoroshiro128p_normal_float32, xoroshiro128p_normal_float64,
                                xoroshiro128p_uniform_float32, xoroshiro128p_uniform_float64)
 
-from ._sizes import BLOCK, SIM, cdiv
+from ._sizes import BLOCK, SIM, cdiv, kernel
 
 __all__ = ["states", "uniform", "normal", "exponential", "randint", "bernoulli", "bernoulli_scalar",
            "dropout_mask", "THREADS"]
@@ -72,7 +72,7 @@ def _cfg(st, block):
     return cdiv(t, b), b
 
 
-@cuda.jit
+@kernel
 def _uniform_k(out, st, low, span, f32):
     t = cuda.grid(1)
     nt = st.shape[0]
@@ -87,7 +87,7 @@ def _uniform_k(out, st, low, span, f32):
                 out[i] = low
 
 
-@cuda.jit
+@kernel
 def _normal_k(out, st, mean, std, f32):
     t = cuda.grid(1)
     nt = st.shape[0]
@@ -100,7 +100,7 @@ def _normal_k(out, st, mean, std, f32):
             out[i] = mean + std * z
 
 
-@cuda.jit
+@kernel
 def _exponential_k(out, st, inv_lambd):
     t = cuda.grid(1)
     nt = st.shape[0]
@@ -110,7 +110,7 @@ def _exponential_k(out, st, inv_lambd):
             out[i] = -math.log(1.0 - u) * inv_lambd
 
 
-@cuda.jit
+@kernel
 def _randint_k(out, st, low, span):
     t = cuda.grid(1)
     nt = st.shape[0]
@@ -123,7 +123,7 @@ def _randint_k(out, st, low, span):
             out[i] = low + v
 
 
-@cuda.jit
+@kernel
 def _bernoulli_k(out, st, p):
     t = cuda.grid(1)
     nt = st.shape[0]
@@ -133,7 +133,7 @@ def _bernoulli_k(out, st, p):
             out[i] = 1 if u < p[i] else 0
 
 
-@cuda.jit
+@kernel
 def _bernoulli_scalar_k(out, st, p, zero_value, one_value):
     t = cuda.grid(1)
     nt = st.shape[0]

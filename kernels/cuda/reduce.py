@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, from_dtype
 
-from ._sizes import BLOCK, TARGET_BLOCKS, cdiv, check_pow2
+from ._sizes import BLOCK, TARGET_BLOCKS, cdiv, check_pow2, kernel
 
 __all__ = ["sum_", "prod", "max_", "min_", "any_", "all_", "count_nonzero", "mean", "var", "logsumexp", "norm",
            "argmax", "argmin", "max_with_indices", "min_with_indices", "cumsum", "cumprod", "logcumsumexp", "reduce", "fill", "full",
@@ -144,7 +144,7 @@ def _row_kernel(op, acc_np, block, to_bool):
     comb, load = _combine_fn(op), _load_fn(op)
     tree = block_reduce_device(op, acc_np, block)
 
-    @cuda.jit
+    @kernel
     def k(x, c, out, ident, chunk):
         # x (outer, n, inner); c (outer, inner) centre for SUMEXP/SUMSQ; out (outer*inner, chunks)
         sm = cuda.shared.array(block, acc_nb)
@@ -177,7 +177,7 @@ def _row_kernel(op, acc_np, block, to_bool):
 def _col_kernel(op, to_bool):
     comb, load = _combine_fn(op), _load_fn(op)
 
-    @cuda.jit
+    @kernel
     def k(x, c, out, ident):
         o = cuda.grid(1)
         inner = x.shape[2]
@@ -195,7 +195,7 @@ def _col_kernel(op, to_bool):
     return k
 
 
-@cuda.jit
+@kernel
 def _fill_k(a, value):
     i = cuda.grid(1)
     if i < a.shape[0]:
@@ -302,14 +302,14 @@ def count_nonzero(x3, out2, **kw):
 
 # ------------------------------------------------------------------ finishing passes (elementwise)
 
-@cuda.jit
+@kernel
 def _scale_k(out, s, scale):
     i = cuda.grid(1)
     if i < out.shape[0]:
         out[i] = s[i] * scale
 
 
-@cuda.jit
+@kernel
 def _lse_finish_k(out, s, m):
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -323,7 +323,7 @@ def _lse_finish_k(out, s, m):
             out[i] = -math.inf
 
 
-@cuda.jit
+@kernel
 def _finite_or_zero_k(c, m):
     i = cuda.grid(1)
     if i < c.shape[0]:
@@ -360,7 +360,7 @@ def var(x3, out2, correction=1, *, block=BLOCK, **kw):
     return out2
 
 
-@cuda.jit
+@kernel
 def _pow_finish_k(out, s, q):
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -438,7 +438,7 @@ def _arg_row_kernel(is_max, acc_np, block, has_idx):
     i64 = from_dtype(np.dtype(np.int64))  # resolved here: a kernel body cannot call from_dtype
     better = _better_fn(is_max)
 
-    @cuda.jit
+    @kernel
     def k(x, xi, ov, oi, ident, chunk):
         # x (outer, n, inner); xi: indices of x's elements (same shape) when has_idx; ov/oi (outer*inner, chunks)
         sv = cuda.shared.array(block, acc_nb)
@@ -482,7 +482,7 @@ def _arg_row_kernel(is_max, acc_np, block, has_idx):
 def _arg_col_kernel(is_max):
     better = _better_fn(is_max)
 
-    @cuda.jit
+    @kernel
     def k(x, ov, oi):
         o = cuda.grid(1)
         inner = x.shape[2]
@@ -555,7 +555,7 @@ def min_with_indices(x3, out_values, out_index, *, block=BLOCK, method=None, chu
 
 @lru_cache(maxsize=None)
 def _scan_col_kernel(is_prod):
-    @cuda.jit
+    @kernel
     def k(x, out, ident):
         o = cuda.grid(1)
         inner = x.shape[2]
@@ -579,7 +579,7 @@ def _scan_row_kernel(is_prod, acc_np, block):
     """One block per (outer, inner == 1) row: Hillis-Steele scans of block-sized chunks plus a running carry."""
     acc_nb = from_dtype(np.dtype(acc_np))
 
-    @cuda.jit
+    @kernel
     def k(x, out, ident):
         sm = cuda.shared.array(block, acc_nb)
         p = cuda.blockIdx.x
@@ -643,7 +643,7 @@ def _logaddexp(a, b):
     return m + math.log1p(math.exp(d))
 
 
-@cuda.jit
+@kernel
 def _logcumsumexp_k(x, out):
     o = cuda.grid(1)
     inner = x.shape[2]

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, from_dtype
 
-from ._sizes import BLOCK, SORT_BLOCK, cdiv
+from ._sizes import BLOCK, SORT_BLOCK, cdiv, kernel
 
 __all__ = ["sort", "topk", "searchsorted", "select", "KTH", "MEDIAN", "NANMEDIAN"]
 
@@ -46,7 +46,7 @@ def _shared_kernel(dtype_str, descending, cap):
     i64 = from_dtype(np.dtype(np.int64))  # resolved here: a kernel body cannot call from_dtype
     before = _before_fn(descending)
 
-    @cuda.jit
+    @kernel
     def k(x, vals, idx, P):
         sv = cuda.shared.array(cap, nb)
         si = cuda.shared.array(cap, i64)
@@ -82,7 +82,7 @@ def _shared_kernel(dtype_str, descending, cap):
     return k
 
 
-@cuda.jit
+@kernel
 def _pad_k(x, sv, si):
     i = cuda.grid(1)
     R, P = sv.shape
@@ -98,7 +98,7 @@ def _pad_k(x, sv, si):
 def _stage_kernel(descending):
     before = _before_fn(descending)
 
-    @cuda.jit
+    @kernel
     def k(sv, si, kk, j, n):
         i = cuda.grid(1)
         R, P = sv.shape
@@ -118,7 +118,7 @@ def _stage_kernel(descending):
     return k
 
 
-@cuda.jit
+@kernel
 def _take_cols_k(sv, si, vals, idx):
     i = cuda.grid(1)
     R, K = vals.shape
@@ -182,7 +182,7 @@ def topk(x2, k, largest, values_out, indices_out, *, cap=SORT_BLOCK, block=BLOCK
     return values_out, indices_out
 
 
-@cuda.jit
+@kernel
 def _searchsorted_k(seq, values, right, out):
     i = cuda.grid(1)
     R, M = values.shape
@@ -216,7 +216,7 @@ def searchsorted(seq2, values2, right, out2, *, block=BLOCK):
 KTH, MEDIAN, NANMEDIAN = 0, 1, 2
 
 
-@cuda.jit
+@kernel
 def _select_k(x, sv, si, op, k0, vals, idx):
     r = cuda.grid(1)
     if r < x.shape[0]:
