@@ -418,3 +418,16 @@ def test_index_validation_reads_back_only_scalars():
     np.testing.assert_array_equal(out.detach().cpu().numpy(), emb.weight.detach().cpu().numpy()[[0, 2, 1]])
     with pytest.raises(IndexError, match="out of range"):
         emb(jitorch.tensor([4], device="cuda"))
+
+
+def test_deepcopy_and_pickle_of_cuda_parameters():
+    import copy
+    net = jitorch.nn.Linear(3, 2).cuda()
+    twin = copy.deepcopy(net)
+    assert twin.weight.device == CUDA and twin.weight.data_ptr() != net.weight.data_ptr()
+    np.testing.assert_array_equal(twin.weight.detach().cpu().numpy(), net.weight.detach().cpu().numpy())
+    back = pickle.loads(pickle.dumps(net.weight))
+    assert type(back) is jitorch.nn.Parameter and back.device == CUDA and back.requires_grad
+    np.testing.assert_array_equal(back.detach().cpu().numpy(), net.weight.detach().cpu().numpy())
+    t = jitorch.arange(4.0, device="cuda")
+    assert copy.deepcopy(t).device == CUDA

@@ -180,6 +180,12 @@ class CudaArray:
             base = buf._ary.__array_interface__["data"][0]
         return base + self.offset * self.dtype.itemsize
 
+    def copy(self):
+        """A new contiguous device array with the same values (a device-to-device copy, as ndarray.copy)."""
+        out = empty(self.shape, self.dtype)
+        copy_into(out, self)
+        return out
+
     # ---- views (metadata only)
     def as_strided(self, shape, estrides, offset):
         return CudaArray(self.buffer, shape, estrides, offset, self.dtype)

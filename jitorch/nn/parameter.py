@@ -45,8 +45,8 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
-        import numpy as np
-        result = Parameter(Tensor._wrap(np.array(self._data, copy=True), self._device), self.requires_grad)
+        # .copy(): a new C-ordered array of the same device (NumPy's, or the cuda backend's CudaArray)
+        result = Parameter(Tensor._wrap(self._data.copy(), self._device), self.requires_grad)
         memo[id(self)] = result
         if self.grad is not None:
             import copy
@@ -55,12 +55,18 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, proto):
         import numpy as np
-        return (_rebuild_parameter, (np.ascontiguousarray(self._data), str(self._device), self.requires_grad))
+        # _host(): the values on the host (a copy for cuda); the rebuilt parameter goes back to its device
+        return (_rebuild_parameter, (np.ascontiguousarray(self._host()), str(self._device), self.requires_grad))
 
 
 def _rebuild_parameter(arr, dev, requires_grad):
     from .._device import as_device
-    return Parameter(Tensor._wrap(arr, as_device(dev)), requires_grad)
+    dev = as_device(dev)
+    t = Tensor._wrap(arr)
+    if dev.type != "cpu":
+        from .. import _devices
+        t = _devices.move(t, dev)
+    return Parameter(t, requires_grad)
 
 
 class Buffer(Tensor):
