@@ -375,7 +375,7 @@ def ptx_check(cc=(9, 0)):
             KS.sort(H((2, 9), dt), H((2, 9), dt), H((2, 9), i64), desc)
             KS.sort(H((2, 9), dt), H((2, 9), dt), H((2, 9), i64), desc, cap=4)
         KS.topk(H((2, 9), dt), 3, True, H((2, 3), dt), H((2, 3), i64))
-        for op in (KS.KTH, KS.MEDIAN, KS.NANMEDIAN):
+        for op in (KS.KTH, KS.MEDIAN, KS.NANMEDIAN, KS.MODE):
             KS.select(H((2, 9), dt), op, 2, H((2,), dt), H((2,), i64))
     KS.sort(H((2, 9), b1), H((2, 9), b1), H((2, 9), i64), False)
     for dt in (f64, i64):

@@ -163,14 +163,14 @@ def test_index_family_vs_cpu():
     vc, ic = c.topk(2, dim=0)
     same(vc, v, what="topk")
     same(ic, i, what="topk indices")
-    xt = jitorch.tensor([[3.0, 1.0, 2.0, 1.0, float("nan")], [2.0, 2.0, 5.0, 1.0, 2.0]])
+    xt = jitorch.tensor([[3.0, 1.0, 2.0, 1.0, float("nan")], [2.0, 2.0, 5.0, 1.0, 2.0], [4.0, 3.0, 3.0, 4.0, 0.0]])
     for dim in (0, 1):
         for k in (1, 2):
             vk, ik = xt.kthvalue(k, dim)
             vkc, ikc = xt.cuda().kthvalue(k, dim)
             same(vkc, vk, what=f"kthvalue k={k} dim={dim}")
             same(ikc, ik, what=f"kthvalue indices k={k} dim={dim}")
-        for fn in ("median", "nanmedian"):
+        for fn in ("median", "nanmedian", "mode"):
             v, i = getattr(xt, fn)(dim)
             vc, ic = getattr(xt.cuda(), fn)(dim)
             same(vc, v, what=f"{fn} dim={dim}")

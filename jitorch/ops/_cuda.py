@@ -768,7 +768,7 @@ def _select_cuda(which):
         n = x.shape[d] if nd else 1
         rows = x.size // n
         ks = _kern("sort")
-        op = {"kthvalue": ks.KTH, "median": ks.MEDIAN, "nanmedian": ks.NANMEDIAN}[which]
+        op = {"kthvalue": ks.KTH, "median": ks.MEDIAN, "nanmedian": ks.NANMEDIAN, "mode": ks.MODE}[which]
         ct = _cdt(x.dtype)
         v = bc.empty((rows,), ct)
         i = bc.empty((rows,), np.int64)
@@ -787,7 +787,7 @@ def register_index():
                      ("topk", _topk_cuda), ("flip", _flip_cuda), ("roll", _roll_cuda), ("tril", _tri_cuda(True)),
                      ("triu", _tri_cuda(False)), ("searchsorted", _searchsorted_cuda),
                      ("kthvalue", _select_cuda("kthvalue")), ("median_dim", _select_cuda("median")),
-                     ("nanmedian_dim", _select_cuda("nanmedian"))]:
+                     ("nanmedian_dim", _select_cuda("nanmedian")), ("mode_dim", _select_cuda("mode"))]:
         _set(name, fn)
 
 

@@ -20,7 +20,7 @@ from numba import cuda, from_dtype
 
 from ._sizes import BLOCK, SORT_BLOCK, cdiv, kernel
 
-__all__ = ["sort", "topk", "searchsorted", "select", "KTH", "MEDIAN", "NANMEDIAN"]
+__all__ = ["sort", "topk", "searchsorted", "select", "KTH", "MEDIAN", "NANMEDIAN", "MODE"]
 
 
 def _before_fn(descending):
@@ -213,7 +213,7 @@ def searchsorted(seq2, values2, right, out2, *, block=BLOCK):
     return out2
 
 
-KTH, MEDIAN, NANMEDIAN = 0, 1, 2
+KTH, MEDIAN, NANMEDIAN, MODE = 0, 1, 2, 3
 
 
 @kernel
@@ -222,6 +222,24 @@ def _select_k(x, sv, si, op, k0, vals, idx):
     if r < x.shape[0]:
         n = x.shape[1]
         p = k0
+        if op == 3:  # mode: the longest run of equal sorted values (the first, so the smallest, on ties); its
+            best_len = 0  # last element has the largest index (stable sort), as the cpu kernel returns
+            best_end = 0
+            start = 0
+            for j in range(1, n + 1):
+                if j < n:
+                    a = sv[r, j]
+                    b = sv[r, start]
+                    if a == b or (a != a and b != b):
+                        continue
+                if j - start > best_len:
+                    best_len = j - start
+                    best_end = j - 1
+                start = j
+            q = si[r, best_end]
+            vals[r] = x[r, q]
+            idx[r] = q
+            return
         if op != 0:
             first_nan = -1
             nans = 0
@@ -246,8 +264,9 @@ def _select_k(x, sv, si, op, k0, vals, idx):
 
 def select(x2, op, k0, values_out, indices_out, *, cap=SORT_BLOCK, block=BLOCK):
     """Per row of x2 (rows, n): the k0-th smallest (op KTH), the lower median (MEDIAN: the first NaN of a row
-    holding one) or the lower median of the non-NaN values (NANMEDIAN), with its index; the element of the
-    stable sort's position, so ties resolve as the cpu kernel's (key, index) selection does."""
+    holding one), the lower median of the non-NaN values (NANMEDIAN) or the most frequent value (MODE: the
+    smallest on ties, at the largest index of its occurrences), with its index; the element of the stable
+    sort's position, so ties resolve as the cpu kernel's (key, index) selection does."""
     rows, n = x2.shape
     if rows == 0:
         return values_out, indices_out
