@@ -9,7 +9,7 @@ step (all threads) and the minor page faults per step. On a machine shared with 
 CPU time and the page faults are the numbers to compare between code versions; the wall time is
 only meaningful with the load average printed next to it. ``--threads N`` calls
 ``set_num_threads(N)`` in both libraries first (default: each library's own default).
-``--profile ROW`` prints a cProfile of 20 jitorch steps of ROW instead.
+``--profile ROW`` prints a CPU-time cProfile of 20 jitorch steps of ROW instead (SORT=cumulative to reorder).
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ for row in rows:
         for _ in range(20):
             step()
         pr.disable()
-        pstats.Stats(pr, stream=sys.stderr).sort_stats("tottime").print_stats(35)
+        pstats.Stats(pr, stream=sys.stderr).sort_stats(os.environ.get("SORT", "tottime")).print_stats(35)
         continue
     walls, cpus, faults = [], [], []
     for _ in range(rounds):
