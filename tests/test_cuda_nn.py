@@ -181,6 +181,30 @@ def test_index_family_vs_cpu():
         c.gather(1, jitorch.tensor([[5]]).cuda())
 
 
+def test_index_family_float16_moves_bits():
+    x = _x((4, 5), jitorch.float16, seed=17)
+    x[0, 1] = float("nan")
+    c = x.cuda()
+    idx = jitorch.tensor([3, 0, 3])
+    same(c.index_select(0, idx.cuda()), x.index_select(0, idx), what="index_select f16")
+    gi = jitorch.tensor([[0, 4], [1, 1], [2, 0], [3, 3]])
+    same(c.gather(1, gi.cuda()), x.gather(1, gi), what="gather f16")
+    same(c[idx.cuda()], x[idx], what="x[idx] f16")
+    m = x > 0
+    same(c[m.cuda()], x[m], what="masked_select f16")
+    same(jitorch.nonzero(c), jitorch.nonzero(x), what="nonzero f16")
+    y, yc = x.clone(), c.clone()
+    y[jitorch.tensor([0, 2])] = 7.5
+    yc[jitorch.tensor([0, 2]).cuda()] = 7.5
+    same(yc, y, what="index_put f16")
+    y.index_put_((jitorch.tensor([1, 1]),), jitorch.ones(5).half(), accumulate=True)
+    yc.index_put_((jitorch.tensor([1, 1]).cuda(),), jitorch.ones(5).half().cuda(), accumulate=True)
+    same(yc, y, what="index_put accumulate f16")
+    same(c.masked_scatter(m.cuda(), jitorch.arange(20.0).half().cuda()), x.masked_scatter(m, jitorch.arange(20.0).half()),
+         what="masked_scatter f16")
+    same(c.take(jitorch.tensor([7, 0]).cuda()), x.take(jitorch.tensor([7, 0])), what="take f16")
+
+
 def test_flip_roll_tri_searchsorted_logcumsumexp_vs_cpu():
     x = _x((3, 4, 5), seed=14)
     c = x.cuda()

@@ -404,6 +404,12 @@ def register_nn():
 
 # ================================================================== indexing
 
+def _bits(a):
+    """float16 data viewed as uint16: the pure data-movement kernels move bits (no float16 arithmetic on the
+    device, as the cpu kernels do)."""
+    return a.view(np.uint16) if a.dtype == _F16 else a
+
+
 def _checked(op, idx, n, dim=None):
     """idx (CudaArray of ints) -> contiguous int64 device array wrapped into [0, n); torch's IndexError."""
     bc = _bc()
@@ -440,8 +446,8 @@ def _index_select_cuda(out, x, idx, dim):
     i = _checked("index_select", idx.reshape(-1) if idx.ndim else idx, n, d)
     if out.size == 0:
         return out
-    with _target(out, shape=_three_shape(out.shape, d) if out.ndim else (1, 1, 1)) as o:
-        _kern("index").index_select(_dev(x, None, _three_shape(x.shape, d)), i, o)
+    with _target(_bits(out), shape=_three_shape(out.shape, d) if out.ndim else (1, 1, 1)) as o:
+        _kern("index").index_select(_dev(_bits(x), None, _three_shape(x.shape, d)), i, o)
     return out
 
 
@@ -456,8 +462,9 @@ def _gather_cuda(out, x, idx, dim):
     if out.size == 0:
         return out
     xs = x[tuple(slice(0, s) if k != d else slice(None) for k, s in enumerate(idx.shape))]
-    with _target(out, shape=_three_shape(out.shape, d)) as o:
-        _kern("index").gather(_dev(xs, None, _three_shape(xs.shape, d)), i.reshape(_three_shape(idx.shape, d)), o)
+    with _target(_bits(out), shape=_three_shape(out.shape, d)) as o:
+        _kern("index").gather(_dev(_bits(xs), None, _three_shape(xs.shape, d)), i.reshape(_three_shape(idx.shape, d)),
+                              o)
     return out
 
 
@@ -523,8 +530,8 @@ def _index_add_cuda(out, x, idx, src, dim, alpha=1):
 def _take_cuda(out, x, idx):
     i = _checked("take", idx, x.size)
     if out.size:
-        with _target(out, out.dtype, (out.size,)) as o:
-            _kern("index").take(_dev(x, None, (x.size,)), i, o)
+        with _target(_bits(out), _bits(out).dtype, (out.size,)) as o:
+            _kern("index").take(_dev(_bits(x), None, (x.size,)), i, o)
     return out
 
 
@@ -551,7 +558,8 @@ def _rows(op, x, idx, dims):
 
 def _index_cuda(out, x, *idx, dims):
     bc = _bc()
-    table, rows, b, rest = _rows("index", x, idx, dims)
+    ob = _bits(out)
+    table, rows, b, rest = _rows("index", _bits(x), idx, dims)
     res = bc.empty((rows.shape[0], table.shape[1]), table.dtype)
     if res.size:
         _kern("index").index_rows(bc.flat(table).reshape(table.shape), rows, bc.flat(res).reshape(res.shape))
@@ -561,7 +569,7 @@ def _index_cuda(out, x, *idx, dims):
         nb = len(b)
         lead = list(range(nb, nb + dims[0]))
         res = res.transpose(lead + list(range(nb)) + list(range(nb + dims[0], res.ndim)))
-    bc.copy_into(out, res)
+    bc.copy_into(ob, res)
     return out
 
 
@@ -578,6 +586,9 @@ def _index_put_cuda(out, x, values, *idx, dims, accumulate=False):
         bc.copy_into(vals, values)
     else:
         bc.fill(vals, values)
+    # float16 rows move as bits; out receives them as bits too
+    table, vals, wdt = _bits(table), _bits(vals), _bits(vals).dtype
+    ob = _bits(out) if table.dtype == np.uint16 else out  # accumulation ran in float32: convert on the copy
     adjacent = list(dims) == list(range(dims[0], dims[0] + len(dims)))
     nb = len(b)
     if adjacent and dims[0] > 0:
@@ -589,7 +600,7 @@ def _index_put_cuda(out, x, values, *idx, dims, accumulate=False):
     nd = x.ndim
     perm = list(dims) + rest
     inv = [perm.index(i) for i in range(nd)]
-    bc.copy_into(out, table.reshape([x.shape[d] for d in perm]).transpose(inv))
+    bc.copy_into(ob, table.reshape([x.shape[d] for d in perm]).transpose(inv))
     return out
 
 
@@ -603,13 +614,13 @@ def _masked_select_cuda(out, x, mask):
     bc = _bc()
     xb, mb, shape = _broadcast_pair(x, mask)
     n = math.prod(shape)
-    xf, mf = _dev(xb, None, (n,)), _dev(mb, None, (n,))
+    xf, mf = _dev(_bits(xb), None, (n,)), _dev(mb, None, (n,))
     ranks = bc.empty((n + 1,), np.int64)
     k = _kern("index")
     cnt = k.exclusive_ranks(mf, bc.flat(ranks))
     res = bc.empty((cnt,), x.dtype)
     if cnt:
-        k.masked_select(xf, mf, bc.flat(ranks), bc.flat(res))
+        k.masked_select(xf, mf, bc.flat(ranks), bc.flat(_bits(res)))
     return res
 
 
@@ -628,7 +639,8 @@ def _masked_scatter_cuda(out, x, mask, source):
     w = bc.empty(shape, out.dtype)
     bc.copy_into(w, x)
     if cnt:
-        k.masked_scatter(bc.flat(w), mf, bc.flat(ranks), _dev(source, out.dtype, (source.size,)))
+        k.masked_scatter(bc.flat(_bits(w)), mf, bc.flat(ranks), _dev(_bits(_as(source, out.dtype)), None,
+                                                                     (source.size,)))
     bc.copy_into(out, w)
     return out
 
@@ -636,7 +648,7 @@ def _masked_scatter_cuda(out, x, mask, source):
 def _nonzero_cuda(out, x):
     bc = _bc()
     n = x.size
-    xf = _dev(x, None, (n,))
+    xf = _dev(x, _cdt(x.dtype), (n,))
     ranks = bc.empty((n + 1,), np.int64)
     k = _kern("index")
     cnt = k.exclusive_ranks(xf, bc.flat(ranks))
