@@ -92,8 +92,9 @@ Design (Goto / BLIS):
   rows of B added into C's rows when B's rows are. Other layouts take the packed path.
 - The first KC block stores (or adds to C when ``accumulate``); later blocks add. The bias is
   written into C before the products (so it is an accumulate from the start).
-- Block sizes follow the CPU the module is imported on (the numba cache is per CPU as well):
-  W from AVX-512 / AVX2 / SSE, MR * NR/W accumulators that fit the register file
+- Block sizes follow the CPU numba compiles for (the host, or NUMBA_CPU_NAME and
+  NUMBA_CPU_FEATURES; the numba cache is per CPU as well): W from AVX-512 / AVX2 / SSE,
+  MR * NR/W accumulators that fit the register file
   (AVX2: 16 registers, 6 x 2 vectors; AVX-512: 32 registers, 12 x 2 vectors).
 
 Speed (``benchmarks/kernels_gemm.py``, one thread, AMD EPYC znver3 with AVX2, 2026-11-28 under a
@@ -112,6 +113,7 @@ from llvmlite import binding as _llvm
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core import config as numba_config
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
@@ -125,11 +127,16 @@ __all__ = ["gemm", "gemm_batched", "workspace_size", "workspace_elems", "blockin
 # ---------------------------------------------------------------------------------------------
 
 def _vector_bytes():
-    """SIMD register width of this host, or JITORCH_GEMM_VECTOR_BYTES (16, 32 or 64)."""
+    """SIMD register width of the CPU numba compiles for (the host, or NUMBA_CPU_NAME with
+    NUMBA_CPU_FEATURES), or JITORCH_GEMM_VECTOR_BYTES (16, 32 or 64)."""
     forced = os.environ.get("JITORCH_GEMM_VECTOR_BYTES")
     if forced:
         return int(forced)
-    features = _llvm.get_host_cpu_features()
+    if numba_config.CPU_NAME and numba_config.CPU_NAME != "host":
+        flags = (numba_config.CPU_FEATURES or "").split(",")
+        features = {f[1:]: f[0] == "+" for f in flags if f[:1] in "+-" and len(f) > 1}
+    else:
+        features = _llvm.get_host_cpu_features()
     if features.get("avx512f", False):
         return 64
     if features.get("avx2", False) or features.get("avx", False):
