@@ -220,7 +220,8 @@ def test_batchnorm_dropout_train_mode():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.l1, self.bn, self.drop, self.l2 = nn.Linear(6, 10), nn.BatchNorm1d(10), nn.Dropout(0.3), nn.Linear(10, 2)
+            self.l1, self.bn = nn.Linear(6, 10), nn.BatchNorm1d(10)
+            self.drop, self.l2 = nn.Dropout(0.3), nn.Linear(10, 2)
 
         def forward(self, x):
             return self.l2(self.drop(F.relu(self.bn(self.l1(x)))))

@@ -189,7 +189,8 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
                 kargs += b
                 posts += c
             body += pres
-            body.append(f"    {tail_name}({', '.join(kargs)})".ljust(72) + f"  # {len(tail)} independent loops, one kernel: "
+            body.append(f"    {tail_name}({', '.join(kargs)})".ljust(72)
+                        + f"  # {len(tail)} independent loops, one kernel: "
                         + "; ".join(f"group {gr.index}" for gr in tail))
             body += posts
             continue
@@ -489,7 +490,8 @@ class CompiledFunction:
         leaves = args if not kwargs else _pytree.flatten((tuple(args), dict(kwargs)))[0]
         if any(isinstance(t, _dispatch._Tensor) and t.requires_grad for t in leaves):
             return True
-        if entry is not None and entry.traced is not None and any(t.requires_grad for t in entry.traced._states.values()):
+        if entry is not None and entry.traced is not None and \
+                any(t.requires_grad for t in entry.traced._states.values()):
             return True
         if _is_module(self._fn):
             return any(p.requires_grad for _, p in self._fn.named_parameters())
@@ -632,7 +634,8 @@ class CompiledFunction:
         names = entry.names or self._arg_names(args, kwargs) or [f"arg{k}" for k in range(nleaves)]
         names = list(names) + [f"grad_out{j}" for j in range(len(gouts))]
         snap = _snapshot(fn0 if self._is_mod else None)
-        snap += [(t, np.array(t._data, copy=True)) for t in leaves if isinstance(t, T) and isinstance(t._data, np.ndarray)]
+        snap += [(t, np.array(t._data, copy=True)) for t in leaves
+                 if isinstance(t, T) and isinstance(t._data, np.ndarray)]
         rng = jitorch.get_rng_state()
         _tracing.LIVE_CAPTURE[0] = True
         try:

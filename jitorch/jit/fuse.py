@@ -610,7 +610,8 @@ def row_norm_source(rg: RowNormGroup, types, fname: str = "kernel") -> str:
     for n in rg.stats:
         t = f"t{n.outputs[0]}"
         var[n.outputs[0]] = t
-        cmt = f"  # %{n.outputs[0]} {n.op}" + "".join(f" {k}={v!r}" for k, v in n.attrs) + (f"  {n.loc}" if n.loc else "")
+        cmt = f"  # %{n.outputs[0]} {n.op}" + "".join(f" {k}={v!r}" for k, v in n.attrs) + (
+            f"  {n.loc}" if n.loc else "")
         if n.op == "sum":
             head.append(f"{t} = {T}(s)".ljust(48) + cmt)
         else:
@@ -637,7 +638,8 @@ def row_norm_source(rg: RowNormGroup, types, fname: str = "kernel") -> str:
            "FASTMATH = {" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}", ""]
     if helpers:
         out += [helpers, ""]
-    out += ["@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy'" + (", parallel=True)" if parallel else ")"),
+    out += ["@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model='numpy'"
+            + (", parallel=True)" if parallel else ")"),
             f"def {fname}({', '.join(args)}):", f"    ncol = x0.shape[{nd}]"]
     for d in range(nd):
         rng = "prange" if (d == 0 and parallel) else "range"
