@@ -796,18 +796,21 @@ def _load_functional():
 def _getitem(t, index):
     global _getitem
     from ._indexing import getitem as _getitem
+    Tensor.__getitem__ = _getitem  # from now on x[i] calls the indexing entry point directly
     return _getitem(t, index)
 
 
 def _setitem(t, index, value):
     global _setitem
     from ._indexing import setitem as _setitem
+    Tensor.__setitem__ = _setitem
     return _setitem(t, index, value)
 
 
 def _matmul(a, b):
     global _matmul
     from ._linalg import matmul as _matmul
+    Tensor.__matmul__ = _matmul
     return _matmul(a, b)
 
 
