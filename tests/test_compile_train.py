@@ -510,3 +510,30 @@ def test_backward_inside_without_zero_grad_is_refused():
     with pytest.raises(C.TracerError, match="zero_grad"):
         torch.compile(step)(x)
 
+
+
+def test_kwargs_dict_outputs_identity_output_and_tied_weights():
+    def f(x, w, *, scale=2.0, extra=None):
+        h = torch.tanh(x @ w) * scale
+        return {"h": h, "x": x, "n": h.shape[0], "e": extra * h.sum()}
+    cf = torch.compile(f)
+    seed(30)
+    x, w = torch.randn(3, 4, requires_grad=True), torch.randn(4, 2, requires_grad=True)
+    e = torch.randn((), requires_grad=True)
+    o1, o2 = f(x, w, scale=3.0, extra=e), cf(x, w, scale=3.0, extra=e)
+    assert o2["n"] == 3 and _is_compiled_node(o2["h"])
+    l1 = o1["h"].sum() + (o1["x"] * 2).sum() + o1["e"]
+    l2 = o2["h"].sum() + (o2["x"] * 2).sum() + o2["e"]  # an input returned as is carries its gradient
+    for a, b in zip(torch.autograd.grad(l2, (x, w, e)), torch.autograd.grad(l1, (x, w, e))):
+        _close(a.numpy(), b.numpy())
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.out = nn.Linear(5, 5, bias=False), nn.Linear(5, 5, bias=False)
+            self.out.weight = self.emb.weight
+
+        def forward(self, x):
+            return self.out(torch.relu(self.emb(x)))
+    m = Tied()
+    _compare(m, torch.compile(m), (torch.randn(2, 5),), lambda o: o.pow(2).sum())
