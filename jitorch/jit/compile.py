@@ -40,6 +40,7 @@ from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
 from .fuse import (RowNormGroup, describe_groups, find_groups, find_row_norms, input_modes, kernel_shape,
                    kernel_source, multi_kernel_source, row_norm_source, tail_groups)
+from .fuse_cuda import trace_device
 
 RECOMPILE_LIMIT = 8
 
@@ -222,13 +223,16 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
     return fname, "\n".join([f"def {fname}({params}):"] + body) + "\n"
 
 
-def compile_graph(g, log_name=None, inplace_updates=False):
+def compile_graph(g, log_name=None, inplace_updates=False, device=None):
     """(executor function, executor source, {kernel name: kernel source}) for a traced graph."""
     from ..kernels._jitcache import load_source
     if any(n.subgraphs() for n in g.nodes) or any(n.op == "view_scatter" for n in g.nodes):
         from .codegen import compile_python
         run, src = compile_python(g)
         return run, "# graph ops (cond/while_loop/view_scatter): plain executor, no fusion\n" + src, {}
+    if device is not None and device.type == "cuda":  # cuda.jit kernels of the same groups (fuse_cuda.py)
+        from .fuse_cuda import compile_graph_cuda
+        return compile_graph_cuda(g)
     types = g.types
     groups = find_groups(g)
     if _logging.enabled("fusion"):
@@ -355,7 +359,8 @@ class _Entry:
     def ensure_compiled(self):
         if not self.compiled:
             t = self.traced
-            run, src, kernels = compile_graph(t.graph, inplace_updates=t.step_params is not None)
+            run, src, kernels = compile_graph(t.graph, inplace_updates=t.step_params is not None,
+                                              device=getattr(t, "device", None))
             t._run, t.code, t.kernels = run, src, kernels
             self.fast = _fast_call(t)
             self.compiled = True
@@ -605,7 +610,8 @@ class CompiledFunction:
                 else:
                     t = t.detach()
             tleaves.append(t)
-        gouts = [jitorch.ones(out_types[k].shape, dtype=out_types[k].dtype) for k in float_outs]
+        dev = getattr(entry.traced, "device", None)
+        gouts = [jitorch.ones(out_types[k].shape, dtype=out_types[k].dtype, device=dev) for k in float_outs]
         nleaves = len(leaves)
         fn0 = self._fn
         params = []
@@ -664,8 +670,8 @@ class CompiledFunction:
         drop = [gout_names[n] for n, j in enumerate(float_outs) if j not in keep]
         if drop:
             bwd = bwd.replace(inputs=tuple(i for i in bwd.inputs if i.name not in drop))
-        fwd_run, fwd_code, k1 = compile_graph(fwd)
-        bwd_run, bwd_code, k2 = compile_graph(bwd)
+        fwd_run, fwd_code, k1 = compile_graph(fwd, device=dev)
+        bwd_run, bwd_code, k2 = compile_graph(bwd, device=dev)
         kernels = {f"fwd{k}": v for k, v in k1.items()}
         kernels.update({f"bwd{k}": v for k, v in k2.items()})
         prog = TrainProgram(joint_g, fwd, bwd, saved, n_out, diff_out, diff_in, slots, fwd_run, bwd_run, fwd_code,
@@ -790,6 +796,7 @@ class CompiledFunction:
         traced.step_params = info["grad_params"]  # not None: the function trains (backward / opt.step inside)
         traced.step_opts = tuple(cap.optimizers)
         traced.step_sig = tuple(cap.pre_signature)
+        traced.device = trace_device(leaves, traced.graph)  # a cuda device: cuda kernels (fuse_cuda.py)
         return traced  # the executor is generated when a call needs it (_Entry.ensure_compiled)
 
     # -- introspection

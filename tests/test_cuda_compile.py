@@ -1,0 +1,179 @@
+"""jitorch.compile and jit.load(map_location='cuda') on cuda (issue 9.2): the fuser's groups as generated
+cuda.jit kernels (jitorch/jit/fuse_cuda.py), non-fused nodes through the op table's cuda impls, training
+through compiled code, loading exported graphs onto the device. References: the same code run eagerly on
+cuda and on cpu, and NumPy. Runs on numba's CUDA simulator here (conftest): tiny shapes."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import jitorch as torch
+import jitorch.nn as nn
+import jitorch.nn.functional as F
+from jitorch.jit import compile as C
+from jitorch.jit import fuse_cuda
+
+if not torch.cuda.is_available():  # pragma: no cover - conftest enables the simulator
+    pytest.skip("cuda is not available (no GPU and NUMBA_ENABLE_CUDASIM is not set)", allow_module_level=True)
+
+CUDA = torch.device("cuda")
+
+
+def _close(got, want, rtol=1e-5, atol=1e-6):
+    got = got.cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    want = want.cpu().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol)
+
+
+def _strict():
+    w = warnings.catch_warnings()
+    w.__enter__()
+    warnings.simplefilter("error", C.CompileWarning)  # no eager fallback
+    return w
+
+
+def chain(x, y):
+    return torch.tanh(x * 2.5 + y).sigmoid() * x - 1
+
+
+def test_elementwise_chain_one_cuda_kernel_matches_eager_and_cpu():
+    rng = np.random.default_rng(0)
+    xh, yh = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((3, 5)).astype(np.float32)
+    x, y = torch.tensor(xh, device="cuda"), torch.tensor(yh, device="cuda")
+    f = torch.compile(chain)
+    got = f(x, y)
+    assert got.device == CUDA
+    _close(got, chain(x, y))
+    _close(got, chain(torch.tensor(xh), torch.tensor(yh)))
+    want = np.tanh(xh * np.float32(2.5) + yh)
+    want = (1 / (1 + np.exp(-want))) * xh - 1
+    _close(got, want.astype(np.float32), rtol=1e-5, atol=1e-6)
+    assert "_k0(x, y)" in f.code and "_call" not in f.code
+    src = f.kernels["_k0"]
+    assert "@cuda.jit(cache=True)" in src and "cuda.grid(1)" in src and "# %" in src
+    assert src == fuse_cuda.kernel_source(*_group_of(f), flat=True)  # deterministic text
+
+
+def _group_of(f):
+    groups, _ = fuse_cuda.cuda_groups(f.graph)
+    return groups[0], f.graph.types
+
+
+@pytest.mark.parametrize("xs,ys,dt", [((4, 3), (3,), "float32"), ((2, 3, 2), (2, 1, 2), "float64"),
+                                      ((5,), (), "float32"), ((), (), "float64"), ((3, 4), (3, 4), "int64")])
+def test_broadcast_strided_and_dtypes(xs, ys, dt):
+    rng = np.random.default_rng(1)
+    xh = (rng.standard_normal(xs) * 3).astype(dt)
+    yh = (rng.standard_normal(ys) * 3).astype(dt)
+
+    def f(x, y):
+        z = torch.where(x > y, x * y, x - y) + 1
+        return z.abs() * 2, (z < 2)
+
+    c = torch.compile(f)
+    x, y = torch.tensor(xh, device="cuda"), torch.tensor(yh, device="cuda")
+    for got, cpu in zip(c(x, y), f(torch.tensor(xh), torch.tensor(yh))):
+        _close(got, cpu)
+    if len(xs) == 2:  # a transposed (non-contiguous) input takes the strided loop form; same kernel signature
+        xt = torch.tensor(np.ascontiguousarray(xh.T), device="cuda").t()
+        for got, cpu in zip(c(xt, y), f(torch.tensor(xh), torch.tensor(yh))):
+            _close(got, cpu)
+
+
+def test_mixed_dtypes_and_python_scalars():
+    def f(a, b):
+        return (a.float() * 0.5 + b).relu().clamp(max=1.5), (a * 3) % 5
+
+    ah = np.arange(-6, 6, dtype=np.int32).reshape(3, 4)
+    bh = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    c = torch.compile(f)
+    for got, cpu in zip(c(torch.tensor(ah, device="cuda"), torch.tensor(bh, device="cuda")),
+                        f(torch.tensor(ah), torch.tensor(bh))):
+        _close(got, cpu)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_after_elementwise(op):
+    rng = np.random.default_rng(2)
+    xh = rng.standard_normal((3, 6)).astype(np.float32)
+
+    def f(x):
+        return getattr(F, op)(x * 2 - 1, dim=-1) + 1
+
+    c = torch.compile(f)
+    got = c(torch.tensor(xh, device="cuda"))
+    _close(got, f(torch.tensor(xh)), rtol=1e-5, atol=2e-6)
+    _close(got, f(torch.tensor(xh, device="cuda")))
+    assert f"_call('{op}'" in c.code and "row reductions are not fused on cuda" in c.code
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x) * 0.5 + 0.1))
+
+
+def test_mlp_forward_matches_eager_cuda_and_cpu():
+    torch.manual_seed(0)
+    m = MLP()
+    xh = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    with torch.no_grad():
+        want_cpu = m(torch.tensor(xh))
+        m.cuda()
+        c = torch.compile(m)
+        x = torch.tensor(xh, device="cuda")
+        w = _strict()
+        try:
+            got = c(x)
+        finally:
+            w.__exit__(None, None, None)
+        _close(got, m(x), rtol=1e-5, atol=1e-6)
+    _close(got, want_cpu, rtol=1e-5, atol=1e-6)
+    assert "fused group" in c.code
+
+
+def test_training_step_through_compiled_code_on_cuda():
+    torch.manual_seed(1)
+    ref = MLP()
+    m = MLP()
+    m.load_state_dict(ref.state_dict())
+    m.cuda()
+    xh = np.random.default_rng(4).standard_normal((4, 6)).astype(np.float32)
+    yh = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
+    c = torch.compile(m)
+    w = _strict()
+    try:
+        loss = ((c(torch.tensor(xh, device="cuda")) - torch.tensor(yh, device="cuda")) ** 2).mean()
+    finally:
+        w.__exit__(None, None, None)
+    loss.backward()
+    want = ((ref(torch.tensor(xh)) - torch.tensor(yh)) ** 2).mean()
+    want.backward()
+    assert c.backward_graph is not None  # the compiled forward + backward ran, not eager autograd
+    _close(loss.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+    for (name, p), (_, q) in zip(m.named_parameters(), ref.named_parameters()):
+        assert p.grad.device == CUDA, name
+        _close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_recompiles_when_the_device_changes(monkeypatch, capsys):
+    monkeypatch.setenv("JITORCH_LOGS", "recompiles")
+    xh = np.linspace(-1, 1, 6, dtype=np.float32)
+    yh = np.linspace(2, 0, 6, dtype=np.float32)
+    c = torch.compile(chain)
+    a = c(torch.tensor(xh), torch.tensor(yh))
+    assert a.device.type == "cpu" and "njit" in c.kernels["_k0"]
+    b = c(torch.tensor(xh, device="cuda"), torch.tensor(yh, device="cuda"))
+    assert b.device == CUDA and "cuda.jit" in c.kernels["_k0"]
+    assert "device cpu -> cuda" in capsys.readouterr().err
+    _close(b, a)
+    a2 = c(torch.tensor(xh), torch.tensor(yh))  # the cpu signature is still cached
+    assert a2.device.type == "cpu"
+    assert len([e for e in c._cache.values() if not e.eager]) == 2
