@@ -158,7 +158,8 @@ NV = 2
 #: Length of the k blocks: the B sliver (KC x NR, 16 KiB) stays in half of a 32 KiB L1; the
 #: A block (MC x KC) in L2.
 KC = 16 * 1024 // (NV * VECTOR_BYTES)
-#: Rows of a packed A block (a multiple of MR); MC x KC x 4 bytes about 1/4 of a 512 KiB L2.
+#: Rows of a packed A block (a multiple of MR): with AVX2, 96 x 256 float32 (96 KiB) or float64
+#: (192 KiB) of a 512 KiB L2.
 MC = 16 * MR
 #: Columns of a packed B panel.
 NC = 4096
@@ -471,10 +472,10 @@ def _gemm_any(A, B, C, bias, accumulate, m0, m1, n0, n1, work):
     kc_max = min(K, KC)
     b_off = (min(m1 - m0, MC) + MR - 1) // MR * MR * kc_max
     tile = b_off + kc_max * ((min(n1 - n0, NC) + nr_full - 1) // nr_full * nr_full)
-    # Full tiles go straight into C when its rows are unit-stride.
+    # Tiles go straight into C when its rows are unit-stride (ldc: elements between rows), else
+    # through the workspace tile.
     direct = C.strides[1] == itemsize and C.strides[0] % itemsize == 0
     ldc = C.strides[0] // itemsize
-    # Element offset of C[i, j] from C's data pointer (C[0, 0]).
     for jc in range(n0, n1, NC):
         nc = min(NC, n1 - jc)
         for pc in range(0, K, KC):
