@@ -89,7 +89,8 @@ def run_tests(timeout_s):
         out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         rc = "timeout"
     lines = [ln for ln in out.splitlines() if ln.strip()]
-    summary = next((ln for ln in reversed(lines) if " passed" in ln or " failed" in ln or " error" in ln), "")
+    keys = (" passed", " failed", " error", " skipped", "no tests ran")
+    summary = next((ln for ln in reversed(lines) if any(k in ln for k in keys)), "")
     failed = [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]
     return dict(returncode=rc, seconds=round(time.perf_counter() - t0, 1), summary=summary, failed=failed[:50],
                 tail=out[-3000:])

@@ -221,6 +221,15 @@ def test_matmul_strided_views_and_k0():
         KM.matmul(dev(a), dev(a), o)
 
 
+def test_matmul_batches_beyond_the_grid_limit(monkeypatch):
+    monkeypatch.setattr(KM, "_MAX_GRID_Z", 2)  # the real limit is 65535 batches per launch
+    rng = _rng(21)
+    a, b = rng.standard_normal((5, 3, 2)), rng.standard_normal((1, 2, 4))
+    o = cuda.device_array((5, 3, 4))
+    KM.matmul(dev(a), dev(b), o)
+    np.testing.assert_allclose(host(o), a @ b)
+
+
 @pytest.mark.slow
 def test_matmul_gpu_tile_size():
     """The GPU configuration (16x16 tiles) on the simulator: one block of 256 threads."""

@@ -24,6 +24,7 @@ __all__ = ["matmul", "REG"]
 
 #: rows/columns of out each thread computes in each direction (register blocking)
 REG = 2 if SIM else 4
+_MAX_GRID_Z = 65535
 
 
 @lru_cache(maxsize=None)
@@ -97,6 +98,11 @@ def matmul(a, b, out, *, trans_a=False, trans_b=False, tile=TILE, reg=REG):
         fill(out, 0)
         return out
     bm = tile * reg
-    grid = (cdiv(N, bm), cdiv(M, bm), B)
-    _kernel(dt.str, int(tile), int(reg), bool(trans_a), bool(trans_b))[grid, (tile, tile)](a, b, out, dt.type(0))
+    k = _kernel(dt.str, int(tile), int(reg), bool(trans_a), bool(trans_b))
+    for z0 in range(0, B, _MAX_GRID_Z):  # the grid's z dim (the batch) is at most 65535 blocks
+        z1 = min(B, z0 + _MAX_GRID_Z)
+        aa = a[z0:z1] if a.shape[0] > 1 else a
+        bb = b[z0:z1] if b.shape[0] > 1 else b
+        k[(cdiv(N, bm), cdiv(M, bm), z1 - z0), (tile, tile)](aa, bb, out[z0:z1] if B > _MAX_GRID_Z else out,
+                                                             dt.type(0))
     return out
