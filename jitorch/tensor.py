@@ -162,6 +162,10 @@ class Tensor:
     def is_contiguous(self, memory_format=None):
         return bool(self._data.flags.c_contiguous)
 
+    def get_device(self):
+        """The cuda device index, or -1 on cpu (torch)."""
+        return (self._device.index or 0) if self._device.type == "cuda" else -1
+
     @property
     def is_cuda(self):
         return self._device.type == "cuda"
@@ -336,13 +340,14 @@ class Tensor:
 
     def type(self, dtype=None, non_blocking=False):
         if dtype is None:
-            return f"jitorch.{D.type_name(self.dtype)}"
+            return f"jitorch.{'cuda.' if self._device.type == 'cuda' else ''}{D.type_name(self.dtype)}"
         if isinstance(dtype, str) and dtype.startswith(("torch.", "jitorch.")):
             name = dtype.split(".")[-1]
             rev = {D.type_name(d): d for d in D.ALL_DTYPES}
             if name not in rev:
                 raise TypeError(f"invalid type: {dtype!r}")
-            dtype = rev[name]
+            # 'torch.cuda.FloatTensor' names the device too
+            return self.to("cuda" if ".cuda." in dtype else "cpu", rev[name])
         return self.to(dtype)
 
     def type_as(self, other):

@@ -431,3 +431,13 @@ def test_deepcopy_and_pickle_of_cuda_parameters():
     np.testing.assert_array_equal(back.detach().cpu().numpy(), net.weight.detach().cpu().numpy())
     t = jitorch.arange(4.0, device="cuda")
     assert copy.deepcopy(t).device == CUDA
+
+
+def test_type_names_and_get_device():
+    c = jitorch.ones(2, device="cuda")
+    assert c.type() == "jitorch.cuda.FloatTensor" and c.get_device() == 0
+    assert jitorch.ones(2).type() == "jitorch.FloatTensor" and jitorch.ones(2).get_device() == -1
+    d = jitorch.ones(2).type("torch.cuda.DoubleTensor")
+    assert d.device == CUDA and d.dtype is jitorch.float64
+    e = c.type("torch.LongTensor")
+    assert e.device == jitorch.device("cpu") and e.dtype is jitorch.int64
