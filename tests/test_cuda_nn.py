@@ -393,3 +393,40 @@ def test_gpu_check_runs_on_the_simulator(tmp_path):
     assert math.isfinite(res["benchmarks"]["mlp_step"]["jitorch_loss"])
     md = (tmp_path / "gpu_check.md").read_text()
     assert "| matmul | jitorch_TFLOPs |" in md
+
+
+class _Mixed(nn.Module):
+    """Embedding + LayerNorm, Conv2d + BatchNorm2d + GELU + adaptive pooling, cat, Dropout, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.ln = nn.LayerNorm(4)
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.bn = nn.BatchNorm2d(2)
+        self.fc = nn.Linear(4 + 2, 3)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, tok, img):
+        a = self.ln(self.emb(tok)).mean(1)
+        b = F.adaptive_avg_pool2d(F.gelu(self.bn(self.conv(img))), 1).flatten(1)
+        return self.fc(self.drop(jitorch.cat([a, b], 1)))
+
+
+@pytest.mark.slow
+def test_mixed_layers_training_step_matches_cpu():
+    cpu, gpu = _pair(_Mixed, seed=2)
+    tok = jitorch.randint(0, 10, (3, 5))
+    img = jitorch.randn(3, 1, 4, 4)
+    y = jitorch.tensor([0, 2, 1])
+    losses = []
+    for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
+        jitorch.manual_seed(1)  # the same dropout mask (drawn on the host stream for both)
+        opt = jitorch.optim.SGD(model.parameters(), lr=0.1)
+        loss = F.cross_entropy(model(tok.to(dev), img.to(dev)), y.to(dev))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    _close_params(cpu, gpu, 1e-5)
+    np.testing.assert_allclose(gpu.bn.running_var.cpu().numpy(), cpu.bn.running_var.numpy(), rtol=1e-5)
