@@ -254,6 +254,13 @@ class Tensor:
     def __dlpack__(self, stream=None, **kwargs):
         return self._data.__dlpack__(**({"stream": stream} if stream is not None else {}))
 
+    @property
+    def __cuda_array_interface__(self):
+        # cuda tensors only: torch.as_tensor / cupy.asarray / numba.cuda.as_cuda_array share the memory
+        if self._device.type != "cuda":
+            raise AttributeError("'Tensor' object has no attribute '__cuda_array_interface__' (a cpu tensor)")
+        return self._data.__cuda_array_interface__
+
     def __dlpack_device__(self):
         return self._data.__dlpack_device__()
 

@@ -441,3 +441,15 @@ def test_type_names_and_get_device():
     assert d.device == CUDA and d.dtype is jitorch.float64
     e = c.type("torch.LongTensor")
     assert e.device == jitorch.device("cpu") and e.dtype is jitorch.int64
+
+
+def test_cuda_array_interface():
+    c = jitorch.arange(6.0, device="cuda").reshape(2, 3)
+    cai = c.__cuda_array_interface__
+    assert cai["shape"] == (2, 3) and cai["typestr"] == "<f4" and cai["strides"] is None and cai["version"] == 3
+    assert cai["data"][0] == c.data_ptr()
+    t = c.t()[1:]
+    assert t.__cuda_array_interface__["shape"] == (2, 2) and t.__cuda_array_interface__["strides"] == (4, 12)
+    assert t.__cuda_array_interface__["data"][0] == c.data_ptr() + 4
+    assert jitorch.tensor([True], device="cuda").__cuda_array_interface__["typestr"] == "|b1"
+    assert not hasattr(jitorch.ones(2), "__cuda_array_interface__")

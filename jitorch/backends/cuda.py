@@ -171,6 +171,14 @@ class CudaArray:
         """The allocation this array views (never a NumPy array: autograd's ownership test then copies)."""
         return self.buffer
 
+    @property
+    def __cuda_array_interface__(self):
+        """Version 3 of the CUDA Array Interface: CuPy, PyTorch and numba.cuda read the tensor in place."""
+        typestr = self.dtype.str if self.dtype != np.bool_ else "|b1"
+        return {"shape": self.shape, "typestr": typestr, "data": (self.data_ptr() if self.size else 0, False),
+                "strides": None if self.is_c_contiguous() else self.strides, "version": 3,
+                "stream": 1}  # kernels run on the legacy default stream
+
     def data_ptr(self):
         """Device address of the first element (the simulator has none: its host address)."""
         buf = self.buffer
