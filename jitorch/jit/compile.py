@@ -643,11 +643,11 @@ class CompiledFunction:
         snap += [(t, np.array(t._data, copy=True)) for t in leaves
                  if isinstance(t, T) and isinstance(t._data, np.ndarray)]
         rng = jitorch.get_rng_state()
-        _tracing.LIVE_CAPTURE[0] = True
+        live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True
         try:
             traced, _ = _trace_impl(fn, tuple(tleaves) + tuple(gouts), {}, strict=True, names=names)
         finally:
-            _tracing.LIVE_CAPTURE[0] = False
+            _tracing.LIVE_CAPTURE[0] = live  # nested compiles keep the outer setting
             _restore(snap)
             jitorch.set_rng_state(rng)
         joint_g = traced.graph
@@ -783,12 +783,12 @@ class CompiledFunction:
         rng = jitorch.get_rng_state()
         # grad mode as the caller has it: a function may run backward (a training step) inside
         mode = enable_grad() if _dispatch.hooks.grad_enabled else no_grad()
-        _tracing.LIVE_CAPTURE[0] = True
+        live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True
         try:
             with cap, mode:
                 traced, _ = _trace_impl(fn, tuple(leaves), {}, strict=True, names=names or None)
         finally:
-            _tracing.LIVE_CAPTURE[0] = False
+            _tracing.LIVE_CAPTURE[0] = live  # nested compiles keep the outer setting
             _restore(snap)
             cap.restore()
             jitorch.set_rng_state(rng)
