@@ -183,15 +183,44 @@ def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_fo
     return empty(input.shape, dtype=_like_dtype(input, dtype), device=device or input.device, requires_grad=requires_grad)
 
 
+def _traced_fill(input, value, dtype, device, requires_grad):
+    """While a trace records ops: ``fill(input, value)`` (out of place, no autograd), so the graph makes the
+    result from ``input``'s shape (a dynamic batch follows it) instead of capturing a constant of the traced
+    size. None when not tracing or when dtype/device differ from ``input``'s (the eager path then)."""
+    from . import _dispatch
+    if _dispatch.hooks.tracer is None or not isinstance(input, Tensor) or requires_grad:
+        return None
+    if (dtype is not None and D.as_dtype(dtype) is not input.dtype) or (
+            device is not None and as_device(device) != input.device):
+        return None
+    if isinstance(value, Tensor) or isinstance(value, bool) and input.dtype is not D.bool_:
+        return None
+    saved = _dispatch.hooks.grad_enabled
+    _dispatch.hooks.grad_enabled = False
+    try:
+        return _dispatch.call("fill", input, value=value)
+    finally:
+        _dispatch.hooks.grad_enabled = saved
+
+
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, layout=None):
+    t = _traced_fill(input, 0, dtype, device, requires_grad)
+    if t is not None:
+        return t
     return zeros(input.shape, dtype=_like_dtype(input, dtype), device=device or input.device, requires_grad=requires_grad)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None, layout=None):
+    t = _traced_fill(input, 1, dtype, device, requires_grad)
+    if t is not None:
+        return t
     return ones(input.shape, dtype=_like_dtype(input, dtype), device=device or input.device, requires_grad=requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None, layout=None):
+    t = _traced_fill(input, fill_value, dtype, device, requires_grad)
+    if t is not None:
+        return t
     return full(input.shape, fill_value, dtype=_like_dtype(input, dtype), device=device or input.device,
                 requires_grad=requires_grad)
 

@@ -152,16 +152,15 @@ def cnn(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lstm(tmp_path_factory):
-    # nn.LSTM's zero initial state is a tensor of the batch's size, so the export is static: one build per batch
+    # nn.LSTM's zero initial state is made from the input's shape while tracing (a fill node), so the
+    # classifier exports with a dynamic batch: one build serves every batch size
     model = LSTMClassifier().eval()
     d = tmp_path_factory.mktemp("lstm")
-    out = {}
-    for b in (1, 5):
-        with warnings.catch_warnings():  # the zero state is captured (TracerWarning): it is zeros on every call
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(model, torch.randint(0, 20, (b, 6)))
-        out[b] = build(traced, str(d / f"out{b}"), name=f"lstm{b}")
-    return model, out, str(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)  # nothing is captured at the traced batch
+        traced = torch.jit.trace(model, torch.randint(0, 20, (4, 6)))
+    res = build(traced, str(d / "out"), name="lstm", dynamic_batch=True)
+    return model, res, str(d)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -214,26 +213,100 @@ def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("batch", [1, 3, 17])
 def test_lstm_classifier_equal_eager(lstm, batch, tmp_path):
-    model, builds, _ = lstm
+    model, res, _ = lstm
+    assert "dynamic dim: batch" in res.signature
     x = np.random.default_rng(batch).integers(0, 20, (batch, 6)).astype(np.int64)
     want = _eager(model, x)
-    _close(_run_exe(builds[batch].exe, [x], str(tmp_path)), want)
-    _close(Lib(builds[batch])(x), want)
+    _close(_run_exe(res.exe, [x], str(tmp_path)), want)
+    _close(Lib(res)(x), want)
 
 
 @pytest.mark.slow
 def test_embedding_index_out_of_range_is_an_error(lstm, tmp_path):
-    _, builds, _ = lstm
-    x = np.full((1, 6), 20, dtype=np.int64)
-    np.save(tmp_path / "x.npy", x)
-    p = subprocess.run([builds[1].exe, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True,
-                       text=True)
-    assert p.returncode == 1
-    assert "index_select" in p.stderr and "out of range" in p.stderr
-    with pytest.raises(ValueError, match="out of range"):
-        Lib(builds[1])(x)
+    _, res, _ = lstm
+    for bad in (20, -1):
+        x = np.full((2, 6), 3, dtype=np.int64)
+        x[1, 4] = bad
+        np.save(tmp_path / "x.npy", x)
+        p = subprocess.run([res.exe, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True,
+                           text=True)
+        assert p.returncode == 1, p.stderr
+        assert "index_select" in p.stderr and "out of range" in p.stderr
+        assert not os.path.exists(tmp_path / "y.npy")
+        with pytest.raises(ValueError, match="out of range"):
+            Lib(res)(x)
+
+
+_LOAD_AND_RUN = """
+import sys, numpy as np, jitorch
+m = jitorch.jit.load(sys.argv[1])
+for p in sys.argv[2:]:
+    x = np.load(p)
+    x = jitorch.from_numpy(x)
+    np.save(p + '.out.npy', m(x).detach().numpy())
+"""
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.rnn = {"LSTM": lambda: nn.LSTM(5, 7, num_layers=2, bidirectional=True),
+                    "GRU": lambda: nn.GRU(5, 7, batch_first=True), "RNN": lambda: nn.RNN(5, 7),
+                    "LSTMCell": lambda: nn.LSTMCell(5, 7), "GRUCell": lambda: nn.GRUCell(5, 7),
+                    "RNNCell": lambda: nn.RNNCell(5, 7)}[kind]()
+
+    def forward(self, x):
+        out = self.rnn(x)
+        if self.kind == "LSTM":
+            y, (h, c) = out
+            return y.sum(0)[:, :7] * y.sum(0)[:, 7:] + h.sum(0) + c.sum(0)
+        if self.kind == "LSTMCell":
+            return out[0] * out[1]
+        if self.kind in ("GRU", "RNN"):
+            return out[0].sum(1 if self.kind == "GRU" else 0) + out[1].sum(0)
+        return out
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_recurrent_layers_export_with_a_dynamic_batch(kind, tmp_path):
+    """The zero initial state follows the batch: the export is dynamic and equals eager at other batches."""
+    torch.manual_seed(0)
+    model = _Recurrent(kind).eval()
+    bdim = 0 if kind.endswith("Cell") or kind == "GRU" else 1
+
+    def example(b, seed):
+        shape = [b, 5] if kind.endswith("Cell") else ([b, 4, 5] if bdim == 0 else [4, b, 5])
+        return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, torch.from_numpy(example(3, 0)))
+    assert not any(i.kind == "const" for i in traced.graph.inputs), traced.graph
+    p = str(tmp_path / "rnn.jt")
+    torch.jit.save(traced, p, dynamic_dims={"x": {bdim: "batch"}})
+    loaded = torch.jit.load(p)
+    for b in (1, 2, 9):
+        x = example(b, b)
+        _close([loaded(torch.from_numpy(x)).detach().numpy()], _eager(model, x))
+
+
+def test_lstm_classifier_dynamic_export_in_a_fresh_process(tmp_path):
+    model = LSTMClassifier().eval()
+    traced = torch.jit.trace(model, torch.randint(0, 20, (4, 6)))
+    jt = str(tmp_path / "lstm.jt")
+    torch.jit.save(traced, jt, dynamic_batch=True)
+    xs = []
+    for b in (1, 3, 17):
+        x = np.random.default_rng(b).integers(0, 20, (b, 6)).astype(np.int64)
+        xs.append((str(tmp_path / f"x{b}.npy"), x))
+        np.save(xs[-1][0], x)
+    p = subprocess.run([sys.executable, "-c", _LOAD_AND_RUN, jt] + [q for q, _ in xs], capture_output=True,
+                       text=True, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    for q, x in xs:
+        _close([np.load(q + ".out.npy")], _eager(model, x))
 
 
 # ---------------------------------------------------------------------------------------------- the executable

@@ -30,6 +30,20 @@ def _t():
     return jitorch
 
 
+def _zero_state(x, batch_dim, shape):
+    """Zeros of ``shape`` (the batch at ``shape[batch_dim]``) for ``x``'s dtype. While a trace records ops
+    they are made from a view of ``x`` (``zeros_like`` of an expand: a ``fill`` node of the graph), so a
+    traced graph follows the batch size (``jit.save(..., dynamic_batch=True)``); eagerly plain zeros."""
+    from ... import _dispatch
+    if _dispatch.hooks.tracer is not None and x.numel() > 0 and x.dim() == len(shape):
+        v = x
+        for d in range(x.dim()):
+            if d != batch_dim:
+                v = v.narrow(d, 0, 1)
+        return C.zeros_like(v.expand(*shape))
+    return C.zeros(shape, dtype=x.dtype)
+
+
 def _gate_linear(x, w, b):
     y = x.matmul(w.t())
     return y + b if b is not None else y
@@ -225,8 +239,8 @@ class RNNBase(Module):
         h_shape = (self.num_layers * num_directions, B, real_hidden)
         c_shape = (self.num_layers * num_directions, B, self.hidden_size)
         if hx is None:
-            h0 = t.zeros(h_shape, dtype=x.dtype)
-            c0 = t.zeros(c_shape, dtype=x.dtype) if self.mode == "LSTM" else None
+            h0 = _zero_state(x, 1, h_shape)
+            c0 = _zero_state(x, 1, c_shape) if self.mode == "LSTM" else None
         else:
             if self.mode == "LSTM":
                 if not isinstance(hx, (tuple, list)) or len(hx) != 2:
@@ -370,7 +384,7 @@ class RNNCell(RNNCellBase):
         t = _t()
         x, is_batched = self._prep(input, hx)
         if hx is None:
-            hx = t.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+            hx = _zero_state(x, 0, (x.shape[0], self.hidden_size))
         elif not is_batched:
             hx = hx.unsqueeze(0)
         pre = _gate_linear(x, self.weight_ih, self.bias_ih) + _gate_linear(hx, self.weight_hh, self.bias_hh)
@@ -391,7 +405,7 @@ class LSTMCell(RNNCellBase):
         t = _t()
         x, is_batched = self._prep(input, hx)
         if hx is None:
-            z = t.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+            z = _zero_state(x, 0, (x.shape[0], self.hidden_size))
             hx = (z, z)
         elif not is_batched:
             hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
@@ -411,7 +425,7 @@ class GRUCell(RNNCellBase):
         t = _t()
         x, is_batched = self._prep(input, hx)
         if hx is None:
-            hx = t.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+            hx = _zero_state(x, 0, (x.shape[0], self.hidden_size))
         elif not is_batched:
             hx = hx.unsqueeze(0)
         xr, xz, xn = _gate_linear(x, self.weight_ih, self.bias_ih).chunk(3, 1)
