@@ -509,20 +509,31 @@ def _planned(op, inputs, attrs):
     else:
         if "view" in op.tags:
             return None
-        parts = []
-        arrays = []
-        for x in inputs:
-            if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
+        if len(inputs) == 2:  # matmul: unrolled
+            x0, x1 = inputs
+            if not isinstance(x0, _Tensor) or not isinstance(x1, _Tensor) or (
+                    x0._device is not _CPU and x0._device.type != "cpu") or (
+                    x1._device is not _CPU and x1._device.type != "cpu"):
                 return None
-            a = x._data
-            arrays.append(a)
-            parts.append(a.shape)
-            parts.append(a.dtype)
-            parts.append(a.flags.c_contiguous)
-        if attrs:
+            a0 = x0._data
+            a1 = x1._data
+            arrays = (a0, a1)
+            key = (a0.shape, a0.dtype, a0.flags.c_contiguous, a1.shape, a1.dtype, a1.flags.c_contiguous,
+                   tuple(attrs.items()), D._default_dtype)
+        else:
+            parts = []
+            arrays = []
+            for x in inputs:
+                if not isinstance(x, _Tensor) or (x._device is not _CPU and x._device.type != "cpu"):
+                    return None
+                a = x._data
+                arrays.append(a)
+                parts.append(a.shape)
+                parts.append(a.dtype)
+                parts.append(a.flags.c_contiguous)
             parts.append(tuple(attrs.items()))
-        parts.append(D._default_dtype)
-        key = tuple(parts)
+            parts.append(D._default_dtype)
+            key = tuple(parts)
         try:
             plan = op.plans.get(key)
         except TypeError:
@@ -533,7 +544,10 @@ def _planned(op, inputs, attrs):
         if op.nout == 1:
             out = np.empty(shape, out_np) if shape is not None else None
             res = fast(out, *arrays) if fast is not None else op.impl["cpu"](out, *arrays, **attrs)
-            result = _Tensor._wrap(res if res is not None else out, _CPU)
+            result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
+            result._data = res if res is not None else out
+            result._device = _CPU
+            result._version_box = _Version()
             if hooks.tracer is not None or (hooks.grad_enabled and _needs_grad(inputs)):
                 _record(op, inputs, (result,), attrs)
             return result
