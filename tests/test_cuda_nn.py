@@ -430,3 +430,22 @@ def test_mixed_layers_training_step_matches_cpu():
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     _close_params(cpu, gpu, 1e-5)
     np.testing.assert_allclose(gpu.bn.running_var.cpu().numpy(), cpu.bn.running_var.numpy(), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_attention_and_lstm_with_state_match_cpu():
+    q = jitorch.randn(2, 3, 4)
+    for make in (lambda: nn.MultiheadAttention(4, 2, batch_first=True),
+                 lambda: nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True)):
+        cpu, gpu = _pair(make, seed=3)
+        want = cpu(q, q, q)[0] if isinstance(cpu, nn.MultiheadAttention) else cpu(q)
+        got = gpu(q.cuda(), q.cuda(), q.cuda())[0] if isinstance(gpu, nn.MultiheadAttention) else gpu(q.cuda())
+        same(got, want, rtol=1e-5, atol=1e-6, what=type(cpu).__name__)
+    cpu, gpu = _pair(lambda: nn.LSTM(3, 4, batch_first=True), seed=4)
+    x, h = jitorch.randn(2, 3, 3), jitorch.zeros(1, 2, 4)
+    want = cpu(x, (h, h))[0]
+    got = gpu(x.cuda(), (h.cuda(), h.cuda()))[0]
+    want.sum().backward()
+    got.sum().backward()
+    same(got, want, what="lstm")
+    same(gpu.weight_ih_l0.grad, cpu.weight_ih_l0.grad, rtol=1e-5, atol=1e-6, what="lstm grad")
