@@ -177,3 +177,119 @@ def test_recompiles_when_the_device_changes(monkeypatch, capsys):
     a2 = c(torch.tensor(xh), torch.tensor(yh))  # the cpu signature is still cached
     assert a2.device.type == "cpu"
     assert len([e for e in c._cache.values() if not e.eager]) == 2
+
+
+# ---------------------------------------------------------------- jit.load(map_location='cuda'), saving cuda traces
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden"
+
+
+def _leaves(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def test_golden_file_loads_onto_cuda_and_matches_cpu():
+    x = np.load(GOLDEN / "mlp_v1_x.npy", allow_pickle=False)
+    want = np.load(GOLDEN / "mlp_v1_out.npz", allow_pickle=False)
+    cpu = torch.jit.load(GOLDEN / "mlp_v1.jt")
+    dev = torch.jit.load(GOLDEN / "mlp_v1.jt", map_location="cuda")
+    assert all(p.device == CUDA for p in dev.parameters()) and all(b.device == CUDA for b in dev.buffers())
+    with torch.no_grad():
+        got = _leaves(dev(torch.tensor(x, device="cuda")))
+        ref = _leaves(cpu(torch.tensor(x)))
+    assert len(got) == len(ref) == len(want.files)
+    for g, r, name in zip(got, ref, want.files):
+        assert g.device == CUDA
+        _close(g, r, rtol=1e-5, atol=1e-6)
+        _close(g, want[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="is on cpu.*cuda"):
+        dev(torch.tensor(x))
+    # and through jitorch.compile: the loaded graph on cuda, fused
+    c = torch.compile(dev)
+    with torch.no_grad():
+        for g, r in zip(_leaves(c(torch.tensor(x, device="cuda"))), ref):
+            assert g.device == CUDA
+            _close(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_save_a_cuda_trace_and_load_it_anywhere(tmp_path):
+    torch.manual_seed(3)
+    m = MLP().cuda()
+    xh = np.random.default_rng(6).standard_normal((4, 6)).astype(np.float32)
+    x = torch.tensor(xh, device="cuda")
+    tr = torch.jit.trace(m, (x,))  # check_trace compares the cuda outputs too
+    p = tmp_path / "mlp_cuda.jt"
+    tr.save(p)
+    with torch.no_grad():
+        want = m(x)
+    import json
+    import zipfile
+    with zipfile.ZipFile(p) as zf:
+        meta = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("meta.json"))))
+    assert meta["guards"]["device"] == "cuda"
+    default = torch.jit.load(p)  # onto the device it was saved from, as torch does
+    assert all(q.device == CUDA for q in default.parameters())
+    on_cpu = torch.jit.load(p, map_location="cpu")
+    mapped = torch.jit.load(p, map_location={"cuda": "cpu"})
+    with torch.no_grad():
+        _close(default(x), want, rtol=1e-5, atol=1e-6)
+        _close(on_cpu(torch.tensor(xh)), want, rtol=1e-5, atol=1e-6)
+        _close(mapped(torch.tensor(xh)), want, rtol=1e-5, atol=1e-6)
+    assert all(q.device.type == "cpu" for q in list(on_cpu.parameters()) + list(mapped.parameters()))
+    # a cpu file saved again from the cuda load is a cuda file; from the cpu load a cpu file
+    default.save(tmp_path / "again.jt")
+    on_cpu.save(tmp_path / "again_cpu.jt")
+    with torch.no_grad():
+        _close(torch.jit.load(tmp_path / "again.jt")(x), want, rtol=1e-5, atol=1e-6)
+    assert all(q.device.type == "cpu" for q in torch.jit.load(tmp_path / "again_cpu.jt").parameters())
+
+
+# ---------------------------------------------------------------- PTX for a real GPU (libNVVM, no GPU)
+
+_PTX_SCRIPT = '''
+import sys
+try:
+    from numba.cuda.cudadrv import nvvm
+    nvvm.NVVM()
+except Exception as e:
+    print("skip: no NVVM", type(e).__name__)
+    sys.exit(0)
+import jitorch as torch, jitorch.nn.functional as F
+from jitorch.jit import fuse_cuda
+def f1(x, y): return torch.tanh(x * 2.5 + y).sigmoid() * x - 1
+def f2(x, y):
+    z = torch.where(x > y, x * y, x - y) + 1
+    return z.abs() * 2, (z < 2)
+def f3(a, b): return (a.float() * 0.5 + b).relu().clamp(max=1.5), (a * 3) % 5
+def f4(x): return F.log_softmax(F.gelu(x * 2 - 1).exp().sqrt(), dim=-1) + 1
+cases = [(f1, (torch.randn(3, 4), torch.randn(4))),
+         (f2, (torch.randn(3, 4).double(), torch.randn(3, 1).double())),
+         (f2, (torch.arange(12).reshape(3, 4), torch.arange(4))),
+         (f3, (torch.arange(12, dtype=torch.int32).reshape(3, 4), torch.randn(3, 4))),
+         (f4, (torch.randn(2, 5),))]
+bad, n = [], 0
+for fn, args in cases:
+    for what, err in fuse_cuda.ptx_check(torch.jit.trace(fn, args).graph):
+        n += 1
+        if err:
+            bad.append(what + ": " + err)
+print("\\n".join(bad) if bad else "ok %d" % n)
+'''
+
+
+@pytest.mark.slow
+def test_generated_fused_kernels_compile_to_ptx_for_a_real_gpu():
+    """The simulator runs kernels as Python; this lowers the fused kernels (both loop forms, float32/float64/
+    int/bool groups) to PTX for compute capability 9.0 in a child interpreter without the simulator."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    r = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], capture_output=True, text=True, env=env,
+                       cwd=Path(__file__).parent.parent, timeout=600)
+    out = r.stdout.strip()
+    if out.startswith("skip"):
+        pytest.skip(out)
+    assert r.returncode == 0 and out.startswith("ok "), out + r.stderr[-2000:]
+    assert int(out.split()[1]) >= 7

@@ -469,6 +469,9 @@ def _generator_attr(op, g):
 
 def _host(t):
     data = t._data
+    if type(data).__name__ == "CudaArray":  # a cuda tensor captured as a constant: graphs hold host arrays
+        from ..backends.cuda import to_host
+        return to_host(data)
     return data if isinstance(data, np.ndarray) else data.copy_to_host()
 
 

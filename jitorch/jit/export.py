@@ -93,6 +93,7 @@ class Export:
     exprs: tuple = ()                # ((graph name, node index, where, coef, offset), ...)
     producer: str = ""
     meta: dict | None = None         # the meta.json document (filled when written or read)
+    device: str = "cpu"              # guards.device: where the saved tensors lived ("cpu"/"cuda"), load's default
 
     @property
     def user_inputs(self):
@@ -302,6 +303,9 @@ def _host(t):
             a = np.asarray(t)
         elif isinstance(data, np.ndarray):
             a = data
+        elif type(data).__name__ == "CudaArray":  # a cuda tensor: saved as host .npy (guards.device says cuda)
+            from ..backends.cuda import to_host
+            a = to_host(data)
         else:
             a = data.copy_to_host()
     a = np.array(a, order="C", copy=True)
@@ -367,8 +371,11 @@ def _collect(obj, weights=None):
         tensors[i.name] = a
     requires_grad = {i.name: bool(grads.get(i.name, False)) and i.type.dtype.is_floating_point
                      for i in g.inputs if i.kind == "param"}
+    on_cuda = any(getattr(getattr(t, "_device", None), "type", None) == "cuda" for t in src.values()) or \
+        any(type(v).__name__ == "CudaArray" for v in g.constants.values())
     return Export(graph=g, tensors=tensors, requires_grad=requires_grad, in_spec=_plain_spec(in_spec),
-                  out_spec=_plain_spec(out_spec), training=training, modules=modules, producer=_producer())
+                  out_spec=_plain_spec(out_spec), training=training, modules=modules, producer=_producer(),
+                  device="cuda" if on_cuda else "cpu")
 
 
 def _module_type(m):
@@ -677,7 +684,7 @@ def _meta(ex, members):
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "producer": ex.producer or _producer(),
-        "guards": {"device": "cpu", "training": ex.training, "dims": dims},
+        "guards": {"device": ex.device, "training": ex.training, "dims": dims},
         "inputs": inputs,
         "outputs": outputs,
         "tensors": tensors,
@@ -1056,9 +1063,8 @@ def _read(fobj):
         # guards and dims
         guards = meta["guards"]
         _keys(guards, ("device", "training", "dims"), "meta.json: guards")
-        if guards["device"] != "cpu":
-            _fail(f"meta.json: guards.device is {guards['device']!r}; this jitorch runs exported graphs on 'cpu' only "
-                  "(cuda export is not supported yet)")
+        if guards["device"] not in ("cpu", "cuda"):
+            _fail(f"meta.json: guards.device is {guards['device']!r}; this jitorch knows 'cpu' and 'cuda'")
         _expect(guards["training"] is None or type(guards["training"]) is bool, "meta.json: bad guards.training")
         dims = guards["dims"]
         _expect(type(dims) is dict and len(dims) <= 1, "meta.json: guards.dims must be an object with at most one "
@@ -1162,7 +1168,7 @@ def _read(fobj):
                   "jitorch.jit.export.MAX_TOTAL_BYTES)")
         ex = Export(graph=g, tensors={}, requires_grad=requires_grad, in_spec=in_spec, out_spec=out_spec,
                     training=guards["training"], modules=tuple(mods), symbol=symbol, example=example, min=lo, max=hi,
-                    input_dims=input_dims, exprs=exprs, producer=meta["producer"], meta=meta)
+                    input_dims=input_dims, exprs=exprs, producer=meta["producer"], meta=meta, device=guards["device"])
         for name in _module_paths(ex):
             _check_tree_name(name, FormatError)
         tree = {p for p, _ in mods if p}
@@ -1202,23 +1208,31 @@ def _read(fobj):
 
 
 def _check_map_location(map_location):
+    """Validate ``map_location``: None, a device (or its name), or a dict {saved device: target device}."""
     if map_location is None:
         return
     from .._device import as_device, device as _device_cls
-    targets = []
     if isinstance(map_location, (str, _device_cls)):
-        targets = [map_location]
+        as_device(map_location)
     elif isinstance(map_location, dict):
-        targets = list(map_location.values())
+        for k, t in map_location.items():
+            as_device(k)
+            as_device(t)
     else:
-        raise TypeError(f"jit.load: map_location must be None, 'cpu', a jitorch.device or a dict, got "
+        raise TypeError(f"jit.load: map_location must be None, 'cpu', 'cuda', a jitorch.device or a dict, got "
                         f"{type(map_location).__name__}")
-    for t in targets:
-        dev = as_device(t)
-        if dev.type != "cpu":
-            raise NotImplementedError(
-                f"jit.load(map_location={map_location!r}): exported graphs run on cpu only in this version; loading "
-                f"onto {dev} (cuda) is not supported yet. Load with map_location='cpu' (the default)")
+
+
+def _target_device(map_location, saved):
+    """The device a loaded graph goes to: map_location's, else the device it was saved from (guards.device)."""
+    from .._device import as_device
+    dev = as_device(saved)
+    if isinstance(map_location, dict):
+        for k, t in map_location.items():
+            if as_device(k).type == dev.type:
+                return as_device(t)
+        return dev
+    return dev if map_location is None else as_device(map_location)
 
 
 def load(f, map_location=None):
@@ -1236,13 +1250,20 @@ def load(f, map_location=None):
     else:
         with open(f, "rb") as fh:
             ex = read_export(fh)
-    return _module(ex)
+    return _module(ex, _target_device(map_location, ex.device))
 
 
-def _module(ex):
+def _module(ex, device=None):
     from .loaded import LoadedModule
+    if device is not None and device.type == "cuda":
+        from .. import cuda
+        if not cuda.is_available():
+            raise RuntimeError(f"jit.load: the graph was saved from {ex.device} and is loaded onto {device}, but cuda "
+                               "is not available; pass map_location='cpu'")
     try:
         m = LoadedModule(ex)
+        if device is not None and device.type != "cpu":
+            m._to_device(device)
         m._traced(ex.example)  # generate and compile the graph's code now: a file that loads, runs
     except FormatError:
         raise

@@ -226,9 +226,24 @@ class GroupLauncher:
 
 # ------------------------------------------------------------------------------------------------ executor
 
+class _DeviceConstants:
+    """``_dev(t)``: ``t`` when it is on cuda, else its cuda copy, made once per constant tensor."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def __call__(self, t):
+        if t._device.type == "cuda":
+            return t
+        hit = self.cache.get(id(t))
+        if hit is None or hit[0] is not t or hit[2] != t._version_box.value:
+            hit = self.cache[id(t)] = (t, t.to("cuda"), t._version_box.value)
+        return hit[1]
+
+
 def executor_source(g, groups, kernel_names):
     """Straight-line Python over the graph's inputs: a launcher call per group, ``_call`` otherwise."""
-    used = {"_call", "jitorch", "np"} | set(kernel_names.values())
+    used = {"_call", "_dev", "jitorch", "np"} | set(kernel_names.values())
     var = {}
     for i in g.inputs:
         var[i.name] = _ident(i.name, used)
@@ -242,6 +257,9 @@ def executor_source(g, groups, kernel_names):
     at_last = {gr.last.outputs[0]: gr for gr in groups}
     member = {n.outputs[0] for gr in groups for n in gr.nodes}
     body = []
+    for i in g.inputs:  # graphs hold constants as host arrays: their device copies (made once, cached)
+        if i.kind == "const":
+            body.append(f"    {var[i.name]} = _dev({var[i.name]})".ljust(72) + f"  # const %{i.name} on the device")
     for n in g.nodes:
         o0 = n.outputs[0]
         if o0 in at_last:
@@ -293,7 +311,50 @@ def compile_graph_cuda(g):
         _logging.log("code", f"executor of {g.name} (cuda)", src)
     filename = f"{GENERATED_PREFIX} compiled {g.name} cuda>"
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
-    ns.update({"_call": _dispatch.call, "np": np, "jitorch": jitorch})
+    ns.update({"_call": _dispatch.call, "_dev": _DeviceConstants(), "np": np, "jitorch": jitorch})
     exec(builtins.compile(src, filename, "exec"), ns)
     return ns[fname], src, kernels
 
+
+
+# ------------------------------------------------------------------------------------------------ PTX check
+
+def ptx_check(g, cc=(9, 0)):
+    """Lower every generated kernel of graph ``g``'s cuda groups to PTX for compute capability ``cc`` through
+    libNVVM (no GPU needed; must run without the simulator): the check the simulator cannot do. Returns
+    ``[(kernel description, None or the error's first line)]``. The caller patches nothing; device functions
+    are compiled for ``cc``."""
+    from numba import cuda, types
+    import numba.cuda.dispatcher as disp
+    from ..kernels._jitcache import load_source
+
+    class _Device:
+        compute_capability = cc
+
+    disp.get_current_device = lambda: _Device()
+    nb = {"float32": types.float32, "float64": types.float64, "int64": types.int64, "int32": types.int32,
+          "int16": types.int16, "int8": types.int8, "uint8": types.uint8, "bool": types.boolean}
+    types_ = g.types
+    out = []
+    for gr in cuda_groups(g)[0]:
+        modes = input_modes(gr, types_)[0]
+        rank = len(gr.shape)
+        tup = types.UniTuple(types.int64, rank) if rank else None
+        forms = (["flat"] if "bcast" not in modes or not rank else []) + (["strided"] if rank else [])
+        for form in forms:
+            args = []
+            for x, m in zip(gr.inputs, modes):
+                args += [types.Array(nb[types_[x].dtype.name], 1, "C"), types.int64]
+                if form == "strided" and m != "scalar":
+                    args.append(tup)
+            args += [types.Array(nb[types_[o].dtype.name], 1, "C") for o in gr.outputs] + [types.int64]
+            if form == "strided":
+                args.append(tup)
+            k = load_source(kernel_source(gr, types_, flat=form == "flat"), prefix="cufused").kernel
+            what = f"{g.name} group {gr.index} ({form}): " + ", ".join(n.op for n in gr.nodes)
+            try:
+                cuda.compile_ptx(k.py_func, types.void(*args), cc=cc)
+                out.append((what, None))
+            except Exception as e:
+                out.append((what, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"))
+    return out

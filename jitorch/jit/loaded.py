@@ -126,13 +126,31 @@ class LoadedModule(Module):
                 tensors[name] = live[name]
         grads = {name: bool(live[name].requires_grad) for name in ex.requires_grad if name in live}
         from .export import _host
-        return replace(ex, tensors={k: _host(v) for k, v in tensors.items()}, requires_grad=grads, meta=None)
+        dev = self._graph_device()
+        return replace(ex, tensors={k: _host(v) for k, v in tensors.items()}, requires_grad=grads, meta=None,
+                       device="cuda" if dev is not None and dev.type == "cuda" else "cpu")
 
     # ------------------------------------------------------------ calls
-    def _traced(self, size):
+    def _to_device(self, device):
+        """Move the parameters, buffers and captured state tensors to ``device`` (jit.load's map_location)."""
+        self.to(device)
+        for name, t in list(self._live_states.items()):
+            self._live_states[name] = t.to(device)
+        self._specialized.clear()
+
+    def _graph_device(self):
+        """The device of the graph's tensors (parameters, buffers, state), or None when it holds none."""
+        for t in list(self.parameters()) + list(self.buffers()) + list(self._live_states.values()):
+            return t.device
+        return None
+
+    def _traced(self, size, device=None):
         ex = self._jit_export
         cache = self._specialized
+        device = device or self._graph_device()
+        cuda = device is not None and device.type == "cuda"
         key = size if ex.symbol is not None else None
+        key = (key, "cuda") if cuda else key
         tf = cache.get(key)
         if tf is not None:
             cache.move_to_end(key)
@@ -153,6 +171,9 @@ class LoadedModule(Module):
                 raise RuntimeError(f"{self._get_name()}: the exported graph does not run with {ex.symbol}={size}: "
                                    f"{e}") from None
         tf = TracedFunction(self, g, g, ex.in_spec, ex.out_spec, module=self, states=self._live_states)
+        if cuda:  # the graph's constants on the device too (the code runs the ops' cuda impls)
+            from ..backends.cuda import from_host
+            tf._consts = {k: Tensor._wrap(from_host(v), device) for k, v in g.constants.items()}
         cache[key] = tf
         while len(cache) > MAX_SPECIALIZATIONS:
             cache.popitem(last=False)
@@ -162,12 +183,16 @@ class LoadedModule(Module):
         ex = self._jit_export
         users = ex.user_inputs
         size = None
+        device = self._graph_device()
         for i, t in zip(users, leaves):
             if not isinstance(t, _dispatch._Tensor):
                 raise TypeError(f"{self._get_name()}: input %{i.name} must be a Tensor, got {type(t).__name__}")
-            if t.device.type != "cpu":
-                raise RuntimeError(f"{self._get_name()}: input %{i.name} is on {t.device}; exported graphs run on cpu "
-                                   "only in this version (move it with .cpu())")
+            if device is None:
+                device = t.device
+            if t.device.type != device.type:
+                raise RuntimeError(f"{self._get_name()}: input %{i.name} is on {t.device}, the graph's tensors are on "
+                                   f"{device}; move the input with .to({str(device)!r}) (or load with "
+                                   f"map_location={t.device.type!r})")
             dims = ex.input_dims.get(i.name, {})
             want = ex.symbolic_shape(i.name, i.type.shape)
             ok = t.dtype is i.type.dtype and t.ndim == i.type.ndim and all(
@@ -200,7 +225,9 @@ class LoadedModule(Module):
             raise RuntimeError(f"{self._get_name()}: the graph was exported in {mode[ex.training]} mode and the module "
                                f"is now in {mode[self.training]} mode; modes record different graphs (dropout, batch "
                                "norm): export it again in this mode")
-        tf = self._traced(self._size_of(leaves))
+        size = self._size_of(leaves)
+        dev = next((t.device for t in leaves if isinstance(t, _dispatch._Tensor)), None)
+        tf = self._traced(size, dev)
         tf._training = self.training  # the mode was checked above
         flat_args, flat_kwargs = _pytree.unflatten(tf._in_spec, leaves)
         return tf(*flat_args, **flat_kwargs)

@@ -241,7 +241,7 @@ def _graph_diff(a, b, label_a, label_b):
 def _compare_outputs(traced, check, outs, tol, k):
     got_leaves, _ = _pytree.flatten(traced(*check))
     for j, (got, want) in enumerate(zip(got_leaves, outs)):
-        g, w = np.asarray(got._data), np.asarray(want._data)
+        g, w = np.asarray(got.detach().cpu()._data), np.asarray(want.detach().cpu()._data)  # cuda outputs too
         ok = g.shape == w.shape and (np.allclose(g, w, rtol=tol, atol=tol, equal_nan=True)
                                      if g.dtype.kind == "f" else np.array_equal(g, w))
         if not ok:
