@@ -8,21 +8,7 @@ just with fewer threads. Block sizes must be powers of two (tree reductions and 
 """
 from __future__ import annotations
 
-import os
-
-
-def simulating() -> bool:
-    """True when numba.cuda is (or will be) the simulator."""
-    try:
-        from numba import config
-        if getattr(config, "ENABLE_CUDASIM", 0):
-            return True
-    except ImportError:  # pragma: no cover - numba is a hard dependency
-        pass
-    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
-
-
-SIM = simulating()
+from .launch import SIM, simulating  # noqa: F401  (one test of "are we on the simulator" for the package)
 
 #: threads per block of reductions, scans, softmax rows and elementwise-style launches
 BLOCK = 16 if SIM else 256
