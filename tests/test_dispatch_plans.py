@@ -422,7 +422,7 @@ def test_unhashable_attributes_take_the_general_path():
 def test_tracing_records_planned_ops():
     def f(x, y):
         z = (x + y) * 2.0
-        z = jitorch.exp(z) + x[0] + x.view(2, 2).sum()
+        z = jitorch.exp(z) + x[0] + x.view(2, 2).sum() + (x.view(2, 2) * y[:2]).view(4)  # broadcast plan
         return z.relu() - y.sum()
 
     x, y = T(arr((4,))), T(arr((4,)))
