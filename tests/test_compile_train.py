@@ -537,3 +537,33 @@ def test_kwargs_dict_outputs_identity_output_and_tied_weights():
             return self.out(torch.relu(self.emb(x)))
     m = Tied()
     _compare(m, torch.compile(m), (torch.randn(2, 5),), lambda o: o.pow(2).sum())
+
+
+def test_threads_call_one_compiled_function():
+    # inference from several threads, the first calls racing to compile (one traces and compiles,
+    # the others wait on the compile lock). Grad mode and the autograd engine are process-wide in
+    # jitorch, so training from several threads at once is not supported (eager or compiled).
+    import threading
+    seed(40)
+    model = _mlp()
+    cm = torch.compile(model)
+    xs = [torch.randn(5, 12) for _ in range(4)]
+    errors, results = [], [None] * len(xs)
+
+    def work(k):
+        try:
+            for _ in range(20):
+                y = cm(xs[k]).numpy()
+            results[k] = y
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    with torch.no_grad():
+        want = [model(x).numpy() for x in xs]
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(len(xs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    for y, w in zip(results, want):
+        _close(y, w)

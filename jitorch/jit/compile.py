@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import linecache
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -43,6 +44,9 @@ from .fuse import (RowNormGroup, describe_groups, find_groups, find_row_norms, i
 from .fuse_cuda import trace_device
 
 RECOMPILE_LIMIT = 8
+# tracing swaps process-wide hooks: one trace/compile at a time (threads calling compiled code
+# that is already built never take it)
+_COMPILE_LOCK = threading.RLock()
 
 
 class CompileWarning(UserWarning):
@@ -516,7 +520,10 @@ class CompiledFunction:
         key = self._key(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
-            entry = self._compile(key, args, kwargs)
+            with _COMPILE_LOCK:  # one thread traces and compiles a signature; the others wait for it
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._compile(key, args, kwargs)
         if entry.eager:
             return self._eager(args, kwargs)
         if entry.traced.step_params is not None:
@@ -530,7 +537,8 @@ class CompiledFunction:
             self._trained = True
             return self._run_train(prog, entry, args, kwargs)
         if not entry.compiled:
-            entry.ensure_compiled()
+            with _COMPILE_LOCK:
+                entry.ensure_compiled()
         self._last = entry.traced
         self._trained = False
         if entry.fast is not None and key[0] == len(args) and not kwargs:
@@ -550,12 +558,14 @@ class CompiledFunction:
                 _logging.log("recompiles", f"recompiling {self.__name__}",
                              "    triggered by: the optimizer's state changed (created by the first step)\n"
                              "    suggestion: none needed; this happens once")
-            entry = self._compile(key, args, kwargs)
+            with _COMPILE_LOCK:
+                entry = self._compile(key, args, kwargs)
             if entry.eager:
                 return self._eager(args, kwargs)
             t = entry.traced
         if not entry.compiled:
-            entry.ensure_compiled()
+            with _COMPILE_LOCK:
+                entry.ensure_compiled()
         self._last = t
         self._trained = False
         leaves = args if not kwargs and all(isinstance(a, _dispatch._Tensor) for a in args) else \
@@ -577,6 +587,12 @@ class CompiledFunction:
         pattern = self._param_pattern(entry)
         if pattern in entry.train:
             return entry.train[pattern]
+        with _COMPILE_LOCK:
+            if pattern in entry.train:
+                return entry.train[pattern]
+            return self._train_program_locked(entry, pattern, args, kwargs)
+
+    def _train_program_locked(self, entry, pattern, args, kwargs):
         try:
             prog = self._build_train(entry, args, kwargs)
         except Exception as e:  # a rule that cannot be traced, an op without a VJP ...: eager, said once
