@@ -293,3 +293,16 @@ def test_generated_fused_kernels_compile_to_ptx_for_a_real_gpu():
         pytest.skip(out)
     assert r.returncode == 0 and out.startswith("ok "), out + r.stderr[-2000:]
     assert int(out.split()[1]) >= 7
+
+
+def test_save_a_cuda_trace_with_a_dynamic_batch(tmp_path):
+    torch.manual_seed(4)
+    m = MLP().cuda()
+    tr = torch.jit.trace(m, (torch.randn(3, 6).cuda(),), check_trace=False)
+    tr.save(tmp_path / "dyn.jt", dynamic_batch=True)  # re-traced at other batch sizes on cuda
+    loaded = torch.jit.load(tmp_path / "dyn.jt")
+    xh = np.random.default_rng(7).standard_normal((5, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = m(torch.tensor(xh, device="cuda"))
+        _close(loaded(torch.tensor(xh, device="cuda")), want, rtol=1e-5, atol=1e-6)
+        _close(torch.jit.load(tmp_path / "dyn.jt", map_location="cpu")(torch.tensor(xh)), want, rtol=1e-5, atol=1e-6)

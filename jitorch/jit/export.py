@@ -443,7 +443,7 @@ def _retrace(traced, ex, size):
         shape = list(i.type.shape)
         for d in ex.input_dims.get(i.name, {}):
             shape[d] = size
-        leaves.append(jitorch.zeros(tuple(shape), dtype=i.type.dtype))
+        leaves.append(jitorch.zeros(tuple(shape), dtype=i.type.dtype, device=ex.device))
     args, kwargs = _pytree.unflatten(traced._in_spec, leaves)
     snap = _snapshot(traced._module, traced._states.values())
     rng = jitorch.get_rng_state()
@@ -1240,8 +1240,9 @@ def load(f, map_location=None):
 
     ``f`` is a path or a seekable binary file object. The file is validated completely before
     anything is built (:class:`FormatError` for a corrupt, hostile or newer-version file); nothing
-    in it is executed. The module runs on cpu (``map_location`` may only name cpu in this
-    version), exposes the parameters and buffers by their traced names (``state_dict()``),
+    in it is executed. The module's tensors go to ``map_location`` (a device, or a dict {saved device:
+    target}) or, by default, to the device they were saved from (``guards.device``), and it runs there; it
+    exposes the parameters and buffers by their traced names (``state_dict()``),
     accepts any size of a dynamic dim and can be traced into a larger graph.
     """
     _check_map_location(map_location)
