@@ -453,3 +453,16 @@ def test_cuda_array_interface():
     assert t.__cuda_array_interface__["data"][0] == c.data_ptr() + 4
     assert jitorch.tensor([True], device="cuda").__cuda_array_interface__["typestr"] == "|b1"
     assert not hasattr(jitorch.ones(2), "__cuda_array_interface__")
+
+
+def test_out_of_place_index_put_leaves_its_input_alone():
+    from jitorch._dispatch import call
+    g = jitorch.arange(12.0, device="cuda").reshape(4, 3)
+    r = call("index_put", g, jitorch.zeros((), device="cuda"), jitorch.tensor([1, 3], device="cuda"), dims=(0,),
+             accumulate=False)
+    np.testing.assert_array_equal(g.cpu().numpy(), np.arange(12.0).reshape(4, 3))
+    want = np.arange(12.0).reshape(4, 3)
+    want[[1, 3]] = 0
+    np.testing.assert_array_equal(r.cpu().numpy(), want)
+    g.index_put_((jitorch.tensor([0], device="cuda"),), jitorch.tensor(5.0, device="cuda"))  # in place still writes
+    assert g[0].tolist() == [5.0, 5.0, 5.0]

@@ -257,10 +257,15 @@ def _forward_backward(case, inputs):
 
 @pytest.mark.parametrize("case,k", [p for p in GRAD_ALL if "cuda" in registry.get(p[0].op).impl],
                          ids=[f"{c.op}-{k}" for c, k in GRAD_ALL if "cuda" in registry.get(c.op).impl])
-def test_op_forward_and_gradients_on_cuda_match_cpu(case, k):
+def test_op_forward_and_gradients_on_cuda_match_cpu(case, k, monkeypatch):
+    from . import test_autograd_table as table
     inputs = case.build(k, np.random.default_rng(1234 + k))
     dev_inputs = [_cuda_input(x) for x in inputs]
     want_out, want_grads = _forward_backward(case, inputs)
+    # the cases' index and mask tensors are made inside their functions: make those on cuda for the cuda run
+    monkeypatch.setattr(table, "_I", lambda v: jitorch.tensor(v, dtype=jitorch.int64, device="cuda"))
+    monkeypatch.setattr(table, "_M", lambda v: jitorch.tensor(v, dtype=jitorch.bool, device="cuda"))
+    monkeypatch.setattr(table, "_POOL_IDX", table._POOL_IDX.cuda())
     try:
         got_out, got_grads = _forward_backward(case, dev_inputs)
     except NotImplementedError as e:  # the backward needs an op whose cuda kernel is not written yet

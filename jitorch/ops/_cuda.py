@@ -577,6 +577,8 @@ def _index_put_cuda(out, x, values, *idx, dims, accumulate=False):
     bc = _bc()
     from .index import _index_shape
     table, rows, b, rest = _rows("index_put", x, idx, dims)
+    if table.buffer is x.buffer:  # _rows returns x's own memory when it is contiguous: scatter into a copy
+        table = table.copy()
     wdt = _atomic_dt("index_put(accumulate=True)", table.dtype) if accumulate else table.dtype
     if table.dtype != wdt:
         table = _as(table, wdt)
