@@ -475,6 +475,10 @@ class CompiledFunction:
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
+        if dynamic:
+            warnings.warn(f"jitorch.compile({self.__name__}, dynamic=True): symbolic dims are not supported yet; "
+                          "each new size retraces and builds its executor (the generated kernels, which read "
+                          "sizes from their arguments, are shared across sizes)", CompileWarning, stacklevel=3)
 
     # -- signature
     def _key(self, args, kwargs):
