@@ -306,3 +306,32 @@ def test_save_a_cuda_trace_with_a_dynamic_batch(tmp_path):
         want = m(torch.tensor(xh, device="cuda"))
         _close(loaded(torch.tensor(xh, device="cuda")), want, rtol=1e-5, atol=1e-6)
         _close(torch.jit.load(tmp_path / "dyn.jt", map_location="cpu")(torch.tensor(xh)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_tracing_effects_on_cuda_are_undone_so_each_call_applies_once():
+    """Tracing runs the function once; its in-place writes (an argument, BatchNorm's running statistics) on
+    cuda tensors are restored before the compiled run, as on cpu."""
+    torch.manual_seed(5)
+    m = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    ref = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    ref.load_state_dict(m.state_dict())
+    m.cuda()
+    c = torch.compile(m)
+    xh = np.random.default_rng(8).standard_normal((5, 4)).astype(np.float32)
+    with torch.no_grad():
+        for _ in range(2):
+            _close(c(torch.tensor(xh, device="cuda")), ref(torch.tensor(xh)), rtol=1e-5, atol=1e-5)
+    _close(m[1].running_mean, ref[1].running_mean, rtol=1e-6, atol=1e-7)
+    _close(m[1].running_var, ref[1].running_var, rtol=1e-6, atol=1e-7)
+    assert int(m[1].num_batches_tracked.item()) == 2
+
+    def bump(a):
+        a.add_(1)
+        return a * 2
+
+    a = torch.zeros(3, device="cuda")
+    cb = torch.compile(bump)
+    _close(cb(a), np.full(3, 2, np.float32))
+    _close(a, np.ones(3, np.float32))
+    _close(cb(a), np.full(3, 4, np.float32))
+    _close(a, np.full(3, 2, np.float32))

@@ -660,8 +660,7 @@ class CompiledFunction:
         names = entry.names or self._arg_names(args, kwargs) or [f"arg{k}" for k in range(nleaves)]
         names = list(names) + [f"grad_out{j}" for j in range(len(gouts))]
         snap = _snapshot(fn0 if self._is_mod else None)
-        snap += [(t, np.array(t._data, copy=True)) for t in leaves
-                 if isinstance(t, T) and isinstance(t._data, np.ndarray)]
+        snap += _snapshot(None, [t for t in leaves if isinstance(t, T)])  # numpy and cuda storage
         rng = jitorch.get_rng_state()
         live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True
         try:
@@ -798,8 +797,7 @@ class CompiledFunction:
         # arguments, random draws, optimizer steps) so the compiled run that follows is the call's only effect
         import jitorch
         snap = _snapshot(fn0 if _is_module(fn0) else None)
-        snap += [(t, np.array(t._data, copy=True)) for t in leaves
-                 if isinstance(t, _dispatch._Tensor) and isinstance(t._data, np.ndarray)]
+        snap += _snapshot(None, [t for t in leaves if isinstance(t, _dispatch._Tensor)])  # numpy and cuda storage
         rng = jitorch.get_rng_state()
         # grad mode as the caller has it: a function may run backward (a training step) inside
         mode = enable_grad() if _dispatch.hooks.grad_enabled else no_grad()

@@ -220,15 +220,28 @@ def _clone_args(x):
     return _pytree.unflatten(spec, [t.detach().clone() for t in leaves])
 
 
+def _data_copy(data):
+    """A copy of a tensor's storage, to undo tracing's effects: NumPy arrays, cuda arrays (a device copy)."""
+    if isinstance(data, np.ndarray):
+        return np.array(data, copy=True)
+    if type(data).__name__ == "CudaArray":
+        return data.copy()
+    return None
+
+
 def _snapshot(module, states=()):
     ts = [t for t, _, _ in _module_state(module)] if module is not None else []
     ts += list(states)
-    return [(t, np.array(t._data, copy=True)) for t in ts if isinstance(t._data, np.ndarray)]
+    return [(t, c) for t in ts for c in (_data_copy(t._data),) if c is not None]
 
 
 def _restore(snap):
     for t, saved in snap:
-        t._data[...] = saved
+        if isinstance(saved, np.ndarray):
+            t._data[...] = saved
+        else:  # cuda
+            from ..backends.cuda import copy_into
+            copy_into(t._data, saved)
 
 
 def _graph_diff(a, b, label_a, label_b):
