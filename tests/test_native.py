@@ -213,6 +213,17 @@ def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
 
 
 @pytest.mark.slow
+def test_convolution_is_split_across_the_thread_pool(cnn):
+    """The convolutions go through the pool (one image per unit of work); a batch of 300 images stays equal."""
+    model, res, _ = cnn
+    with open(os.path.join(res.out_dir, "digits.c")) as f:
+        src = f.read()
+    assert len(re.findall(r"jt_parallel\(jt_t_jt_conv2d_", src)) == 2, "both convolutions are threaded"
+    x = np.random.default_rng(3).standard_normal((300, 1, 8, 8)).astype(np.float32)
+    _close(Lib(res)(x), _eager(model, x))
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3, 17])
 def test_lstm_classifier_equal_eager(lstm, batch, tmp_path):
     model, res, _ = lstm
@@ -469,13 +480,48 @@ def test_c_api_example_compiles_and_runs(mlp, tmp_path):
     assert any(ln.startswith("refused: ") and "dim 1 is 15, expected 16" in ln for ln in lines)
 
 
+# ---------------------------------------------------------------------------------------------- the cache
+
+def test_cache_info_and_clear_cover_the_native_folder(mlp, tmp_path):
+    """The mlp build's cached IR and objects are all the native cache's entries; `jitorch cache info` counts
+    them and `jitorch cache clear` removes them (in a scratch cache: other files there stay)."""
+    from jitorch.jit.native.llvm import cache_entries
+    from jitorch.kernels._jitcache import cache_dir
+    real = os.path.join(cache_dir(), "native")
+    listed = {p for p, _, _ in cache_entries(cache_dir())}
+    on_disk = {os.path.join(real, f) for f in os.listdir(real) if not f.startswith(".tmp-")}
+    assert listed == on_disk and any(p.endswith(".o") for p in listed)
+    # a scratch cache with one object, one kernel IR (copies of the real ones) and files that are not the cache's
+    env = dict(os.environ, JITORCH_CACHE_DIR=str(tmp_path / "cache"))
+    native = tmp_path / "cache" / "kernels" / "native"
+    native.mkdir(parents=True)
+    obj = sorted(p for p in listed if p.endswith(".o"))[0]
+    ir = sorted(p for p in listed if os.path.basename(p).startswith("jt_"))[0]
+    for src in (obj, ir):
+        shutil.copy(src, native / os.path.basename(src))
+    (native / "notes.txt").write_text("mine")
+    (tmp_path / "cache" / "kernels" / "other.bin").write_bytes(b"x")
+
+    def cli(action):
+        p = subprocess.run([sys.executable, "-m", "jitorch", "cache", action], capture_output=True, text=True,
+                           env=env, cwd=ROOT)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    text = cli("info")
+    assert re.search(r"native object\s+1 files", text) and re.search(r"native kernel IR\s+1 files", text), text
+    assert "2 files" in text
+    assert "removed 2 files" in cli("clear")
+    assert sorted(os.listdir(native)) == ["notes.txt"] and (tmp_path / "cache" / "kernels" / "other.bin").exists()
+    assert "native" not in cli("info")
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 def test_unsupported_op_names_the_op_and_node(tmp_path):
     def f(x):
-        return torch.cumsum(x, 0) * 2
+        return torch.flip(x, [0]) * 2
     traced = torch.jit.trace(f, torch.randn(3, 4))
-    with pytest.raises(BuildError, match=r"op 'cumsum' is not supported .*%0 = cumsum"):
+    with pytest.raises(BuildError, match=r"op 'flip' is not supported .*%0 = flip"):
         build(traced, str(tmp_path / "out"), name="f")
 
 
@@ -576,6 +622,81 @@ def test_more_ops_ints_and_bools(tmp_path):
         want = _eager(model, *xs)
         _close(lib(*xs), want)
         _close(_run_exe(res.exe, list(xs), str(tmp_path)), want)
+
+
+class Indexing(nn.Module):
+    """Advanced indexing (one, two adjacent and non-adjacent index tensors, a negative index, an int32 index),
+    index_put (assign, accumulate with duplicates, into a middle dim), argmax/argmin, max/min with indices,
+    cumsum/cumprod (float and an int cumsum), on a dynamic batch x (B, 5, 6) and fixed index tensors."""
+
+    def forward(self, x, i, j):
+        a = x[i]                          # index dims (0,): rows of the batch
+        b = x[:, j]                       # dims (1,), adjacent in the middle
+        c = x[:, j, (i[:2].abs() % 6).unsqueeze(1)]  # dims (1, 2), adjacent, index tensors broadcast to (2, 4)
+        d = x[(i[:2] % x.shape[0]).unsqueeze(1), :, j.int() % 6]  # dims (0, 2): not adjacent, index dims first
+        y = x.clone()
+        y[:, j] = x[:, :4] * 2            # index_put into dim 1 (a repeated index: the last write wins)
+        z = x[-1].clone()
+        z.index_put_((j,), x[0, :2].sum(0, keepdim=True), accumulate=True)  # duplicates in j add up
+        m, mi = x.max(1)
+        n, ni = x.min(2, keepdim=True)
+        return (a, b, c, d, y, z, x.argmax(2), x.argmin(), m, mi, n, ni, x.cumsum(1), x.cumprod(2),
+                j.cumsum(0), (x > 0).cumsum(2))
+
+
+@pytest.fixture(scope="module")
+def indexing(tmp_path_factory):
+    model = Indexing()
+    ex = (torch.randn(4, 5, 6), torch.tensor([1, -1, 2]), torch.tensor([0, 3, 3, -2]))
+    traced = torch.jit.trace(model, ex)
+    d = tmp_path_factory.mktemp("indexing")
+    jt = str(d / "ix.jt")
+    torch.jit.save(traced, jt, dynamic_dims={"x": {0: "batch"}})
+    res = build(jt, str(d / "out"), name="ix")
+    return model, res
+
+
+def _ix_inputs(b, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((b, 5, 6)).astype(np.float32)
+    x[0, 1, 2] = x[0, 1, 4] = 3.5          # ties: the first index wins
+    if b > 2:
+        x[2, 3, 1] = np.nan                # nan wins in max and min
+    i = rng.integers(-b, b, 3)
+    j = np.array([4, -1, 4, 0])
+    return [x, i, j]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch", [2, 3, 9])
+def test_indexing_argmax_and_scans_equal_eager(indexing, batch, tmp_path):
+    model, res = indexing
+    xs = _ix_inputs(batch, batch)
+    want = _eager(model, *xs)
+    for got in (Lib(res)(*xs), _run_exe(res.exe, xs, str(tmp_path))):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which,bad", [(1, 5), (1, -6), (2, 7), (2, -7)])
+def test_index_out_of_range_is_an_error_not_a_crash(indexing, which, bad, tmp_path):
+    _, res = indexing
+    xs = _ix_inputs(5, 0)
+    xs[which] = xs[which].copy()
+    xs[which][1] = bad
+    for k, x in enumerate(xs):
+        np.save(tmp_path / f"in{k}.npy", x)
+    outs = [str(tmp_path / f"out{k}.npy") for k in range(16)]
+    p = subprocess.run([res.exe] + [str(tmp_path / f"in{k}.npy") for k in range(3)] + outs, capture_output=True,
+                       text=True)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "out of range" in p.stderr and re.search(r"= index(_put)?\(", p.stderr), p.stderr
+    assert not any(os.path.exists(o) for o in outs)
+    with pytest.raises(ValueError, match="out of range"):
+        Lib(res)(*xs)
 
 
 FAKE_BLAS = r"""

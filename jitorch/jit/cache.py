@@ -4,7 +4,9 @@ Generated kernel modules live in ``<cache dir>/kernels/_jitorch_gen_<prefix>_<sh
 after their content, written atomically by ``kernels._jitcache.load_source``); numba keeps their
 compiled code beside them in ``__pycache__`` (``*.nbi`` index + ``*.nbc`` data, keyed by numba's
 own signature and CPU checks). Fused kernels carry a hash of the jitorch/numba/llvmlite versions in
-their text, so an upgrade gives new file names and never loads stale code.
+their text, so an upgrade gives new file names and never loads stale code. The native build
+(``jitorch.jit.build``) keeps its kernels' LLVM IR and optimized objects in ``kernels/native/``:
+``info`` counts them and ``clear`` removes them too.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ def _entries(folder):
             if m:
                 p = os.path.join(pyc, name)
                 out.append((p, m.group(1) + " (compiled)", os.path.getsize(p)))
+    from .native.llvm import cache_entries  # the native build's IR and objects (<folder>/native)
+    out += cache_entries(folder)
     return out
 
 

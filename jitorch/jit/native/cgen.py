@@ -506,11 +506,14 @@ def _emit_call(w, st, ind, loopvar=None):
         w(ind + f"{{ struct jt_a_{k.name} a = {{{', '.join(fields)}}};")
         w(ind + f"  jt_parallel(jt_t_{k.name}, &a, {_c_sym(nsplit)}, {_c_sym(nsplit * work)}); }}")
     elif k.ret != "void":
-        w(ind + f"if ({k.name}({', '.join(args)}) != 0) {{")
+        w(ind + f"{{ int64_t jt_e = {k.name}({', '.join(args)});")
+        w(ind + "  if (jt_e != 0) {")
         eargs = "".join(f", (long long){_c_sym(a)}" for a in st.error_args)
+        if st.error_code:  # the kernel's status is the message's first %lld
+            eargs = ", (long long)jt_e" + eargs
         w(ind + f"    jt_set_err({c_string(st.error)}{eargs});")
         w(ind + "    goto fail;")
-        w(ind + "}")
+        w(ind + "} }")
     else:
         w(ind + f"{k.name}({', '.join(args)});")
 

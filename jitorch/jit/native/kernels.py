@@ -226,34 +226,37 @@ def gemm(dtype):
 # ---------------------------------------------------------------------------------------- conv / pool
 
 def conv2d(dtype, has_bias):
-    """2-d convolution (groups g) as in ops/nn.py: x -> (C*H*W, N) transpose, im2col, one GEMM per
-    group, transpose back with the bias. Scratch: xt (C*H*W*N), cols (C/g*KH*KW * OH*OW*N per group,
-    all groups), y (O*OH*OW*N)."""
-    P = [_ptr(dtype, "x"), _ptr(dtype, "w"), _ptr(dtype, "bias"), _ptr(dtype, "out"), _ptr(dtype, "xt"),
-         _ptr(dtype, "cols"), _ptr(dtype, "y"), _ptr(dtype, "work")] + [_i64(n) for n in (
-             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G", "wsize")]
+    """2-d convolution (groups G) one image at a time, threaded over the batch (``lo..hi`` images): per
+    image, im2col of its (C, H, W) plane into thread ``tid``'s slice of ``cols`` (C*KH*KW * OH*OW
+    elements each), one GEMM per group straight into the output image (O, OH*OW), then the bias.
+    ``work`` holds ``wsize`` elements of GEMM scratch per thread."""
+    P = [_ptr(dtype, "x"), _ptr(dtype, "w"), _ptr(dtype, "bias"), _ptr(dtype, "out"), _ptr(dtype, "cols"),
+         _ptr(dtype, "work")] + [_i64(n) for n in (
+             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G", "wsize",
+             "tid", "lo", "hi")]
     lines = ["from jitorch.kernels import conv as _kc", "from jitorch.kernels import gemm as _G", "", DECO,
              f"def kernel({', '.join(p[1] for p in P)}):",
              "    L = OH * OW",
-             "    X = carray(x, (N, C * H * W))",
-             "    XT = carray(xt, (C * H * W, N))",
-             f"    _kc.transpose_serial(X, XT, carray(bias, (1,)), 1, False)",
              "    CG = C // G",
              "    OG = O // G",
              "    R = CG * KH * KW",
-             "    COLS = carray(cols, (C * KH * KW * L * N,))",
-             "    _kc.im2col_serial(carray(xt, (C * H * W * N,)), COLS, N, C, 1, H, W, 1, KH, KW, 1, OH, OW,"
-             " 1, sh, sw, 0, ph, pw, 1, dh, dw)",
+             "    X = carray(x, (N, C * H * W))",
+             "    COLS = carray(cols, (tid + 1, C * KH * KW * L))[tid]",
+             "    C2 = carray(cols, (tid + 1, C * KH * KW, L))[tid]",
+             "    WK = carray(work, (tid + 1, wsize))[tid]",
              "    W2 = carray(w, (O, R))",
-             "    C2 = carray(cols, (C * KH * KW, L * N))",
-             "    Y2 = carray(y, (O, L * N))",
-             "    WK = carray(work, (wsize,))",
-             "    for g in range(G):",
-             "        _G.gemm(W2[g * OG:(g + 1) * OG], C2[g * R:(g + 1) * R], Y2[g * OG:(g + 1) * OG], carray(y, (0,)),"
-             " False, 0, OG, 0, L * N, WK)",
-             "    OUT = carray(out, (N, O * L))",
-             f"    _kc.transpose_serial(carray(y, (O * L, N)), OUT, carray(bias, ({'O' if has_bias else 1},)), L,"
-             f" {has_bias})"]
+             "    Y = carray(out, (N, O, L))",
+             f"    B = carray(bias, ({'O' if has_bias else 1},))",
+             "    for n in range(lo, hi):",
+             "        _kc.im2col_serial(X[n], COLS, 1, C, 1, H, W, 1, KH, KW, 1, OH, OW, 1, sh, sw, 0, ph, pw, 1, dh,"
+             " dw)",
+             "        Yn = Y[n]",
+             "        for g in range(G):",
+             "            _G.gemm(W2[g * OG:(g + 1) * OG], C2[g * R:(g + 1) * R], Yn[g * OG:(g + 1) * OG],"
+             " carray(out, (0,)), False, 0, OG, 0, L, WK)"]
+    if has_bias:
+        lines += ["        for o in range(O):", "            v = B[o]", "            for q in range(L):",
+                  "                Yn[o, q] += v"]
     return _finish("conv2d", lines, P)
 
 
@@ -356,3 +359,103 @@ def scatter(dtype, idx_dtype, reduce, include_self):
               f"                {upd}",
               "    return 0"]
     return _finish("scatter", lines, P, ret="int64_t")
+
+
+# ---------------------------------------------------------------------------------------- advanced indexing
+
+def _row_of(k):
+    """Lines computing ``row`` (the flat row of the indexed dims) from index tensors 0..k-1 at position j;
+    an index in [-size, size) wraps, anything else returns k' + 1 (the failing index tensor)."""
+    lines = ["        row = 0"]
+    for q in range(k):
+        lines += [f"        i = idx[{q} * M + j]",
+                  f"        if i < 0:",
+                  f"            i += s{q}",
+                  f"        if i < 0 or i >= s{q}:",
+                  f"            return {q + 1}",
+                  f"        row = row * s{q} + i"]
+    return lines
+
+
+def index_rows(dtype, k):
+    """out (M, D) = table (V, D)[rows]: ``idx`` (k, M) int64 holds the k broadcast index tensors of the
+    indexed dims (sizes s0..s{k-1}, row-major into V rows). Returns 0, or q + 1 when index tensor q has a
+    value outside [-s_q, s_q) (nothing is read out of bounds)."""
+    P = [_ptr(dtype, "table"), _ptr("int64", "idx"), _ptr(dtype, "out"), _i64("M"), _i64("D")] + \
+        [_i64(f"s{q}") for q in range(k)]
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):", "    for j in range(M):"]
+    lines += _row_of(k)
+    lines += ["        src = row * D", "        dst = j * D", "        for t in range(D):",
+              "            out[dst + t] = table[src + t]", "    return 0"]
+    return _finish(f"index{k}", lines, P, ret="int64_t")
+
+
+def index_put_rows(dtype, k, accumulate):
+    """table (V, D)[rows[j]] = vals (M, D)[j] (or += with ``accumulate``; duplicates: the last write wins,
+    or all add up), in order j = 0..M-1; every index is checked before anything is written (0, or q + 1)."""
+    P = [_ptr(dtype, "table"), _ptr("int64", "idx"), _ptr(dtype, "vals"), _i64("M"), _i64("D")] + \
+        [_i64(f"s{q}") for q in range(k)]
+    upd = "table[dst + t] += vals[src + t]" if accumulate else "table[dst + t] = vals[src + t]"
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):"]
+    for check in (True, False):
+        lines.append("    for j in range(M):")
+        lines += _row_of(k)
+        if not check:
+            lines += ["        dst = row * D", "        src = j * D", "        for t in range(D):",
+                      f"            {upd}"]
+    lines.append("    return 0")
+    return _finish(f"iput{k}{'a' if accumulate else ''}", lines, P, ret="int64_t")
+
+
+# ---------------------------------------------------------------------------------------- arg reductions, scans
+
+def arg_rows(op, dtype, values):
+    """For each row of a contiguous (rows, n) x: the index of the first max (op 'max') or min (nan wins,
+    as the op table's argmax/max_dim), written as int64 to ``oi``; with ``values`` also the value to
+    ``ov``. Threaded over rows."""
+    isf = dtype in ("float32", "float64")
+    P = [_ptr(dtype, "x")] + ([_ptr(dtype, "ov")] if values else []) + [_ptr("int64", "oi"), _i64("n"),
+                                                                       _i64("lo"), _i64("hi")]
+    better = "v > best" if op == "max" else "v < best"
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for r in range(lo, hi):",
+             "        b = r * n",
+             "        best = x[b]",
+             "        bi = 0"]
+    if isf:
+        lines += ["        if best == best:",
+                  "            for j in range(1, n):",
+                  "                v = x[b + j]",
+                  "                if v != v:",
+                  "                    best = v",
+                  "                    bi = j",
+                  "                    break",
+                  f"                if {better}:",
+                  "                    best = v",
+                  "                    bi = j"]
+    else:
+        lines += ["        for j in range(1, n):",
+                  "            v = x[b + j]",
+                  f"            if {better}:",
+                  "                best = v",
+                  "                bi = j"]
+    lines += ["        oi[r] = bi"]
+    if values:
+        lines += ["        ov[r] = best"]
+    return _finish(f"arg{op}", lines, P)
+
+
+def scan_rows(op, dtype):
+    """Running sum ('cumsum') or product ('cumprod') along each row of a contiguous (rows, n) x into o
+    (same dtype; the lowering casts first). Threaded over rows."""
+    T = f"np.{dtype}"
+    P = [_ptr(dtype, "x"), _ptr(dtype, "o"), _i64("n"), _i64("lo"), _i64("hi")]
+    init, upd = (f"{T}(0)", "acc += x[b + j]") if op == "cumsum" else (f"{T}(1)", "acc *= x[b + j]")
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    for r in range(lo, hi):",
+             "        b = r * n",
+             f"        acc = {init}",
+             "        for j in range(n):",
+             f"            {upd}",
+             "            o[b + j] = acc"]
+    return _finish(op, lines, P)

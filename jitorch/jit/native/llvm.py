@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 _INITIALIZED = False
 
@@ -37,6 +38,28 @@ def cache_folder():
     d = os.path.join(cache_dir(), "native")
     os.makedirs(d, exist_ok=True)
     return d
+
+
+_CACHED = re.compile(r"(?:([0-9a-f]{64})\.(o|ll)|(jt_[A-Za-z0-9_]+)\.ll)\Z")
+
+
+def cache_entries(kernels_folder):
+    """(path, kind, size) of the native build's files in ``<kernels_folder>/native`` (for ``jitorch cache info``
+    and ``clear``): each kernel's LLVM IR ('native kernel IR') and each linked set's optimized object and IR
+    ('native object'). Creates nothing."""
+    folder = os.path.join(kernels_folder, "native")
+    out = []
+    if not os.path.isdir(folder):
+        return out
+    for name in sorted(os.listdir(folder)):
+        m = _CACHED.match(name)
+        if m:
+            p = os.path.join(folder, name)
+            try:
+                out.append((p, "native object" if m.group(1) else "native kernel IR", os.path.getsize(p)))
+            except OSError:  # removed meanwhile
+                pass
+    return out
 
 
 def _deps_tag(source):

@@ -75,6 +75,7 @@ class Call:
     split: tuple = None  # (n Sym, work per unit Sym): threaded over lo..hi in [0, n)
     error: str = ""      # for kernels returning a status: the message (printf format) when it is not 0
     error_args: tuple = ()  # Sym values for the message's %lld
+    error_code: bool = False  # the kernel's status is passed first to the message (its first %lld)
     note: str = ""
 
 
@@ -569,15 +570,15 @@ def _conv(lw, node):
     bv = lw.contiguous(lw.vals[bias]) if isinstance(bias, str) else None
     k = lw.kernel(K.conv2d(dt, bv is not None))
     out = lw.tmp(out_shape, dt)
-    xt = lw.tmp((C * H * W * N,), dt)
-    cols = lw.tmp((C * KH * KW * OH * OW * N,), dt)
-    y = lw.tmp((O * OH * OW * N,), dt)
+    cols = lw.tmp((C * KH * KW * OH * OW,), dt, per_thread=True)
     R = (C * KH * KW).const // groups
     ws = Sym(K.workspace((O.const // groups), None, R, dt))
-    wk = lw.tmp((ws,), dt)
-    lw.steps.append(Call(k, [x, w, bv, out, xt, cols, y, wk, N, C, H, W, O, KH, KW, OH, OW,
+    wk = lw.tmp((ws,), dt, per_thread=True)
+    # threaded over the images of the batch (work per image: its multiply-adds)
+    lw.steps.append(Call(k, [x, w, bv, out, cols, wk, N, C, H, W, O, KH, KW, OH, OW,
                              Sym(stride[0]), Sym(stride[1]), Sym(padding[0]), Sym(padding[1]), Sym(dilation[0]),
-                             Sym(dilation[1]), Sym(groups), ws], note=str(node)))
+                             Sym(dilation[1]), Sym(groups), ws, "tid"],
+                         split=(N, O * Sym(R) * OH * OW), note=str(node)))
     _set(lw, node, out)
 
 
@@ -741,3 +742,237 @@ def _scatter(lw, node):
                          error=f"{lw.where(node)}: an index is out of range for dimension {d} (size %lld)",
                          error_args=(n,), note=str(node)))
     _set(lw, node, out)
+
+
+# ---------------------------------------------------------------------- advanced indexing
+
+def _index_parts(lw, node, x, idx_names, dims):
+    """Common to index/index_put: (table permutation, broadcast index shape b, the stacked (k, M) int64 index
+    view, M, the indexed sizes, D (the rest's element count), adjacent)."""
+    for q, name in enumerate(idx_names):
+        if not isinstance(name, str):
+            lw.fail(node, f"index operand {q} must be a tensor")
+        lw.check_dtype(node, lw.vals[name].dtype, ("int64", "int32", "int16", "int8"))
+    nd = x.ndim
+    dims = [_norm_dim(d, nd) for d in dims]
+    rest = [d for d in range(nd) if d not in dims]
+    ivs = [lw.vals[n] for n in idx_names]
+    R = max(v.ndim for v in ivs)
+    b = []
+    for d in range(R):
+        sizes = [v.shape[d - (R - v.ndim)] for v in ivs if d >= R - v.ndim]
+        big = [s for s in sizes if not s == 1]
+        b.append(big[0] if big else Sym(1))
+    b = tuple(b)
+    M = prod(b)
+    k = len(ivs)
+    stacked = lw.tmp((Sym(k),) + b, "int64")
+    per = contiguous_strides(b)
+    for q, v in enumerate(ivs):
+        dst = stacked.with_(offset=Sym(q) * M, shape=b, strides=per)
+        lw.copy_into(dst, v, f"index tensor {q} of {node.op}")
+    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    return dims, rest, b, stacked, M, [x.shape[d] for d in dims], prod([x.shape[d] for d in rest]), adjacent
+
+
+def _index_error(lw, node, dims, sizes):
+    shown = ", ".join(f"dim {d} (size %lld)" for d in dims)
+    return dict(error=f"{lw.where(node)}: index tensor %lld (counting from 1) has a value out of range for the indexed "
+                      f"dims: {shown}", error_args=tuple(sizes), error_code=True)
+
+
+@lower("index")
+def _index(lw, node):
+    x = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, DTYPES)
+    dims, rest, b, stacked, M, sizes, D, adjacent = _index_parts(lw, node, x, node.inputs[1:],
+                                                                 lw.attr(node, "dims"))
+    perm = dims + rest
+    pv = x.with_(shape=tuple(x.shape[d] for d in perm), strides=tuple(x.strides[d] for d in perm))
+    table = lw.contiguous(pv)
+    res_shape = b + tuple(x.shape[d] for d in rest)
+    res = lw.tmp(res_shape, dt)
+    lw.steps.append(Call(lw.kernel(K.index_rows(dt, len(dims))), [table, stacked, res, M, D] + list(sizes),
+                         note=str(node), **_index_error(lw, node, dims, sizes)))
+    if adjacent and dims[0] > 0:
+        nb = len(b)
+        order = list(range(nb, nb + dims[0])) + list(range(nb)) + list(range(nb + dims[0], len(res_shape)))
+        res = res.with_(shape=tuple(res.shape[i] for i in order), strides=tuple(res.strides[i] for i in order))
+    _set(lw, node, res)
+
+
+@lower("index_put")
+def _index_put(lw, node):
+    x = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, DTYPES)
+    if not isinstance(node.inputs[1], str):
+        lw.fail(node, "index_put's values must be a tensor")
+    vals = lw.vals[node.inputs[1]]
+    accumulate = bool(lw.attr(node, "accumulate", False))
+    if accumulate and dt == "bool":
+        lw.fail(node, "index_put with accumulate=True on bool is not supported")
+    dims, rest, b, stacked, M, sizes, D, adjacent = _index_parts(lw, node, x, node.inputs[2:],
+                                                                 lw.attr(node, "dims"))
+    perm = dims + rest
+    inv = [perm.index(d) for d in range(x.ndim)]
+    table = lw.tmp(tuple(x.shape[d] for d in perm), dt)
+    lw.copy_into(table, x.with_(shape=tuple(x.shape[d] for d in perm), strides=tuple(x.strides[d] for d in perm)),
+                 "index_put: the copy of the input")
+    # the values, broadcast to the indexing result's shape, laid out as (b..., rest...) rows
+    target = (tuple(x.shape[d] for d in range(dims[0])) + b + tuple(x.shape[d] for d in range(dims[-1] + 1, x.ndim))
+              if adjacent else b + tuple(x.shape[d] for d in rest))
+    pad = len(target) - vals.ndim
+    if pad < 0:
+        lw.fail(node, "index_put's values have more dims than the indexing result")
+    vst = []
+    for d in range(len(target)):
+        if d < pad:
+            vst.append(Sym(0))
+        else:
+            n = vals.shape[d - pad]
+            vst.append(Sym(0) if (n == 1 and not target[d] == 1) else vals.strides[d - pad])
+    vb = vals.with_(shape=target, strides=tuple(vst))
+    if adjacent and dims[0] > 0:
+        nb = len(b)
+        order = list(range(dims[0], dims[0] + nb)) + list(range(dims[0])) + list(range(dims[0] + nb, len(target)))
+        vb = vb.with_(shape=tuple(vb.shape[i] for i in order), strides=tuple(vb.strides[i] for i in order))
+    rows = lw.tmp(vb.shape, dt)
+    lw.copy_into(rows, vb, "index_put: the values as rows")
+    lw.steps.append(Call(lw.kernel(K.index_put_rows(dt, len(dims), accumulate)), [table, stacked, rows, M, D]
+                         + list(sizes), note=str(node), **_index_error(lw, node, dims, sizes)))
+    _set(lw, node, table.with_(shape=tuple(table.shape[i] for i in inv), strides=tuple(table.strides[i] for i in inv)))
+
+
+# ---------------------------------------------------------------------- arg reductions and scans
+
+def _one_dim(lw, node, v):
+    red = _dims_attr(lw, node, v.ndim)
+    if v.ndim == 0:
+        return None
+    if len(red) != 1:
+        lw.fail(node, f"{node.op} over {len(red)} dims (one is supported)")
+    return red
+
+
+@lower("argmax", "argmin", "max_dim", "min_dim")
+def _argreduce(lw, node):
+    v = _in(lw, node)
+    dt = v.dtype
+    lw.check_dtype(node, dt, DTYPES)
+    red = _one_dim(lw, node, v)
+    values = node.op in ("max_dim", "min_dim")
+    idx_name = node.outputs[1] if values else node.outputs[0]
+    if red is None:   # a 0-dim input: its value, index 0
+        lw.fail(node, f"{node.op} of a 0-dim tensor is not supported")
+    rows, n, pv, _ = _rows(lw, node, v, red)
+    op = "max" if node.op in ("argmax", "max_dim") else "min"
+    oi = lw.tmp(lw.shape(idx_name), "int64")
+    args = [pv]
+    if values:
+        ov = lw.tmp(lw.shape(node.outputs[0]), dt)
+        args.append(ov)
+    args += [oi, n]
+    lw.steps.append(Call(lw.kernel(K.arg_rows(op, dt, values)), args, split=(rows, n), note=str(node)))
+    if values:
+        _set(lw, node, ov, 0)
+        _set(lw, node, oi, 1)
+    else:
+        _set(lw, node, oi)
+
+
+@lower("cumsum", "cumprod")
+def _scan(lw, node):
+    v = _in(lw, node)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, ("float32", "float64", "int64"))
+    if v.ndim == 0:
+        lw.fail(node, f"{node.op} of a 0-dim tensor is not supported")
+    red = _one_dim(lw, node, v)
+    if v.dtype != dt:   # integers and bool accumulate in int64
+        c = lw.tmp(v.shape, dt)
+        lw.copy_into(c, v, f"{node.op}: cast to {dt}")
+        v = c
+    rows, n, pv, perm = _rows(lw, node, v, red)
+    out = lw.tmp(pv.shape, dt)
+    lw.steps.append(Call(lw.kernel(K.scan_rows(node.op, dt)), [pv, out, n], split=(rows, n), note=str(node)))
+    inv = [perm.index(d) for d in range(v.ndim)]
+    _set(lw, node, out.with_(shape=tuple(out.shape[i] for i in inv), strides=tuple(out.strides[i] for i in inv)))
+
+
+# ---------------------------------------------------------------------- view_scatter (writes through views)
+
+def _step_view(lw, node, v, name, attrs):
+    """The view ``name(attrs)`` of v (a step of view_scatter), for the view ops whose sizes follow from v's."""
+    a = dict(attrs)
+    if name == "select":
+        d = _norm_dim(a["dim"], v.ndim)
+        i = a["index"]
+        idx = v.shape[d] + i if i < 0 else Sym(i)
+        return v.with_(offset=v.offset + idx * v.strides[d], shape=v.shape[:d] + v.shape[d + 1:],
+                       strides=v.strides[:d] + v.strides[d + 1:])
+    if name == "slice":
+        d = _norm_dim(a.get("dim", 0), v.ndim)
+        start, stop, step = a.get("start"), a.get("stop"), a.get("step", 1) or 1
+        n = v.shape[d]
+        if step < 1:
+            lw.fail(node, "slice step must be positive")
+        if n.is_const:
+            st, sp, _ = slice(start, stop, step).indices(n.const)
+            st, cnt = Sym(st), Sym(max(0, -(-(sp - st) // step)))
+        elif start in (None, 0) and stop is None and step == 1:
+            st, cnt = Sym(0), n
+        else:
+            lw.fail(node, "view_scatter through a partial slice of the dynamic dim is not supported")
+        shape, strides = list(v.shape), list(v.strides)
+        shape[d], strides[d] = cnt, v.strides[d] * step
+        return v.with_(offset=v.offset + st * v.strides[d], shape=tuple(shape), strides=tuple(strides))
+    if name in ("permute", "transpose"):
+        if name == "permute":
+            p = [_norm_dim(d, v.ndim) for d in a["dims"]]
+        else:
+            p = list(range(v.ndim))
+            x, y = _norm_dim(a["dim0"], v.ndim), _norm_dim(a["dim1"], v.ndim)
+            p[x], p[y] = p[y], p[x]
+        return v.with_(shape=tuple(v.shape[d] for d in p), strides=tuple(v.strides[d] for d in p))
+    if name == "unsqueeze":
+        d = _norm_dim(a["dim"], v.ndim + 1)
+        return v.with_(shape=v.shape[:d] + (Sym(1),) + v.shape[d:], strides=v.strides[:d] + (Sym(0),) + v.strides[d:])
+    lw.fail(node, f"view_scatter through a {name} view is not supported by the native build (select, slice, "
+                  "permute, transpose, unsqueeze are)")
+
+
+@lower("view_scatter")
+def _view_scatter(lw, node):
+    base, new = _in(lw, node, 0), _in(lw, node, 1)
+    dt = lw.dtype(node.outputs[0])
+    lw.check_dtype(node, dt, DTYPES)
+    out = lw.tmp(base.shape, dt)
+    lw.copy_into(out, base, "view_scatter: the copy of the base")
+    v = out
+    for name, attrs in lw.attr(node, "steps"):
+        v = _step_view(lw, node, v, name, attrs)
+    if len(v.shape) != new.ndim or any(not (p == q) for p, q in zip(v.shape, new.shape)):
+        lw.fail(node, f"view_scatter: the view's shape {v.shape} is not the value's {new.shape}")
+    lw.copy_into(v, new, "view_scatter: the written view")
+    _set(lw, node, out)
+
+
+@lower("remainder", "div_floor", "div_trunc", "fmod")
+def _int_div(lw, node):
+    """Integer division/remainder (not fused: eager raises on a zero divisor) by a non-zero literal (or a
+    size of the dynamic dim, >= 1) is safe in a kernel; float ones are ordinary elementwise ops."""
+    ct = fuse.compute_type(node, lw.types)
+    if ct is not None and not ct.is_floating_point:
+        d = lw.literal(node, 1) if len(node.inputs) > 1 else None
+        if isinstance(d, Sym):
+            ok = all(c >= 0 for c in d.c) and d.at(1) > 0
+        else:
+            ok = isinstance(d, (int, float)) and not isinstance(d, bool) and d != 0
+        if not ok:
+            lw.fail(node, f"integer {node.op} by a tensor (or by zero) is not supported by the native build: eager "
+                          "raises on a zero divisor; divide by a non-zero constant or compute in floating point")
+    elif not fuse.fusable(node, lw.types):
+        lw.fail(node, f"{node.op} with these operands is not supported (dtype {ct})")
+    lw.group([node], [node.outputs[0]], note=str(node))
