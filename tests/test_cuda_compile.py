@@ -335,3 +335,57 @@ def test_tracing_effects_on_cuda_are_undone_so_each_call_applies_once():
     _close(a, np.ones(3, np.float32))
     _close(cb(a), np.full(3, 4, np.float32))
     _close(a, np.full(3, 2, np.float32))
+
+
+# ---------------------------------------------------------------- random elementwise graphs vs cpu
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_UNARY = ["relu", "tanh", "sigmoid", "neg", "abs", "exp", "sqrt", "floor"]
+_BINARY = ["add", "mul", "sub", "maximum", "div"]
+_SHAPES = [(3, 4), (4,), (3, 1), (1,), ()]
+
+
+@st.composite
+def _programs(draw):
+    nin = draw(st.integers(1, 3))
+    shapes = [(3, 4)] + [draw(st.sampled_from(_SHAPES)) for _ in range(nin - 1)]
+    steps = [(draw(st.sampled_from(_UNARY + _BINARY + ["scale", "where"])), draw(st.integers(0, 7)),
+              draw(st.integers(0, 7))) for _ in range(draw(st.integers(2, 6)))]
+    return shapes, steps, draw(st.sampled_from(["float32", "float64"])), draw(st.booleans())
+
+
+def _run_program(steps, xs):
+    vals = list(xs)
+    for kind, i, j in steps:
+        a, b = vals[i % len(vals)], vals[j % len(vals)]
+        if kind in _UNARY:
+            v = getattr(torch, kind)(a)
+        elif kind == "scale":
+            v = a * 0.5 - 1
+        elif kind == "where":
+            v = torch.where(a > b, a, b * 2)
+        else:
+            v = getattr(torch, kind)(a, b)
+        vals.append(v)
+    return vals[-1] + vals[0]
+
+
+@settings(max_examples=12)
+@given(_programs())
+def test_random_elementwise_graphs_on_cuda_match_cpu(prog):
+    shapes, steps, dt, transpose = prog
+    rng = np.random.default_rng(9)
+    hs = [rng.standard_normal(s).astype(dt) for s in shapes]
+    xs = [torch.tensor(h, device="cuda") for h in hs]
+    if transpose:  # the first input as a transposed view: the strided loop form
+        xs[0] = torch.tensor(np.ascontiguousarray(hs[0].T), device="cuda").t()
+    c = torch.compile(lambda *a: _run_program(steps, a))
+    got = c(*xs)
+    want = _run_program(steps, [torch.tensor(h) for h in hs])
+    assert got.device == CUDA
+    g, w = got.cpu().numpy(), want.numpy()
+    assert g.dtype == w.dtype and g.shape == w.shape
+    np.testing.assert_allclose(g, w, rtol=1e-5 if dt == "float32" else 1e-12, atol=1e-6 if dt == "float32" else 1e-12,
+                               equal_nan=True)
