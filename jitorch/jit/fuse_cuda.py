@@ -4,10 +4,10 @@
 recompiles) traces as on cpu, then :func:`compile_graph_cuda` replaces :func:`.compile.compile_graph`:
 
 - **Groups** are :func:`.fuse.find_groups`'s (same rules, same order). A group that ends with a trailing
-  last-dim reduction (softmax / log_softmax / sum / amax) keeps its elementwise prefix fused; the
-  reduction itself runs the op's cuda kernel (one block per row, kernels/cuda/reduce.py and nn.py), as the
-  fusion log says. Row statistics + epilogue (layer_norm) and the horizontal tail kernel are cpu-only
-  shapes of the fuser: on cuda their elementwise parts fuse as plain groups. A group whose members
+  last-dim reduction (softmax / log_softmax / sum / amax) is one kernel (:func:`reduce_source`): one block
+  per row, the block's threads striding over the row, a shared-memory tree for the max / sum; a lone
+  reduction runs the op's own cuda kernel. Row statistics + epilogue (layer_norm) and the horizontal tail
+  kernel are cpu-only shapes of the fuser: on cuda their elementwise parts fuse as plain groups. A group whose members
   compute in two different float types (float32 and float64) is left unfused (the device helpers take
   one compute type ``T_`` per module); the log says so.
 - **Kernels**: one module per group and loop form, rendered from the same scalar templates
@@ -71,11 +71,13 @@ def cuda_groups(g):
     out, notes = [], []
     for gr in find_groups(g):
         red = gr.reduce
+        if red is not None and len(gr.nodes) >= 2 and len(_float_types(gr, types)) <= 1:
+            out.append(Group(len(out), gr.nodes, gr.inputs, gr.outputs, gr.shape))  # one block per row
+            continue
         if red is not None:
             ns = gr.nodes[:-1]
             notes.append(f"group {gr.index}: the trailing %{red.outputs[0]} {red.op} runs its cuda kernel "
-                         f"(row reductions are not fused on cuda)" + ("" if len(ns) >= 2 else
-                                                                       "; the rest is too small to fuse"))
+                         "(a lone reduction, or a group computing in two float types)")
             if len(ns) < 2:
                 continue
             inside = {n.outputs[0] for n in ns}
@@ -163,6 +165,97 @@ def kernel_source(group, types, flat: bool, fname: str = "kernel") -> str:
     return "\n".join(src)
 
 
+def reduce_source(group, types, block: int, fname: str = "kernel") -> str:
+    """The generated cuda module of a group ending with a last-dim reduction: one block per row (a
+    block-stride loop over the rows), its threads striding over the row's columns, a shared-memory tree
+    for the row's max / sum. Arguments: per input ``x{k}``, ``f{k}`` and, unless it has one element,
+    ``s{k}`` (element strides over the row dims + the column dim, 0 where broadcast); the outputs ``y{j}``
+    (contiguous; the reduction's holds one value per row for sum/amax); ``nrows``, ``ncol``, ``rows`` (the
+    row dims' sizes)."""
+    from ..kernels import scalar
+    from ..kernels.cuda.elementwise import _cuda_text, _helpers
+    from .fuse import kernel_shape
+    vtext, vhash = versions_tag()
+    red = group.reduce
+    modes, _ = input_modes(group, types)
+    kshape = kernel_shape(group)
+    nd = len(kshape) - 1
+    dims = range(nd + 1)
+    ct = red.types[0].dtype.name
+    T = f"np.{ct}"
+    args, pre, loads, var = [], [], [], {}
+    for k, (x, m) in enumerate(zip(group.inputs, modes)):
+        args += [f"x{k}", f"f{k}"]
+        var[x] = f"a{k}"
+        if m == "scalar":
+            at = f"f{k}"
+        else:
+            args.append(f"s{k}")
+            pre.append(f"{', '.join(f's{k}_{d}' for d in dims)} = s{k}")
+            at = " + ".join([f"f{k}"] + [f"c{d} * s{k}_{d}" for d in range(nd)] + [f"j * s{k}_{nd}"])
+        loads.append(f"a{k} = x{k}[{at}]".ljust(40) + f"  # %{x}: {types[x].dtype.short}, {types[x].ndim}-d"
+                     + (" (one element)" if m == "scalar" else " (broadcast)" if kshape != types[x].shape else ""))
+    outs = {o: f"y{j}" for j, o in enumerate(group.outputs)}
+    args += list(outs.values()) + ["nrows", "ncol", "rows"]
+    pre.append(f"{', '.join(f'n{d}' for d in range(nd))}{',' if nd == 1 else ''} = rows")
+    body = []
+    for n in group.nodes[:-1]:
+        body.append(_cuda_text(_node_line(n, types, var)))
+        if n.outputs[0] in outs:
+            body.append(f"{outs[n.outputs[0]]}[base + j] = t{n.outputs[0]}")
+    x = var[red.inputs[0]]
+    ro = outs[red.outputs[0]]
+    cmt = f"  # %{red.outputs[0]} {red.op}" + "".join(f" {k}={v!r}" for k, v in red.attrs) + (
+        f"  {red.loc}" if red.loc else "")
+    if red.op == "sum":
+        init, comb, store = f"{T}(0)", "acc = acc + {v}", [f"{ro}[row] = sm[0]"]
+    else:
+        init, comb, store = f"{T}(-np.inf)", "acc = nanmax_(acc, {v})", [f"{ro}[row] = sm[0]"]
+    if red.op in ("softmax", "log_softmax"):
+        body.append(f"{ro}[base + j] = {x}")
+    body.append(comb.format(v=x).ljust(48) + cmt)
+
+    def tree(op):
+        return ["sm[tid] = acc", "cuda.syncthreads()", f"h = {block // 2}", "while h > 0:",
+                "    if tid < h:", "        " + op.format(a="sm[tid]", b="sm[tid + h]"), "    cuda.syncthreads()",
+                "    h //= 2"]
+    red_op = "{a} = {a} + {b}" if red.op == "sum" else "{a} = nanmax_({a}, {b})"
+    rowloop = ["r = row"] + [ln for d in range(nd - 1, 0, -1) for ln in (f"c{d} = r % n{d}", f"r = r // n{d}")]
+    rowloop += ["c0 = r", "base = row * ncol", f"acc = {init}", "j = tid", "while j < ncol:"]
+    rowloop += ["    " + ln for ln in loads + body] + ["    j += nt"]
+    rowloop += tree(red_op)
+    if red.op in ("sum", "amax"):
+        rowloop += ["if tid == 0:", "    " + store[0], "cuda.syncthreads()"]
+    else:
+        exp = _cuda_text(scalar.render("exp", ["v"], [], ct))
+        rowloop += ["m = sm[0]", "cuda.syncthreads()", f"acc = {T}(0)", "j = tid", "while j < ncol:",
+                    f"    v = {ro}[base + j] - m"]
+        if red.op == "softmax":
+            rowloop += [f"    e = {exp}", f"    {ro}[base + j] = e", "    acc = acc + e", "    j += nt"]
+            rowloop += tree("{a} = {a} + {b}") + [f"rs = {T}(1) / sm[0]", "cuda.syncthreads()", "j = tid",
+                                                  "while j < ncol:", f"    {ro}[base + j] *= rs", "    j += nt"]
+        else:
+            log = _cuda_text(scalar.render("log", ["sm[0]"], [], ct))
+            rowloop += [f"    acc = acc + {exp}", "    j += nt"]
+            rowloop += tree("{a} = {a} + {b}") + [f"ls = m + {log}", "cuda.syncthreads()", "j = tid",
+                                                  "while j < ncol:", f"    {ro}[base + j] -= ls", "    j += nt"]
+    rowloop.append("row += cuda.gridDim.x")
+    helpers = _helpers("\n".join(rowloop))
+    names = ", ".join(f"%{n.outputs[0]} {n.op}" for n in group.nodes)
+    src = [f"# generated by jitorch.jit.fuse_cuda: {len(group.nodes)} fused nodes ({names})",
+           f"# loop rows: one block of {block} threads per row, shared-memory tree; {vtext} [{vhash}]",
+           "import math", "import numpy as np", "from numba import cuda", "",
+           f"T_ = {T}  # compute type of the device helpers", ""]
+    if helpers:
+        src += [helpers, "", ""]
+    src += ["@cuda.jit(cache=True)", f"def {fname}({', '.join(args)}):"]
+    src += ["    " + ln for ln in pre]
+    src += [f"    sm = cuda.shared.array({block}, {T})", "    tid = cuda.threadIdx.x", "    nt = cuda.blockDim.x",
+            "    row = cuda.blockIdx.x", "    while row < nrows:"]
+    src += ["        " + ln for ln in rowloop] + [""]
+    return "\n".join(src)
+
+
 def _bstrides(a, shape):
     off = len(shape) - a.ndim
     st = [0] * len(shape)
@@ -184,6 +277,16 @@ class GroupLauncher:
         self.out_dtypes = [np.dtype(np.bool_) if types[o].dtype is D.bool_ else np.dtype(types[o].dtype.name)
                            for o in group.outputs]
         self.sources = {}
+        self.red = group.reduce
+        if self.red is not None:
+            from ..kernels.cuda import _sizes
+            from .fuse import kernel_shape
+            self.kshape = kernel_shape(group)
+            self.red_shape = tuple(types[self.red.outputs[0]].shape)
+            self.block = _sizes.BLOCK
+            self.sources["rows"] = reduce_source(group, types, self.block)
+            self.kernels = {"rows": load_source(self.sources["rows"], prefix="cufused").kernel}
+            return
         if "bcast" not in self.modes or not self.shape:
             self.sources["flat"] = kernel_source(group, types, flat=True)
         if self.shape:
@@ -206,7 +309,13 @@ class GroupLauncher:
             import jitorch
             dev = jitorch.device("cuda")
         outs = [cb.empty(self.shape, dt) for dt in self.out_dtypes]
-        if self.n:
+        if self.red is not None:
+            red_out = self.group.outputs.index(self.red.outputs[0])
+            if self.red.op in ("sum", "amax"):
+                outs[red_out] = cb.empty(self.red_shape, self.out_dtypes[red_out])
+            if self.n:
+                self._rows(arrays, outs)
+        elif self.n:
             flat = "flat" in self.kernels and all(m == "scalar" or a.is_c_contiguous()
                                                   for a, m in zip(arrays, self.modes))
             args = []
@@ -222,6 +331,24 @@ class GroupLauncher:
                 launch(self.kernels["strided"], self.n, *args, self.shape)
         wrap = _dispatch._Tensor._wrap
         return tuple(wrap(o, dev) for o in outs)
+
+    def _rows(self, arrays, outs):
+        from ..kernels.cuda import launch as _launch
+        ks = self.kshape
+        nrows, ncol = math.prod(ks[:-1]), ks[-1]
+        args = []
+        for a, m in zip(arrays, self.modes):
+            args += [a.buffer, a.offset]
+            if m != "scalar":
+                args.append(_bstrides(a, ks))
+        args += [o.buffer for o in outs] + [nrows, ncol, tuple(ks[:-1])]
+        blocks = min(nrows, 4 if _launch.SIM else 65535)
+        k = self.kernels["rows"]
+        if _launch.SIM:
+            with _launch._sim_lock:
+                k[blocks, self.block](*args)
+        else:
+            k[blocks, self.block](*args)
 
 
 # ------------------------------------------------------------------------------------------------ executor
@@ -338,6 +465,23 @@ def ptx_check(g, cc=(9, 0)):
     out = []
     for gr in cuda_groups(g)[0]:
         modes = input_modes(gr, types_)[0]
+        if gr.reduce is not None:
+            from .fuse import kernel_shape
+            ks = kernel_shape(gr)
+            tup = types.UniTuple(types.int64, len(ks))
+            args = []
+            for x, m in zip(gr.inputs, modes):
+                args += [types.Array(nb[types_[x].dtype.name], 1, "C"), types.int64] + ([tup] if m != "scalar" else [])
+            args += [types.Array(nb[types_[o].dtype.name], 1, "C") for o in gr.outputs]
+            args += [types.int64, types.int64, types.UniTuple(types.int64, len(ks) - 1)]
+            what = f"{g.name} group {gr.index} (rows): " + ", ".join(n.op for n in gr.nodes)
+            try:
+                k = load_source(reduce_source(gr, types_, 256), prefix="cufused").kernel
+                cuda.compile_ptx(k.py_func, types.void(*args), cc=cc)
+                out.append((what, None))
+            except Exception as e:
+                out.append((what, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"))
+            continue
         rank = len(gr.shape)
         tup = types.UniTuple(types.int64, rank) if rank else None
         forms = (["flat"] if "bcast" not in modes or not rank else []) + (["strided"] if rank else [])
