@@ -38,7 +38,8 @@ import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_FILES = ["tests/test_cuda_kernels.py", "tests/test_cuda_nn.py", "tests/test_cuda.py", "tests/test_cuda_ops.py"]
+TEST_FILES = ["tests/test_cuda_kernels.py", "tests/test_cuda_nn.py", "tests/test_cuda.py", "tests/test_cuda_ops.py",
+              "tests/test_cuda_compile.py"]
 
 FULL = dict(chain_n=64 * 2 ** 20, matmul_n=4096, softmax_shape=(8192, 8192), mlp=(1024, 1024, 2048, 10),
             repeats=10, warmup=2)
