@@ -281,6 +281,7 @@ class _Recurrent(nn.Module):
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
 def test_recurrent_layers_export_with_a_dynamic_batch(kind, tmp_path):
     """The zero initial state follows the batch: the export is dynamic and equals eager at other batches."""
@@ -303,6 +304,7 @@ def test_recurrent_layers_export_with_a_dynamic_batch(kind, tmp_path):
         _close([loaded(torch.from_numpy(x)).detach().numpy()], _eager(model, x))
 
 
+@pytest.mark.slow
 def test_lstm_classifier_dynamic_export_in_a_fresh_process(tmp_path):
     model = LSTMClassifier().eval()
     traced = torch.jit.trace(model, torch.randint(0, 20, (4, 6)))
@@ -482,9 +484,10 @@ def test_c_api_example_compiles_and_runs(mlp, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the cache
 
-def test_cache_info_and_clear_cover_the_native_folder(mlp, tmp_path):
+def test_cache_info_and_clear_cover_the_native_folder(mlp, tmp_path, monkeypatch):
     """The mlp build's cached IR and objects are all the native cache's entries; `jitorch cache info` counts
     them and `jitorch cache clear` removes them (in a scratch cache: other files there stay)."""
+    from jitorch.jit import cache
     from jitorch.jit.native.llvm import cache_entries
     from jitorch.kernels._jitcache import cache_dir
     real = os.path.join(cache_dir(), "native")
@@ -492,7 +495,7 @@ def test_cache_info_and_clear_cover_the_native_folder(mlp, tmp_path):
     on_disk = {os.path.join(real, f) for f in os.listdir(real) if not f.startswith(".tmp-")}
     assert listed == on_disk and any(p.endswith(".o") for p in listed)
     # a scratch cache with one object, one kernel IR (copies of the real ones) and files that are not the cache's
-    env = dict(os.environ, JITORCH_CACHE_DIR=str(tmp_path / "cache"))
+    monkeypatch.setenv("JITORCH_CACHE_DIR", str(tmp_path / "cache"))
     native = tmp_path / "cache" / "kernels" / "native"
     native.mkdir(parents=True)
     obj = sorted(p for p in listed if p.endswith(".o"))[0]
@@ -501,18 +504,14 @@ def test_cache_info_and_clear_cover_the_native_folder(mlp, tmp_path):
         shutil.copy(src, native / os.path.basename(src))
     (native / "notes.txt").write_text("mine")
     (tmp_path / "cache" / "kernels" / "other.bin").write_bytes(b"x")
-
-    def cli(action):
-        p = subprocess.run([sys.executable, "-m", "jitorch", "cache", action], capture_output=True, text=True,
-                           env=env, cwd=ROOT)
-        assert p.returncode == 0, p.stderr
-        return p.stdout
-    text = cli("info")
-    assert re.search(r"native object\s+1 files", text) and re.search(r"native kernel IR\s+1 files", text), text
-    assert "2 files" in text
-    assert "removed 2 files" in cli("clear")
+    d = cache.info()
+    assert d["kinds"] == {"native object": (1, os.path.getsize(obj)), "native kernel IR": (1, os.path.getsize(ir))}
+    assert re.search(r"native object\s+1 files", cache.format_info(d))
+    p = subprocess.run([sys.executable, "-m", "jitorch", "cache", "clear"], capture_output=True, text=True,
+                       env=dict(os.environ), cwd=ROOT)
+    assert p.returncode == 0 and "removed 2 files" in p.stdout, (p.stdout, p.stderr)
     assert sorted(os.listdir(native)) == ["notes.txt"] and (tmp_path / "cache" / "kernels" / "other.bin").exists()
-    assert "native" not in cli("info")
+    assert cache.info()["files"] == 0
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -627,7 +626,8 @@ def test_more_ops_ints_and_bools(tmp_path):
 class Indexing(nn.Module):
     """Advanced indexing (one, two adjacent and non-adjacent index tensors, a negative index, an int32 index),
     index_put (assign, accumulate with duplicates, into a middle dim), argmax/argmin, max/min with indices,
-    cumsum/cumprod (float and an int cumsum), on a dynamic batch x (B, 5, 6) and fixed index tensors."""
+    cumsum/cumprod (float and an int cumsum), sort/topk (ties, NaN, ints, bools), on a dynamic batch
+    x (B, 5, 6) and fixed index tensors."""
 
     def forward(self, x, i, j):
         a = x[i]                          # index dims (0,): rows of the batch
@@ -640,8 +640,10 @@ class Indexing(nn.Module):
         z.index_put_((j,), x[0, :2].sum(0, keepdim=True), accumulate=True)  # duplicates in j add up
         m, mi = x.max(1)
         n, ni = x.min(2, keepdim=True)
+        sv, si = x.sort(1, descending=True)
+        tv, ti = (x * 10).round().topk(3, dim=2, largest=False)   # ties: the lower index first
         return (a, b, c, d, y, z, x.argmax(2), x.argmin(), m, mi, n, ni, x.cumsum(1), x.cumprod(2),
-                j.cumsum(0), (x > 0).cumsum(2))
+                j.cumsum(0), (x > 0).cumsum(2), sv, si, tv, ti, j.sort()[1], (x > 0).sort(2, stable=True)[1])
 
 
 @pytest.fixture(scope="module")
@@ -689,7 +691,7 @@ def test_index_out_of_range_is_an_error_not_a_crash(indexing, which, bad, tmp_pa
     xs[which][1] = bad
     for k, x in enumerate(xs):
         np.save(tmp_path / f"in{k}.npy", x)
-    outs = [str(tmp_path / f"out{k}.npy") for k in range(16)]
+    outs = [str(tmp_path / f"out{k}.npy") for k in range(22)]
     p = subprocess.run([res.exe] + [str(tmp_path / f"in{k}.npy") for k in range(3)] + outs, capture_output=True,
                        text=True)
     assert p.returncode == 1, (p.returncode, p.stderr)

@@ -459,3 +459,61 @@ def scan_rows(op, dtype):
              f"            {upd}",
              "            o[b + j] = acc"]
     return _finish(op, lines, P)
+
+
+# ---------------------------------------------------------------------------------------- sort / topk
+
+def sort_rows(dtype, descending):
+    """The first ``k`` of each row of a contiguous (rows, n) x in sorted order (torch's: NaN is the largest,
+    stable also descending): values to ``ov`` and int64 positions to ``oi`` (rows, k). A stable bottom-up
+    merge sort of the positions in thread ``tid``'s slice of ``scr`` (2n int64). Threaded over rows."""
+    isf = dtype in ("float32", "float64")
+    if descending:
+        before = "(a > c) or (a != a and c == c)" if isf else "a > c"
+    else:
+        before = "(a < c) or (c != c and a == a)" if isf else "a < c"
+    P = [_ptr(dtype, "x"), _ptr(dtype, "ov"), _ptr("int64", "oi"), _ptr("int64", "scr"), _i64("n"), _i64("k"),
+         _i64("tid"), _i64("lo"), _i64("hi")]
+    lines = [DECO, f"def kernel({', '.join(p[1] for p in P)}):",
+             "    S = carray(scr, (tid + 1, 2 * n))[tid]",
+             "    for r in range(lo, hi):",
+             "        b = r * n",
+             "        for j in range(n):",
+             "            S[j] = j",
+             "        src = 0",
+             "        dst = n",
+             "        width = 1",
+             "        while width < n:",
+             "            i = 0",
+             "            while i < n:",
+             "                mid = min(i + width, n)",
+             "                end = min(i + 2 * width, n)",
+             "                p = i",
+             "                q = mid",
+             "                t = i",
+             "                while p < mid and q < end:",
+             "                    a = x[b + S[src + q]]",
+             "                    c = x[b + S[src + p]]",
+             f"                    if {before}:",
+             "                        S[dst + t] = S[src + q]",
+             "                        q += 1",
+             "                    else:",
+             "                        S[dst + t] = S[src + p]",
+             "                        p += 1",
+             "                    t += 1",
+             "                while p < mid:",
+             "                    S[dst + t] = S[src + p]",
+             "                    p += 1",
+             "                    t += 1",
+             "                while q < end:",
+             "                    S[dst + t] = S[src + q]",
+             "                    q += 1",
+             "                    t += 1",
+             "                i += 2 * width",
+             "            src, dst = dst, src",
+             "            width *= 2",
+             "        for j in range(k):",
+             "            ii = S[src + j]",
+             "            oi[r * k + j] = ii",
+             "            ov[r * k + j] = x[b + ii]"]
+    return _finish("sort", lines, P)

@@ -976,3 +976,26 @@ def _int_div(lw, node):
     elif not fuse.fusable(node, lw.types):
         lw.fail(node, f"{node.op} with these operands is not supported (dtype {ct})")
     lw.group([node], [node.outputs[0]], note=str(node))
+
+
+@lower("sort", "topk")
+def _sort(lw, node):
+    v = _in(lw, node)
+    dt = v.dtype
+    lw.check_dtype(node, dt, DTYPES)
+    if v.ndim == 0:
+        lw.fail(node, f"{node.op} of a 0-dim tensor is not supported")
+    d = _norm_dim(lw.attr(node, "dim", -1), v.ndim)
+    rows, n, pv, perm = _rows(lw, node, v, [d])
+    if node.op == "sort":
+        descending, k = bool(lw.attr(node, "descending", False)), n
+    else:   # topk: the k largest (smallest) in order; sorted=False is allowed any order, this one is sorted
+        descending, k = bool(lw.attr(node, "largest", True)), Sym(lw.attr(node, "k"))
+    oshape = tuple(pv.shape[:-1]) + (k,)
+    ov, oi = lw.tmp(oshape, dt), lw.tmp(oshape, "int64")
+    scr = lw.tmp((n * 2,), "int64", per_thread=True)
+    lw.steps.append(Call(lw.kernel(K.sort_rows(dt, descending)), [pv, ov, oi, scr, n, k, "tid"],
+                         split=(rows, n * 8), note=str(node)))
+    inv = [perm.index(q) for q in range(v.ndim)]
+    for j, o in enumerate((ov, oi)):
+        _set(lw, node, o.with_(shape=tuple(o.shape[i] for i in inv), strides=tuple(o.strides[i] for i in inv)), j)
