@@ -32,6 +32,7 @@ import numpy as np
 
 from . import _dtype as D
 from ._device import CPU as _CPU
+from ._pool import empty as _pool_empty, min_elems as _pool_min_elems
 from .kernels._config import PARALLEL_THRESHOLD as _PAR
 from .ops.registry import OPS, clear_plans  # noqa: F401  (clear_plans: re-exported for tests)
 
@@ -52,6 +53,9 @@ _new = object.__new__
 # Python scalar types that elementwise plans take (exact types: NumPy scalars take the general path)
 _SCALARS = frozenset({float, int, bool})
 _MAX_PLANS = 512  # per op; a full table is emptied (signatures are few in real programs)
+# outputs of at least this many elements come from the large-array pool (_pool; it checks the exact
+# byte size itself): an element count is one attribute read on the fast paths
+_POOL_ELEMS = _pool_min_elems()
 
 
 def _shape_of(x):
@@ -107,7 +111,7 @@ def _impl(op, device):
 def _alloc(shape, np_dtype, device):
     """Output storage: a NumPy array on cpu, the device backend's array elsewhere (_devices)."""
     if device is None or device.type == "cpu":
-        return np.empty(shape, np_dtype)
+        return _pool_empty(shape, np_dtype)
     from . import _devices
     return _devices.empty(shape, np_dtype, device)
 
@@ -253,7 +257,7 @@ def _fast_broadcast(op, inputs, attrs, arrays, key):
     if not plan:
         return None
     shape, out_np, k, kp, defaults, cdt, cshape, strides, ost, size = plan
-    out = np.empty(shape, out_np)
+    out = np.empty(shape, out_np) if size < _POOL_ELEMS else _pool_empty(shape, out_np)
     if size:
         views = []
         for a, st in zip(arrays, strides):
@@ -310,7 +314,7 @@ def _fast_elementwise(op, inputs, attrs):
             if not plan:
                 return None
             out_np, k1, k1p, defaults, _, _, _, pname, pdefault = plan
-            out = np.empty(shape, out_np)
+            out = np.empty(shape, out_np) if a0.size < _POOL_ELEMS else _pool_empty(shape, out_np)
             if len(shape) != 1:
                 a0 = a0.reshape(-1)
                 a1 = a1.reshape(-1)
@@ -344,7 +348,7 @@ def _fast_elementwise(op, inputs, attrs):
         if not plan:
             return None
         out_np, k1, k1p, defaults = plan[:4]
-        out = np.empty(a0.shape, out_np)
+        out = np.empty(a0.shape, out_np) if a0.size < _POOL_ELEMS else _pool_empty(a0.shape, out_np)
         if a0.ndim != 1:
             a0 = a0.reshape(-1)
             o = out.reshape(-1)
@@ -375,6 +379,8 @@ def _fast_elementwise(op, inputs, attrs):
     out_np, k1, k1p, defaults, cdt = plan[:5]
     out = np.empty(shape, out_np)
     size = out.size
+    if size >= _POOL_ELEMS:
+        out = _pool_empty(shape, out_np)
     flat = _flat_operands(arrays, size, cdt, scalar)
     if flat is None:
         return None
@@ -497,6 +503,8 @@ def _planned(op, inputs, attrs):
             return out
         if op.nout == 1:
             out = np.empty(shape, out_np) if shape is not None else None
+            if out is not None and out.size >= _POOL_ELEMS:
+                out = _pool_empty(shape, out_np)
             res = fast(out, a) if fast is not None else op.impl["cpu"](out, a, **attrs)
             result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
             result._data = res if res is not None else out
@@ -543,6 +551,8 @@ def _planned(op, inputs, attrs):
         shape, out_np, fast = plan
         if op.nout == 1:
             out = np.empty(shape, out_np) if shape is not None else None
+            if out is not None and out.size >= _POOL_ELEMS:
+                out = _pool_empty(shape, out_np)
             res = fast(out, *arrays) if fast is not None else op.impl["cpu"](out, *arrays, **attrs)
             result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
             result._data = res if res is not None else out

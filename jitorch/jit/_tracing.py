@@ -37,7 +37,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .. import _dispatch
+from .. import _dispatch, _pool
 from ..ops.registry import OPS
 from . import _pytree
 from .ir import (GRAPH_NAME, Graph, Input, IRError, Node, TensorType, attrs_tuple, fresh_name, normalize_literal,
@@ -110,10 +110,10 @@ class _TState:
 
 
 def _owner(a):
-    """The array that owns the memory of ``a`` (the end of its ``.base`` chain)."""
+    """The array that owns the memory of ``a`` (the end of its ``.base`` chain; see _pool.storage_of)."""
     while isinstance(getattr(a, "base", None), np.ndarray):
         a = a.base
-    return a
+    return _pool.storage_of(a) if isinstance(a, np.ndarray) else a
 
 
 def _memkey(t):

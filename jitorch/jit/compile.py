@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dispatch
+from .. import _dispatch, _pool
 from .. import _dtype as D
 from ..ops.registry import OPS
 from . import _logging, _pytree, _tracing
@@ -59,6 +59,13 @@ class CompileWarning(UserWarning):
 
 def _np_dtype_src(dt):
     return f"np.{'bool_' if dt is D.bool_ else dt.name}"
+
+
+def _empty_src(t):
+    """Source that allocates a buffer of TensorType ``t``: large ones come from the CPU pool (_pool)."""
+    src = f"({t.shape!r}, {_np_dtype_src(t.dtype)})"
+    big = _pool.ENABLED and math.prod(t.shape) * t.dtype.itemsize >= _pool.MIN_BYTES
+    return f"_pool_empty{src}" if big else f"np.empty{src}"
 
 
 def inplace_update_plan(g, groups):
@@ -129,7 +136,7 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
 
     ``tail``: groups run together by one horizontal kernel ``tail_name`` at the place of the last one."""
     types = g.types
-    used = {"_call", "_wrap", "_bt", "np", "_cond", "_while_loop", "_view_scatter", "jitorch", tail_name}
+    used = {"_call", "_wrap", "_bt", "np", "_pool_empty", "_cond", "_while_loop", "_view_scatter", "jitorch", tail_name}
     used |= set(kernel_names.values())
     var = {}
     for i in g.inputs:
@@ -145,8 +152,7 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
         """(buffer lines, kernel arguments, wrap lines) of one group."""
         if isinstance(gr, RowNormGroup):
             kargs = [f"{var[gr.x]}._data"] + [f"_bt({var[x]}._data, {gr.shape!r})" for x in gr.inputs[1:]]
-            pre = [f"    buf_{var[o]} = np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})"
-                   for o in gr.outputs]
+            pre = [f"    buf_{var[o]} = {_empty_src(types[o])}" for o in gr.outputs]
             return pre, kargs + [f"buf_{var[o]}" for o in gr.outputs], [f"    {var[o]} = _wrap(buf_{var[o]})"
                                                                          for o in gr.outputs]
         modes, kind = input_modes(gr, types)
@@ -160,7 +166,7 @@ def executor_source(g, groups, kernel_names, tail=(), tail_name="_kt", inplace=N
                 kargs.append(f"_bt({var[x]}._data, {kshape!r})")
         for o in gr.outputs:
             b = f"buf_{var[o]}"
-            alloc = f"np.empty({types[o].shape!r}, {_np_dtype_src(types[o].dtype)})"
+            alloc = _empty_src(types[o])
             if inplace and o in inplace:  # the update's target itself (when contiguous)
                 t = var[inplace[o]]
                 alloc = f"{t}._data if {t}._data.flags.c_contiguous else {alloc}"
@@ -298,6 +304,7 @@ def compile_graph(g, log_name=None, inplace_updates=False, device=None):
     linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
     import jitorch
     ns.update({"_call": _dispatch.call, "_wrap": _dispatch._Tensor._wrap, "_bt": np.broadcast_to, "np": np,
+               "_pool_empty": _pool.empty,
                "jitorch": jitorch})
     exec(builtins.compile(src, filename, "exec"), ns)
     return ns[fname], src, kernels

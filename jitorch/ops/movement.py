@@ -15,6 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided as _as_strided
 
 from .. import _dtype as D
+from .. import _pool
 from .registry import OPS, OpDef, register
 from .rules import normalize_dim
 
@@ -253,9 +254,7 @@ def _as_strided_impl(out, x, size, stride, storage_offset=0):
 
 
 def _base_buffer(a):
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    return _pool.storage_of(a)
 
 
 def _buffer_ptr(a):
