@@ -177,19 +177,55 @@ def test_training_step_through_compiled_code_on_cuda():
     xh = np.random.default_rng(4).standard_normal((4, 6)).astype(np.float32)
     yh = np.random.default_rng(5).standard_normal((4, 3)).astype(np.float32)
     c = torch.compile(m)
-    w = _strict()
-    try:
-        loss = ((c(torch.tensor(xh, device="cuda")) - torch.tensor(yh, device="cuda")) ** 2).mean()
-    finally:
-        w.__exit__(None, None, None)
-    loss.backward()
-    want = ((ref(torch.tensor(xh)) - torch.tensor(yh)) ** 2).mean()
-    want.backward()
-    assert c.backward_graph is not None  # the compiled forward + backward ran, not eager autograd
-    _close(loss.detach(), want.detach(), rtol=1e-5, atol=1e-6)
-    for (name, p), (_, q) in zip(m.named_parameters(), ref.named_parameters()):
-        assert p.grad.device == CUDA, name
-        _close(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+    for k in range(2):  # the second call: other inputs (values saved for backward are not baked in)
+        xk, yk = xh * (1 + k), yh - k
+        w = _strict()
+        try:
+            loss = ((c(torch.tensor(xk, device="cuda")) - torch.tensor(yk, device="cuda")) ** 2).mean()
+        finally:
+            w.__exit__(None, None, None)
+        loss.backward()
+        want = ((ref(torch.tensor(xk)) - torch.tensor(yk)) ** 2).mean()
+        want.backward()
+        assert c.backward_graph is not None  # the compiled forward + backward ran, not eager autograd
+        _close(loss.detach(), want.detach(), rtol=1e-5, atol=1e-6)
+        for (name, p), (_, q) in zip(m.named_parameters(), ref.named_parameters()):
+            assert p.grad.device == CUDA, name
+            _close(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+            p.grad = q.grad = None
+
+
+def test_whole_training_step_with_optimizer_compiled_on_cuda():
+    """backward() and SGD (momentum) step inside the compiled function: three steps equal eager cpu."""
+    def make():
+        torch.manual_seed(6)
+        return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2))
+    m, ref = make().cuda(), make()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+    ropt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+
+    def step(model, o, x, y):
+        o.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        o.step()
+        return loss
+
+    c = torch.compile(lambda x, y: step(m, opt, x, y))
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        xh = rng.standard_normal((3, 4)).astype(np.float32)
+        yh = rng.standard_normal((3, 2)).astype(np.float32)
+        w = _strict()
+        try:
+            got = c(torch.tensor(xh, device="cuda"), torch.tensor(yh, device="cuda"))
+        finally:
+            w.__exit__(None, None, None)
+        _close(got.detach(), step(ref, ropt, torch.tensor(xh), torch.tensor(yh)).detach(), rtol=1e-5, atol=1e-6)
+    for p, q in zip(m.parameters(), ref.parameters()):
+        assert p.device == CUDA
+        _close(p.detach(), q.detach(), rtol=1e-5, atol=1e-6)
+        _close(opt.state[p]["momentum_buffer"], ropt.state[q]["momentum_buffer"], rtol=1e-5, atol=1e-6)
 
 
 def test_recompiles_when_the_device_changes(monkeypatch, capsys):

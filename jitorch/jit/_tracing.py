@@ -245,8 +245,11 @@ class _Session:
         # another Tensor object after the traced one is gone)
         key = _memkey(t)
         if key is not None:
+            data = t._data
+            if type(data).__name__ == "CudaArray":  # not weak-referenceable: its device buffer owns the memory
+                data = data.buffer
             try:
-                self.mem[key] = (weakref.ref(_owner(t._data)), t._trace_id)
+                self.mem[key] = (weakref.ref(_owner(data)), t._trace_id)
             except TypeError:
                 pass
 

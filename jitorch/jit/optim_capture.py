@@ -22,8 +22,6 @@ into one kernel (``fuse.merge_tail_groups``).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _dispatch
 from ._tracing import TracerError
 
@@ -92,15 +90,16 @@ class capture:
 
     def restore(self):
         """Undo the tracing run's writes into parameters and optimizer state."""
-        for t, data in self._saved.values():
-            t._data[...] = data
+        from .trace import _restore
+        _restore(self._saved.values())  # NumPy and cuda storage
         self._saved = {}
 
     # -- the traced step
     def _keep(self, t, state_name):
         """Bind ``t`` by reference in the graph and remember its value before the trace writes it."""
         if id(t) not in self._saved:
-            self._saved[id(t)] = (t, np.array(t._data, copy=True))
+            from .trace import _data_copy
+            self._saved[id(t)] = (t, _data_copy(t._data))
         if getattr(t, "_jit_state", None) is None and not t.requires_grad:
             t._jit_state = state_name
         return t
