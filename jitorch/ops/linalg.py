@@ -8,6 +8,7 @@ import numpy as np
 from .. import _dtype as D
 from .._threads import use_blas_threads as _use_blas_threads
 from ..backends import cpu as _cpu
+from ..kernels.small import MAX_FLOPS as _MM_SMALL_FLOPS, mm_small as _mm_small
 from .registry import OpDef, register
 from .rules import broadcast_shapes
 
@@ -48,7 +49,11 @@ def _matmul_dtype(a, b):
 
 def _matmul_impl(out, a, b):
     k = a.shape[-1]
-    _use_blas_threads(2 * out.size * k)
+    flops = 2 * out.size * k
+    if flops <= _MM_SMALL_FLOPS and k and a.ndim == 2 and b.ndim == 2 and a.dtype.char != "e":
+        _mm_small(a, b, out)  # a few hundred multiply-adds: np.matmul's fixed cost would dominate
+        return out
+    _use_blas_threads(flops)
     if a.dtype == np.float16:  # no float16 BLAS: compute in float32, round once
         a32, b32 = _cpu.to_f32(a), _cpu.to_f32(b)
         tmp = np.empty(out.shape, np.float32)
