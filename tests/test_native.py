@@ -214,11 +214,12 @@ def test_digits_cnn_equal_eager(cnn, batch, tmp_path):
 
 @pytest.mark.slow
 def test_convolution_is_split_across_the_thread_pool(cnn):
-    """The convolutions go through the pool (one image per unit of work); a batch of 300 images stays equal."""
+    """The convolutions' products go through the pool (split over their OH*OW*N columns); a batch of 300
+    images stays equal."""
     model, res, _ = cnn
     with open(os.path.join(res.out_dir, "digits.c")) as f:
         src = f.read()
-    assert len(re.findall(r"jt_parallel\(jt_t_jt_conv2d_", src)) == 2, "both convolutions are threaded"
+    assert len(re.findall(r"jt_parallel\(jt_t_jt_convgemm_", src)) == 2, "both convolutions are threaded"
     x = np.random.default_rng(3).standard_normal((300, 1, 8, 8)).astype(np.float32)
     _close(Lib(res)(x), _eager(model, x))
 

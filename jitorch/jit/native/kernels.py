@@ -225,39 +225,47 @@ def gemm(dtype):
 
 # ---------------------------------------------------------------------------------------- conv / pool
 
-def conv2d(dtype, has_bias):
-    """2-d convolution (groups G) one image at a time, threaded over the batch (``lo..hi`` images): per
-    image, im2col of its (C, H, W) plane into thread ``tid``'s slice of ``cols`` (C*KH*KW * OH*OW
-    elements each), one GEMM per group straight into the output image (O, OH*OW), then the bias.
-    ``work`` holds ``wsize`` elements of GEMM scratch per thread."""
-    P = [_ptr(dtype, "x"), _ptr(dtype, "w"), _ptr(dtype, "bias"), _ptr(dtype, "out"), _ptr(dtype, "cols"),
-         _ptr(dtype, "work")] + [_i64(n) for n in (
-             "N", "C", "H", "W", "O", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw", "G", "wsize",
-             "tid", "lo", "hi")]
-    lines = ["from jitorch.kernels import conv as _kc", "from jitorch.kernels import gemm as _G", "", DECO,
+def conv2d_cols(dtype):
+    """Convolution, step 1 of 3 (as in ops/nn.py): x (N, C*H*W) -> xt (C*H*W, N), then im2col into cols
+    (C*KH*KW, OH*OW*N). Serial (memory-bound)."""
+    P = [_ptr(dtype, "x"), _ptr(dtype, "xt"), _ptr(dtype, "cols")] + [_i64(n) for n in (
+        "N", "C", "H", "W", "KH", "KW", "OH", "OW", "sh", "sw", "ph", "pw", "dh", "dw")]
+    lines = ["from jitorch.kernels import conv as _kc", "", DECO,
              f"def kernel({', '.join(p[1] for p in P)}):",
-             "    L = OH * OW",
-             "    CG = C // G",
-             "    OG = O // G",
-             "    R = CG * KH * KW",
              "    X = carray(x, (N, C * H * W))",
-             "    COLS = carray(cols, (tid + 1, C * KH * KW * L))[tid]",
-             "    C2 = carray(cols, (tid + 1, C * KH * KW, L))[tid]",
-             "    WK = carray(work, (tid + 1, wsize))[tid]",
+             "    XT = carray(xt, (C * H * W, N))",
+             "    _kc.transpose_serial(X, XT, carray(x, (1,)), 1, False)",
+             "    _kc.im2col_serial(carray(xt, (C * H * W * N,)), carray(cols, (C * KH * KW * OH * OW * N,)), N, C, 1,"
+             " H, W, 1, KH, KW, 1, OH, OW, 1, sh, sw, 0, ph, pw, 1, dh, dw)"]
+    return _finish("convcols", lines, P)
+
+
+def conv2d_gemm(dtype):
+    """Convolution, step 2 of 3: y (O, LN) = w (O, R*G) @ cols (R*G, LN) per group, columns lo..hi (the
+    threaded split), thread ``tid`` with its ``wsize`` elements of ``work``."""
+    P = [_ptr(dtype, "w"), _ptr(dtype, "cols"), _ptr(dtype, "y"), _ptr(dtype, "work")] + [_i64(n) for n in (
+        "O", "R", "G", "LN", "wsize", "tid", "lo", "hi")]
+    lines = ["from jitorch.kernels import gemm as _G", "", DECO,
+             f"def kernel({', '.join(p[1] for p in P)}):",
+             "    OG = O // G",
              "    W2 = carray(w, (O, R))",
-             "    Y = carray(out, (N, O, L))",
-             f"    B = carray(bias, ({'O' if has_bias else 1},))",
-             "    for n in range(lo, hi):",
-             "        _kc.im2col_serial(X[n], COLS, 1, C, 1, H, W, 1, KH, KW, 1, OH, OW, 1, sh, sw, 0, ph, pw, 1, dh,"
-             " dw)",
-             "        Yn = Y[n]",
-             "        for g in range(G):",
-             "            _G.gemm(W2[g * OG:(g + 1) * OG], C2[g * R:(g + 1) * R], Yn[g * OG:(g + 1) * OG],"
-             " carray(out, (0,)), False, 0, OG, 0, L, WK)"]
-    if has_bias:
-        lines += ["        for o in range(O):", "            v = B[o]", "            for q in range(L):",
-                  "                Yn[o, q] += v"]
-    return _finish("conv2d", lines, P)
+             "    C2 = carray(cols, (R * G, LN))",
+             "    Y2 = carray(y, (O, LN))",
+             "    WK = carray(work, (tid + 1, wsize))[tid]",
+             "    for g in range(G):",
+             "        _G.gemm(W2[g * OG:(g + 1) * OG], C2[g * R:(g + 1) * R], Y2[g * OG:(g + 1) * OG], carray(y, (0,)),"
+             " False, 0, OG, lo, hi, WK)"]
+    return _finish("convgemm", lines, P)
+
+
+def conv2d_out(dtype, has_bias):
+    """Convolution, step 3 of 3: y (O*L, N) -> out (N, O*L) with the bias of each channel."""
+    P = [_ptr(dtype, "y"), _ptr(dtype, "bias"), _ptr(dtype, "out")] + [_i64(n) for n in ("N", "O", "L")]
+    lines = ["from jitorch.kernels import conv as _kc", "", DECO,
+             f"def kernel({', '.join(p[1] for p in P)}):",
+             f"    _kc.transpose_serial(carray(y, (O * L, N)), carray(out, (N, O * L)), "
+             f"carray(bias, ({'O' if has_bias else 1},)), L, {has_bias})"]
+    return _finish("convout", lines, P)
 
 
 #: the serial twins of kernels/pool.py's kernels, bound to module globals (a tuple index would make numba

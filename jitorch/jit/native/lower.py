@@ -568,17 +568,21 @@ def _conv(lw, node):
     O, _, KH, KW = w.shape
     OH, OW = oshape4[2], oshape4[3]
     bv = lw.contiguous(lw.vals[bias]) if isinstance(bias, str) else None
-    k = lw.kernel(K.conv2d(dt, bv is not None))
+    L = OH * OW
     out = lw.tmp(out_shape, dt)
-    cols = lw.tmp((C * KH * KW * OH * OW,), dt, per_thread=True)
+    xt = lw.tmp((C * H * W * N,), dt)
+    cols = lw.tmp((C * KH * KW * L * N,), dt)
+    lw.steps.append(Call(lw.kernel(K.conv2d_cols(dt)), [x, xt, cols, N, C, H, W, KH, KW, OH, OW, Sym(stride[0]),
+                                                        Sym(stride[1]), Sym(padding[0]), Sym(padding[1]),
+                                                        Sym(dilation[0]), Sym(dilation[1])], note=str(node)))
+    y = lw.tmp((O * L * N,), dt)
     R = (C * KH * KW).const // groups
     ws = Sym(K.workspace((O.const // groups), None, R, dt))
     wk = lw.tmp((ws,), dt, per_thread=True)
-    # threaded over the images of the batch (work per image: its multiply-adds)
-    lw.steps.append(Call(k, [x, w, bv, out, cols, wk, N, C, H, W, O, KH, KW, OH, OW,
-                             Sym(stride[0]), Sym(stride[1]), Sym(padding[0]), Sym(padding[1]), Sym(dilation[0]),
-                             Sym(dilation[1]), Sym(groups), ws, "tid"],
-                         split=(N, O * Sym(R) * OH * OW), note=str(node)))
+    # the product (most of the work) threaded over its L*N columns
+    lw.steps.append(Call(lw.kernel(K.conv2d_gemm(dt)), [w, cols, y, wk, O, Sym(R), Sym(groups), L * N, ws, "tid"],
+                         split=(L * N, O * Sym(R)), note=str(node)))
+    lw.steps.append(Call(lw.kernel(K.conv2d_out(dt, bv is not None)), [y, bv, out, N, O, L], note=str(node)))
     _set(lw, node, out)
 
 
