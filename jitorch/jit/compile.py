@@ -19,17 +19,23 @@ signature, ``fn.kernels`` the kernel sources.
   the call runs a compiled forward and a compiled backward derived from the VJP rules, as one
   autograd node (:mod:`.autodiff`). A function that runs ``backward()`` and ``opt.step()`` itself
   compiles as one graph with the optimizer update fused (:mod:`.optim_capture`).
-- ``dynamic`` and ``mode`` are accepted for torch compatibility; every shape is specialized.
+- Dynamic dims (docs/jit.md, 'Dynamic dims'): when a call misses only because some dims changed size,
+  those dims become dynamic (one symbol shared by them, found with export's machinery); every later size
+  re-specializes the symbolic graph (no Python re-trace, no new kernel, not counted as a recompile).
+  ``dynamic=True`` marks dim 0 of the inputs from the first call; ``dynamic=False`` never marks.
+  ``mode`` is accepted for torch compatibility.
 """
 from __future__ import annotations
 
 import builtins
+import copy
 import dataclasses
 import functools
 import linecache
 import math
 import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -44,6 +50,8 @@ from .fuse import (RowNormGroup, describe_groups, find_groups, find_row_norms, i
 from .fuse_cuda import trace_device
 
 RECOMPILE_LIMIT = 8
+#: executors a dynamic-dim family keeps (one per size, least recently used dropped)
+DYNAMIC_EXECUTORS = 8
 # tracing swaps process-wide hooks: one trace/compile at a time (threads calling compiled code
 # that is already built never take it)
 _COMPILE_LOCK = threading.RLock()
@@ -341,16 +349,17 @@ def _why(old, new, names):
         if a != b:
             name = names[k] if k < len(names) else f"argument leaf {k}"
             if a[0] == "T" and b[0] == "T":
-                if a[1] != b[1]:
-                    return (f"{name}: size {list(a[1])} -> {list(b[1])}",
-                            "shapes are specialized (dynamic shapes are not supported yet): pad or bucket inputs "
-                            "to a few fixed sizes")
                 if a[2] != b[2]:
                     da, db = D._BY_NP[a[2]], D._BY_NP[b[2]]
                     return f"{name}: dtype {da.name} -> {db.name}", "cast inputs to one dtype before the call"
                 if a[4] != b[4]:
                     return f"{name}: requires_grad {a[4]} -> {b[4]}", "keep requires_grad the same across calls"
-                return f"{name}: device {a[3]} -> {b[3]}", "keep inputs on one device"
+                if a[3] != b[3]:
+                    return f"{name}: device {a[3]} -> {b[3]}", "keep inputs on one device"
+                if a[1] != b[1]:
+                    return (f"{name}: size {list(a[1])} -> {list(b[1])}",
+                            "a dim seen with a second size becomes dynamic where the graph allows it (the 'dynamic "
+                            "dims' log line says why not; docs/jit.md 'Dynamic dims'); else pad or bucket inputs")
             return (f"{name}: {_describe_sig(a)} -> {_describe_sig(b)}",
                     "non-tensor arguments are baked into the compiled code; pass a tensor to vary it freely")
     return "the signature changed", ""
@@ -375,6 +384,47 @@ class _Entry:
             t._run, t.code, t.kernels = run, src, kernels
             self.fast = _fast_call(t)
             self.compiled = True
+
+
+
+class _Family:
+    """Signatures that differ only in the size of some dims (one symbol, ``s0``): the symbolic graph
+    (an export record), its symbolic types, and an LRU of per-size entries (executors)."""
+
+    def __init__(self, base_key, dims, ex, sym, traced, base_entry, names):
+        self.base_key, self.dims, self.ex, self.sym, self.base = base_key, dims, ex, sym, traced
+        self.symbol, self.example, self.names = ex.symbol, ex.example, names
+        self.grad_check = base_entry.grad_check
+        self.entries = OrderedDict([(ex.example, base_entry)])
+        self.mask = self._masked(base_key)
+
+    def _masked(self, key):
+        leaves = list(key[1])
+        for j, d in self.dims:
+            s = leaves[j]
+            shape = list(s[1])
+            shape[d] = None
+            leaves[j] = (s[0], tuple(shape)) + s[2:]
+        return key[0], tuple(leaves), key[2]
+
+    def size_of(self, key):
+        """The dynamic size of a call with signature ``key``, or None when a guard fails: rank, dtype,
+        device, requires_grad, static dims, non-tensor arguments, or dynamic dims of different sizes."""
+        leaves = key[1]
+        if len(leaves) != len(self.base_key[1]):
+            return None
+        size = None
+        for j, d in self.dims:
+            s = leaves[j]
+            if s[0] != "T" or len(s[1]) <= d:
+                return None
+            if size is None:
+                size = s[1][d]
+            elif s[1][d] != size:
+                return None  # the graph needs these dims equal (one symbol)
+        if size is None or size < 1 or self._masked(key) != self.mask:
+            return None
+        return size
 
 
 def _fast_call(traced):
@@ -482,10 +532,8 @@ class CompiledFunction:
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
-        if dynamic:
-            warnings.warn(f"jitorch.compile({self.__name__}, dynamic=True): symbolic dims are not supported yet; "
-                          "each new size retraces and builds its executor (the generated kernels, which read "
-                          "sizes from their arguments, are shared across sizes)", CompileWarning, stacklevel=3)
+        self._families = []      # dynamic-dim families (_Family), tried in order on a cache miss
+        self._dyn_tried = set()  # (base key, dims) already tried: a refusal is not retried
 
     # -- signature
     def _key(self, args, kwargs):
@@ -530,6 +578,8 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         key = self._key(args, kwargs)
         entry = self._cache.get(key)
+        if entry is None and self._families:
+            entry = self._from_family(key, args, kwargs)
         if entry is None:
             with _COMPILE_LOCK:  # one thread traces and compiles a signature; the others wait for it
                 entry = self._cache.get(key)
@@ -739,6 +789,10 @@ class CompiledFunction:
 
     def _compile(self, key, args, kwargs):
         names = self._arg_names(args, kwargs)
+        if self._dynamic is not False and self._cache and not self._needs_grad(args, kwargs):
+            entry = self._try_dynamic(key, names)
+            if entry is not None:
+                return entry
         if self._last_key is not None and _logging.enabled("recompiles"):
             def distance(k):
                 if k[0] != key[0] or len(k[1]) != len(key[1]):
@@ -773,7 +827,166 @@ class CompiledFunction:
         entry.grad_check = self._is_mod or any(s[0] == "T" and s[4] for s in key[1]) or \
             any(t.requires_grad for t in traced._states.values())
         self._cache[key] = entry
+        if self._dynamic is True and not self._families and not self._needs_grad(args, kwargs):
+            fam = self._dynamic_all(key, entry, names)
+            if fam is not None:
+                return self._family_entry(fam, fam.example) or entry
         return entry
+
+    # -- dynamic dims (docs/jit.md, "Dynamic dims")
+    def _from_family(self, key, args, kwargs):
+        """The entry of a dynamic family serving ``key`` (re-specialized for its size), or None."""
+        for fam in self._families:
+            size = fam.size_of(key)
+            if size is None:
+                continue
+            if fam.grad_check and self._needs_grad(args, kwargs):
+                return None  # training stays specialized (docs/jit.md)
+            return self._family_entry(fam, size)
+        return None
+
+    def _family_entry(self, fam, size):
+        e = fam.entries.get(size)
+        if e is not None:
+            fam.entries.move_to_end(size)
+            return e
+        with _COMPILE_LOCK:
+            e = fam.entries.get(size)
+            if e is not None:
+                return e
+            from .export import check_symbolic, specialize_export
+            try:
+                g = specialize_export(fam.ex, size)
+                check_symbolic(fam.ex, fam.sym, g, size)
+            except ValueError as err:  # a rule rejects this size: it compiles as its own signature
+                self._log_dyn(f"{fam.symbol}={size} does not re-specialize ({str(err).splitlines()[0]}); "
+                              "compiling this size on its own")
+                return None
+            t = copy.copy(fam.base)
+            t.graph = t.raw_graph = g
+            t.kernels = {}
+            e = _Entry(t)
+            e.names = fam.names
+            e.grad_check = fam.grad_check
+            e.ensure_compiled()  # the executor for this size; its kernels' sources are the base's (cached)
+            fam.entries[size] = e
+            while len(fam.entries) > DYNAMIC_EXECUTORS:
+                fam.entries.popitem(last=False)
+            return e
+
+    def _log_dyn(self, msg):
+        if _logging.enabled("recompiles"):
+            _logging.log("recompiles", f"{self.__name__}: dynamic dims", f"    {msg}")
+
+    def _try_dynamic(self, key, names):
+        """Automatic dynamic: ``key`` differs from a compiled signature only in some dims' sizes."""
+        spec, leaves, training = key
+        best = None
+        for k, e in self._cache.items():
+            if e.eager or k[0] != spec or k[2] != training or len(k[1]) != len(leaves):
+                continue
+            dims = set()
+            for j, (a, b) in enumerate(zip(k[1], leaves)):
+                if a == b:
+                    continue
+                if a[0] != "T" or b[0] != "T" or len(a[1]) != len(b[1]) or a[2:] != b[2:]:
+                    dims = None
+                    break
+                dims |= {(j, d) for d, (x, y) in enumerate(zip(a[1], b[1])) if x != y}
+            if dims and (best is None or len(dims) < len(best[2])):
+                best = (k, e, dims)
+        if best is None:
+            return None
+        base_key, base, dims = best
+        for fam in self._families:
+            if fam.base_key == base_key:
+                dims |= fam.dims
+        dims = frozenset(dims)
+        if (base_key, dims) in self._dyn_tried:
+            return None
+        self._dyn_tried.add((base_key, dims))
+        now = {leaves[j][1][d] for j, d in dims}
+        if len(now) != 1:
+            shown = ", ".join(f"dim {d} of {self._leaf_name(j, names)}" for j, d in sorted(dims))
+            self._log_dyn(f"{shown}: cannot be dynamic, stays specialized: their sizes differ in this call "
+                          f"({sorted(now)}); jitorch keeps one dynamic size per function, shared by every dynamic dim")
+            return None
+        fam = self._make_family(base_key, base, dims, names)
+        size = None if fam is None else fam.size_of(key)
+        return None if size is None else self._family_entry(fam, size)
+
+    def _dynamic_all(self, key, entry, names):
+        """dynamic=True: dim 0 of every tensor input that shares the first input's dim-0 size."""
+        leaves = key[1]
+        ts = [(j, s) for j, s in enumerate(leaves) if s[0] == "T" and len(s[1]) >= 1]
+        if not ts:
+            self._log_dyn("dynamic=True: no tensor input has a dim; every shape stays static")
+            return None
+        n0 = ts[0][1][1][0]
+        dims = frozenset((j, 0) for j, s in ts if s[1][0] == n0)
+        static = [f"dim 0 of {self._leaf_name(j, names)}" for j, s in ts if s[1][0] != n0]
+        if static or any(len(s[1]) > 1 for _, s in ts):
+            self._log_dyn("dynamic=True: one dynamic size per function (a symbol shared by its dims): dim 0 of the "
+                          f"inputs sized {n0} is marked; other dims stay static"
+                          + (f" ({', '.join(static)} has another size)" if static else "")
+                          + " until a call changes them")
+        self._dyn_tried.add((key, dims))
+        return self._make_family(key, entry, dims, names)
+
+    def _leaf_name(self, j, names):
+        return names[j] if names and j < len(names) else f"argument leaf {j}"
+
+    def _make_family(self, base_key, base, dims, names):
+        """Build the symbolic version of ``base``'s graph with ``dims`` as one symbol (export's
+        _make_dynamic: re-traces at two probe sizes); None (logged, stays specialized) when it cannot."""
+        from .export import Export, _exprs_plan, _input_types_at, _make_dynamic, specialize, symbolic_types
+        from .verify import verify
+        shown = ", ".join(f"dim {d} of {self._leaf_name(j, names)}" for j, d in sorted(dims))
+
+        def refuse(why):
+            self._log_dyn(f"{shown}: cannot be dynamic, stays specialized: {why}")
+            return None
+        t = base.traced
+        leaves = base_key[1]
+        if any(s[0] not in ("T", "S") for s in leaves):
+            return refuse("non-tensor arguments (they are baked into the graph)")
+        if t.step_params is not None:
+            return refuse("the function runs backward/opt.step() inside (a training step)")
+        dev = getattr(t, "device", None)
+        if dev is not None and dev.type != "cpu":
+            return refuse(f"dynamic dims run on cpu only (inputs on {dev})")
+        g = t.graph
+        users = [i for i in g.inputs if i.kind == "input"]
+        tpos = [j for j, s in enumerate(leaves) if s[0] == "T"]
+        if len(users) != len(tpos):
+            return refuse("the graph's inputs do not match the tensor arguments")
+        sizes = {leaves[j][1][d] for j, d in dims}
+        if len(sizes) != 1:
+            return refuse(f"their sizes differ ({sorted(sizes)}); jitorch keeps one dynamic size per function, "
+                          "shared by every dynamic dim")
+        example = sizes.pop()
+        if example < 1:
+            return refuse("size 0 is specialized")
+        decl = {}
+        for j, d in dims:
+            decl.setdefault(users[tpos.index(j)].name, {})[d] = "s0"
+        ex = Export(graph=g, tensors={}, requires_grad={}, in_spec=t._in_spec, out_spec=t._out_spec)
+        live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True  # as _trace captures
+        try:
+            ex = _make_dynamic(t, ex, ("s0", example, decl))
+            probe = example + 1
+            g1 = verify(specialize(g, _input_types_at(ex, probe), _exprs_plan(ex.exprs), probe))
+            sym = symbolic_types(g, example, g1, probe)
+        except Exception as e:
+            msg = str(e).replace("jit.save: ", "").split(". Export it without")[0].splitlines()[0]
+            return refuse(msg)
+        finally:
+            _tracing.LIVE_CAPTURE[0] = live
+        fam = _Family(base_key, dims, ex, sym, t, base, names)
+        self._families = [f for f in self._families if f.base_key != base_key] + [fam]
+        for j, d in sorted(dims):
+            self._log_dyn(f"dim {d} of {self._leaf_name(j, names)} is now dynamic")
+        return fam
 
     def _trace(self, args, kwargs, names):
         from ..autograd import enable_grad, no_grad
