@@ -107,6 +107,11 @@ def test_twenty_sizes_never_hit_the_recompile_limit(recwarn):
     assert not any(e.eager for e in cf._cache.values())
     assert traces[0] <= 3  # the first trace + export's two probe traces
     assert len(cf._families) == 1 and len(cf._families[0].entries) <= C.DYNAMIC_EXECUTORS
+    assert len(cf._cache) <= 1 + C.DYNAMIC_EXECUTORS  # evicted sizes leave the cache too
+    assert repr(cf).endswith("1 signature(s)>")
+    x = rng.standard_normal((2, 6)).astype(np.float32)  # an evicted size comes back: re-specialized, still right
+    _close(cf(torch.tensor(x)).numpy(), _np_softmax(x) * (x.sum(0) / 2))
+    assert traces[0] <= 3
 
 
 def test_module_mlp_in_eval_is_dynamic():

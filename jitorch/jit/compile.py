@@ -366,7 +366,7 @@ def _why(old, new, names):
 
 
 class _Entry:
-    __slots__ = ("traced", "eager", "reason", "fast", "grad_check", "compiled", "train", "names", "spec")
+    __slots__ = ("traced", "eager", "reason", "fast", "grad_check", "compiled", "train", "names", "spec", "family")
 
     def __init__(self, traced=None, eager=False, reason=""):
         self.traced, self.eager, self.reason = traced, eager, reason
@@ -375,6 +375,7 @@ class _Entry:
         self.grad_check = False
         self.train = {}          # parameters' requires_grad pattern -> TrainProgram, or None (runs eagerly)
         self.names = None
+        self.family = None       # the dynamic family that re-specialized this entry (not a signature of its own)
 
     def ensure_compiled(self):
         if not self.compiled:
@@ -396,6 +397,7 @@ class _Family:
         self.symbol, self.example, self.names = ex.symbol, ex.example, names
         self.grad_check = base_entry.grad_check
         self.entries = OrderedDict([(ex.example, base_entry)])
+        self.keys = {}           # size -> exact signatures put in the function's cache for it (dropped with it)
         self.mask = self._masked(base_key)
 
     def _masked(self, key):
@@ -842,7 +844,13 @@ class CompiledFunction:
                 continue
             if fam.grad_check and self._needs_grad(args, kwargs):
                 return None  # training stays specialized (docs/jit.md)
-            return self._family_entry(fam, size)
+            e = self._family_entry(fam, size)
+            if e is not None and not fam.grad_check:  # later calls of this exact signature: a plain cache hit
+                with _COMPILE_LOCK:
+                    if size in fam.entries:
+                        self._cache[key] = e
+                        fam.keys.setdefault(size, []).append(key)
+            return e
         return None
 
     def _family_entry(self, fam, size):
@@ -868,10 +876,14 @@ class CompiledFunction:
             e = _Entry(t)
             e.names = fam.names
             e.grad_check = fam.grad_check
+            e.family = fam
             e.ensure_compiled()  # the executor for this size; its kernels' sources are the base's (cached)
             fam.entries[size] = e
             while len(fam.entries) > DYNAMIC_EXECUTORS:
-                fam.entries.popitem(last=False)
+                old, _ = fam.entries.popitem(last=False)
+                for k in fam.keys.pop(old, ()):
+                    if k != fam.base_key:
+                        self._cache.pop(k, None)
             return e
 
     def _log_dyn(self, msg):
@@ -883,7 +895,7 @@ class CompiledFunction:
         spec, leaves, training = key
         best = None
         for k, e in self._cache.items():
-            if e.eager or k[0] != spec or k[2] != training or len(k[1]) != len(leaves):
+            if e.eager or e.family is not None or k[0] != spec or k[2] != training or len(k[1]) != len(leaves):
                 continue
             dims = set()
             for j, (a, b) in enumerate(zip(k[1], leaves)):
@@ -1072,7 +1084,8 @@ class CompiledFunction:
         return None if p is None else (p.fwd, p.bwd)
 
     def __repr__(self):
-        return f"<jitorch.compile of {self.__name__}: {sum(1 for e in self._cache.values() if not e.eager)} signature(s)>"
+        n = sum(1 for e in self._cache.values() if not e.eager and e.family is None)
+        return f"<jitorch.compile of {self.__name__}: {n} signature(s)>"
 
 
 class CompiledModule(CompiledFunction):
