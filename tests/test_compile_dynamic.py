@@ -207,3 +207,13 @@ def test_training_with_grad_stays_specialized_and_correct():
         lin(x).sum().backward()
         _close(g_compiled, lin.weight.grad.numpy())
     assert not cm._families  # training through compiled code keeps specializing (docs/jit.md)
+
+
+def test_size_zero_and_a_second_dtype_stay_correct():
+    f, traces = _counted(elementwise)
+    cf = torch.compile(f)
+    for n, dt in ((3, "float32"), (4, "float32"), (0, "float32"), (3, "float64"), (5, "float64"), (6, "float32")):
+        x, y = torch.randn(n, 5).to(getattr(torch, dt)), torch.randn(n, 5).to(getattr(torch, dt))
+        _close(cf(x, y).numpy(), elementwise_ref(x.numpy(), y.numpy()))
+    # size 0 and the first float64 call are signatures; float64 gets its own family on its second size
+    assert cf._compiled_count == 3 and len(cf._families) == 2

@@ -856,7 +856,10 @@ class CompiledFunction:
     def _family_entry(self, fam, size):
         e = fam.entries.get(size)
         if e is not None:
-            fam.entries.move_to_end(size)
+            try:
+                fam.entries.move_to_end(size)
+            except KeyError:  # another thread evicted it meanwhile; e still runs
+                pass
             return e
         with _COMPILE_LOCK:
             e = fam.entries.get(size)
