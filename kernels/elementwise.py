@@ -13,6 +13,7 @@ The same :func:`emit_helpers` feeds the fuser, which inlines several expressions
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 
@@ -40,6 +41,12 @@ def _helper_table():
     return table
 
 
+@functools.lru_cache(maxsize=None)
+def _getsource(fn):
+    """inspect.getsource, once per helper (it re-tokenizes the file each time; generation calls it often)."""
+    return inspect.getsource(fn)
+
+
 def emit_helpers(code: str, decorator: str = "@njit(inline='always', fastmath=FASTMATH, error_model='numpy')") -> str:
     """Source of every helper function that ``code`` calls (transitively), each with ``decorator``.
 
@@ -53,14 +60,14 @@ def emit_helpers(code: str, decorator: str = "@njit(inline='always', fastmath=FA
         for ident in _IDENT.findall(text):
             if ident in table and ident not in needed:
                 needed.add(ident)
-                src = inspect.getsource(table[ident])
+                src = _getsource(table[ident])
                 visit(src)
                 order.append(ident)
 
     visit(code)
     parts = []
     for name in order:
-        src = inspect.getsource(table[name])
+        src = _getsource(table[name])
         parts.append(f"{decorator}\n{src}")
     return "\n\n".join(parts)
 

@@ -51,7 +51,7 @@ from .fuse_cuda import trace_device
 
 RECOMPILE_LIMIT = 8
 #: executors a dynamic-dim family keeps (one per size, least recently used dropped)
-DYNAMIC_EXECUTORS = 8
+DYNAMIC_EXECUTORS = 16
 # tracing swaps process-wide hooks: one trace/compile at a time (threads calling compiled code
 # that is already built never take it)
 _COMPILE_LOCK = threading.RLock()
