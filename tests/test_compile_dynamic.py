@@ -10,7 +10,7 @@ import pytest
 import jitorch as torch
 from jitorch import nn
 from jitorch.jit import compile as C
-from jitorch.kernels import _jitcache
+from jitorch.kernels import _config, _jitcache
 
 SIZES = (1, 3, 5, 17, 64)
 
@@ -72,6 +72,7 @@ def softmax_mean(x):
 @pytest.mark.parametrize("case", ["mlp", "elementwise"])
 def test_one_trace_serves_every_size(case, monkeypatch, capsys):
     monkeypatch.setenv("JITORCH_LOGS", "recompiles")
+    monkeypatch.setattr(_config, "PARALLEL_THRESHOLD", 1 << 30)  # serial kernels at every size (env-independent)
     f, traces = _counted(mlp if case == "mlp" else elementwise)
     cf = torch.compile(f)
     rng = np.random.default_rng(0)
