@@ -218,3 +218,16 @@ def test_size_zero_and_a_second_dtype_stay_correct():
         _close(cf(x, y).numpy(), elementwise_ref(x.numpy(), y.numpy()))
     # size 0 and the first float64 call are signatures; float64 gets its own family on its second size
     assert cf._compiled_count == 3 and len(cf._families) == 2
+
+
+def test_view_with_the_size_is_rewritten_per_size():
+    def flat(x):
+        return torch.relu(x.view(x.shape[0], -1) * 2.0).sum(-1)
+    f, traces = _counted(flat)
+    cf = torch.compile(f)
+    for n in (2, 3, 7, 12):
+        x = torch.randn(n, 3, 4)
+        _close(cf(x).numpy(), np.maximum(x.numpy().reshape(n, -1) * 2, 0).sum(-1))
+    assert cf._compiled_count == 1 and traces[0] <= 3 and len(cf._families) == 1
+    ex = cf._families[0].ex
+    assert ex.exprs  # the view's size attribute is recorded symbolically (coef 1 in the dynamic size)
