@@ -37,6 +37,7 @@ from ._join import cat, concat, concatenate, stack, hstack, vstack, row_stack, d
 from ._join import (reshape, flatten, unflatten, transpose, swapaxes, swapdims, permute, t, squeeze,  # noqa: F401
                     unsqueeze, narrow, select, unbind, split, chunk, tensor_split, diagonal, movedim, moveaxis,
                     broadcast_to, broadcast_tensors, broadcast_shapes, atleast_1d, atleast_2d, clone)
+from ._compare import isclose, allclose, equal  # noqa: F401,E402
 from ._threads import (set_num_threads, get_num_threads, set_num_interop_threads,  # noqa: F401,E402
                        get_num_interop_threads)
 from . import autograd  # noqa: F401,E402

@@ -292,10 +292,11 @@ def case_ddp():
         assert "find_unused_parameters" in str(e)
     else:
         raise AssertionError("expected the unfinished-reduction error")
-    # DataParallel on CPU runs the module
-    dp = nn.DataParallel(_mlp())
+    # DataParallel runs the module (on cuda:0 when a device or the simulator is there, else on cpu)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dp = nn.DataParallel(_mlp().to(dev))
     x = torch.randn(3, 5)
-    _close(dp(x).detach(), dp.module(x).detach(), 0, "DataParallel")
+    _close(dp(x).detach().cpu(), dp.module(x.to(dev)).detach().cpu(), 0, "DataParallel")
     dist.destroy_process_group()
 
 

@@ -136,7 +136,10 @@ def test_uninitialized_state():
     assert nn.DistributedDataParallel is nn.parallel.DistributedDataParallel
 
 
-def test_data_parallel_runs_the_module():
+def test_data_parallel_runs_the_module(monkeypatch):
+    """Without a cuda device (no GPU, no simulator) DataParallel calls the module, as torch does."""
+    dp_mod = importlib.import_module("jitorch.nn.parallel.data_parallel")  # the module, not the function
+    monkeypatch.setattr(dp_mod, "_available_devices", lambda: [])
     jitorch.manual_seed(0)
     m = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
     dp = nn.DataParallel(m, device_ids=[0, 1])
@@ -148,6 +151,27 @@ def test_data_parallel_runs_the_module():
     y.backward()
     assert m[0].weight.grad is not None
     assert (nn.parallel.data_parallel(m, x) == m(x)).all()
+
+
+def test_data_parallel_on_one_cuda_device():
+    if not jitorch.cuda.is_available():
+        pytest.skip("no cuda device and no simulator")
+    jitorch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    x = jitorch.randn(5, 4)
+    ref = m(x)
+    with pytest.raises(RuntimeError, match="parameters and buffers on device cuda:0"):
+        nn.DataParallel(m)(x)
+    with pytest.raises(RuntimeError, match="invalid device id 1"):
+        nn.DataParallel(m, device_ids=[0, 1])
+    dp = nn.DataParallel(m.to("cuda"))
+    assert dp.device_ids == [0] and dp.output_device == 0
+    out = dp(x)  # a cpu input is scattered to cuda:0
+    assert out.device.type == "cuda"
+    assert jitorch.allclose(out.cpu(), ref, atol=1e-6)
+    out.sum().backward()
+    assert m[0].weight.grad is not None and m[0].weight.grad.device.type == "cuda"
+    assert jitorch.allclose(nn.parallel.data_parallel(m, {"unused": 1} and x).cpu(), ref, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 10, 11, 17])

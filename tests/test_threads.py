@@ -69,8 +69,8 @@ def test_interop_threads_are_remembered():
 @pytest.mark.skipif(_threads._blas.set is None, reason="no OpenBLAS thread switch in this NumPy")
 def test_products_pick_blas_threads_by_size(restore_threads):
     jitorch.set_num_threads(2)
-    small = jitorch.randn(8, 8)
-    small @ small                      # 1 kFLOP: one thread
+    small = jitorch.randn(32, 32)
+    small @ small                      # 65 kFLOP (above kernels/small.py's BLAS-free products): one thread
     assert _blas_threads() == 1 and _threads._blas.current == 1
     big = jitorch.randn(300, 300)      # 54 MFLOP: the policy's count
     big @ big
