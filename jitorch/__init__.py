@@ -38,6 +38,11 @@ from ._join import (reshape, flatten, unflatten, transpose, swapaxes, swapdims, 
                     unsqueeze, narrow, select, unbind, split, chunk, tensor_split, diagonal, movedim, moveaxis,
                     broadcast_to, broadcast_tensors, broadcast_shapes, atleast_1d, atleast_2d, clone)
 from ._compare import isclose, allclose, equal  # noqa: F401,E402
+from ._compat import (inf, nan, pi, e, FloatTensor, DoubleTensor, HalfTensor, LongTensor,  # noqa: F401,E402
+                      IntTensor, ShortTensor, CharTensor, ByteTensor, BoolTensor, set_float32_matmul_precision,
+                      get_float32_matmul_precision, INPLACE as _INPLACE)
+from . import version  # noqa: F401,E402
+globals().update(_INPLACE)  # torch.exp_(x), torch.sin_(x), ... (jitorch/_compat.py)
 from ._threads import (set_num_threads, get_num_threads, set_num_interop_threads,  # noqa: F401,E402
                        get_num_interop_threads)
 from . import autograd  # noqa: F401,E402
