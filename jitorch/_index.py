@@ -389,7 +389,7 @@ def tile(input, dims):
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats is None:  # repeat_interleave(repeats): indices repeated
         from ._creation import arange
-        return repeat_interleave(arange(input.numel()), input, 0)
+        return repeat_interleave(arange(input.numel(), device=input.device), input, 0)
     x = input.reshape(-1) if dim is None else input
     d = 0 if dim is None else normalize_dim("repeat_interleave", dim, x.ndim)
     r = repeats if isinstance(repeats, Tensor) else _as_index_tensor(int(repeats))

@@ -475,14 +475,11 @@ def _scatter_cuda(out, x, idx, src, dim, reduce=None, include_self=True):
         raise RuntimeError(f"scatter(): reduce argument must be one of {sorted(k for k in _REDUCE if k)}, "
                            f"got {reduce!r}")
     red = _REDUCE[reduce]
-    if red == "prod":
-        raise NotImplementedError("scatter_reduce(reduce='prod') has no cuda kernel (no atomic multiply); "
-                                  "move the tensors with .cpu() for this op")
     bc = _bc()
     d = normalize_dim("scatter", dim, x.ndim) if x.ndim else 0
     n = x.shape[d] if x.ndim else 1
     i = _checked("scatter", idx, n, d)
-    wdt = _atomic_dt("scatter_reduce", out.dtype) if red is not None else _cdt(out.dtype)
+    wdt = _atomic_dt("scatter_reduce", out.dtype) if red not in (None, "prod") else _cdt(out.dtype)
     w = bc.empty(out.shape, wdt)
     bc.copy_into(w, x)
     if idx.size:
@@ -503,6 +500,10 @@ def _scatter_cuda(out, x, idx, src, dim, reduce=None, include_self=True):
         k = _kern("index")
         if red is None:
             k.scatter(wk, ik, sk)
+        elif red == "prod":  # no atomic multiply: a gathering kernel (kernels/cuda/gaps.py)
+            res = bc.empty(subc.shape, wdt)
+            _kern("gaps").scatter_prod(wk, ik, sk, include_self, bc.flat(res).reshape(sh_w))
+            bc.copy_into(subc, res)
         else:
             k.scatter_reduce(wk, ik, sk, "sum" if red == "sum" else red, include_self)
         if subc is not sub:
@@ -803,6 +804,78 @@ def register_index():
                      ("kthvalue", _select_cuda("kthvalue")), ("median_dim", _select_cuda("median")),
                      ("nanmedian_dim", _select_cuda("nanmedian")), ("mode_dim", _select_cuda("mode"))]:
         _set(name, fn)
+    register_gaps()
+
+
+def _repeat_interleave_cuda(out, x, repeats, dim):
+    """The gather index is built on the device (running sum + binary search); the total (the output
+    size) and the minimum of the repeats are read back, as torch does."""
+    from .rules import normalize_dim
+    bc = _bc()
+    d = normalize_dim("repeat_interleave", dim, x.ndim)
+    n = x.shape[d]
+    if isinstance(repeats, bc.CudaArray):
+        r = _as(repeats, np.int64)
+        if r.size == 1 and n != 1:
+            rr = bc.empty((n,), np.int64)
+            bc.copy_into(rr, r.reshape(()))
+            r = rr
+    else:
+        r = bc.empty((n,), np.int64)
+        bc.fill(r, int(np.asarray(repeats).reshape(-1)[0]) if np.asarray(repeats).size else 0)
+    r = r.reshape((n,))
+    cs = bc.empty((n,), np.int64)
+    total = 0
+    if n:
+        kr = _kern("reduce")
+        kr.cumsum(bc.flat(r).reshape(1, n, 1), bc.flat(cs).reshape(1, n, 1))
+        mn = bc.empty((1,), np.int64)
+        kr.min_(bc.flat(r).reshape(1, n, 1), bc.flat(mn).reshape(1, 1))
+        if int(bc.to_host(mn)[0]) < 0:
+            raise RuntimeError("repeat_interleave: repeats can not be negative")
+        total = int(bc.to_host(cs[n - 1:n])[0])
+    res = bc.empty(tuple(x.shape[:d]) + (total,) + tuple(x.shape[d + 1:]), x.dtype)
+    if res.size:
+        idx = bc.empty((total,), np.int64)
+        _kern("gaps").repeat_index(bc.flat(cs), bc.flat(idx))
+        xs = _bits(x)
+        with _target(_bits(res), shape=_three_shape(res.shape, d)) as o:
+            _kern("index").index_select(_dev(xs, None, _three_shape(xs.shape, d)), bc.flat(idx), o)
+    return res
+
+
+def _unique_cuda(outs, x, sorted=True, return_inverse=False, return_counts=False):
+    """Sort (the bitonic kernel), flag group starts, running sum, scatter; the group count is read back."""
+    bc = _bc()
+    n = x.size
+    ct = _cdt(x.dtype)
+    inv = bc.empty(tuple(x.shape), np.int64)
+    if n == 0:
+        return bc.empty((0,), x.dtype), inv, bc.empty((0,), np.int64)
+    v = bc.empty((1, n), ct)
+    perm = bc.empty((1, n), np.int64)
+    _kern("sort").sort(_dev(x, ct, (1, n)), bc.flat(v).reshape(1, n), bc.flat(perm).reshape(1, n), False)
+    vf, pf = bc.flat(v), bc.flat(perm)
+    flags = bc.empty((n,), np.int64)
+    groups = bc.empty((n,), np.int64)
+    kg = _kern("gaps")
+    kg.unique_flags(vf, bc.flat(flags))
+    _kern("reduce").cumsum(bc.flat(flags).reshape(1, n, 1), bc.flat(groups).reshape(1, n, 1))
+    u = int(bc.to_host(groups[n - 1:n])[0])
+    vals = bc.empty((n,), ct)
+    starts = bc.empty((n,), np.int64)
+    kg.unique_scatter(vf, pf, bc.flat(flags), bc.flat(groups), bc.flat(vals), bc.flat(starts), bc.flat(inv))
+    cnt = bc.empty((u,), np.int64)
+    kg.unique_counts(bc.flat(starts), u, n, bc.flat(cnt))
+    uv = bc.empty((u,), x.dtype)
+    bc.copy_into(uv, vals[0:u])
+    return uv, inv, cnt
+
+
+def register_gaps():
+    """unique and repeat_interleave (index.py registers them; called from register_index)."""
+    _set("repeat_interleave", _repeat_interleave_cuda)
+    _set("unique", _unique_cuda)
 
 
 # ================================================================== random

@@ -976,7 +976,7 @@ def _repeat_interleave_vjp(ctx, g):
         return _cl("sum", g, dim=(0,), keepdim=False), None
     d = normalize_dim("repeat_interleave", d, len(shape))
     from .._creation import arange
-    owner = _cl("repeat_interleave", arange(shape[d]), r, dim=0)
+    owner = _cl("repeat_interleave", arange(shape[d], device=g.device), r, dim=0)
     return _cl("index_add", _zeros(shape, x.dtype, device=g.device), owner, g, dim=d, alpha=1), None
 
 

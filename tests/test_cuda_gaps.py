@@ -1,0 +1,131 @@
+"""The ops that were cpu-only on cuda (scatter reduce='prod', repeat_interleave, unique, ...), against the
+same call on cpu; and the op-table check that every op has a cuda impl, up to a documented allow-list.
+
+Runs on numba's CUDA simulator (tests/conftest.py), so shapes are tiny.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jitorch
+from jitorch.ops.registry import OPS
+
+if not jitorch.cuda.is_available():  # pragma: no cover - conftest enables the simulator
+    pytest.skip("cuda is not available (no GPU and NUMBA_ENABLE_CUDASIM is not set)", allow_module_level=True)
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+CUDA = jitorch.device("cuda")
+
+#: table ops that still have no impl['cuda'] (calling them on cuda raises NotImplementedError naming the op
+#: and the device). Shrink this list as kernels land; a new op without a cuda kernel fails the test below.
+CPU_ONLY_OPS = frozenset({"randperm", "multinomial"})
+
+
+def same(got, want, what=""):
+    assert got.device == CUDA, what
+    assert got.dtype is want.dtype, f"{what}: {got.dtype} != {want.dtype}"
+    assert tuple(got.shape) == tuple(want.shape), f"{what}: {tuple(got.shape)} != {tuple(want.shape)}"
+    np.testing.assert_array_equal(got.cpu().numpy(), want.numpy(), err_msg=what)
+
+
+def test_every_table_op_has_a_cuda_impl_or_is_allow_listed():
+    missing = {name for name, op in OPS.items() if "cuda" not in op.impl}
+    assert missing <= CPU_ONLY_OPS, f"ops without impl['cuda'] (add a kernel or the allow-list): {sorted(missing - CPU_ONLY_OPS)}"
+    stale = CPU_ONLY_OPS - missing
+    assert not stale, f"allow-listed ops that now have a cuda impl (remove them from CPU_ONLY_OPS): {sorted(stale)}"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_scatter_reduce_prod(dtype, include_self, dim):
+    rng = np.random.default_rng(3)
+    dt = getattr(jitorch, dtype)
+    x = jitorch.tensor(rng.integers(-3, 4, (3, 4)).astype(np.float64)).to(dt)
+    src = jitorch.tensor(rng.integers(-2, 3, (3, 4)).astype(np.float64)).to(dt)
+    idx = jitorch.tensor(rng.integers(0, x.shape[dim], (2, 3)))
+    want = x.scatter_reduce(dim, idx, src[:2, :3], "prod", include_self=include_self)
+    got = x.cuda().scatter_reduce(dim, idx.cuda(), src[:2, :3].cuda(), "prod", include_self=include_self)
+    same(got, want, f"{dtype} include_self={include_self} dim={dim}")
+    # reference: NumPy loop
+    ref = x.numpy().astype(np.float64).copy()
+    seen = np.zeros(ref.shape, bool)
+    s, ii = src.numpy().astype(np.float64), idx.numpy()
+    for a in range(2):
+        for b in range(3):
+            pos = (ii[a, b], b) if dim == 0 else (a, ii[a, b])
+            if not include_self and not seen[pos]:
+                ref[pos] = s[a, b]
+            else:
+                ref[pos] *= s[a, b]
+            seen[pos] = True
+    np.testing.assert_array_equal(got.cpu().numpy().astype(np.float64), ref)
+
+
+def test_scatter_reduce_prod_checks_indices_on_cuda():
+    x = jitorch.ones(3, device="cuda")
+    with pytest.raises(IndexError):
+        x.scatter_reduce(0, jitorch.tensor([0, 5], device="cuda"), jitorch.ones(2, device="cuda"), "prod")
+
+
+@pytest.mark.parametrize("case", [
+    ("float32", (5,), [1, 0, 3, 2, 1], None),
+    ("int64", (2, 3), [2, 0, 1], 1),
+    ("float16", (3, 2), [0, 2, 1], 0),
+    ("bool", (4,), 2, 0),
+    ("float64", (2, 3), None, None),
+])
+def test_repeat_interleave(case):
+    dtype, shape, reps, dim = case
+    rng = np.random.default_rng(5)
+    x = jitorch.tensor(rng.integers(-5, 6, shape).astype(np.float64)).to(getattr(jitorch, dtype))
+    if reps is None:  # repeat_interleave(repeats)
+        r = jitorch.tensor([2, 0, 3])
+        same(jitorch.repeat_interleave(r.cuda()), jitorch.repeat_interleave(r), "repeats only")
+        np.testing.assert_array_equal(jitorch.repeat_interleave(r.cuda()).cpu().numpy(), np.repeat(np.arange(3), [2, 0, 3]))
+        return
+    r = jitorch.tensor(reps) if isinstance(reps, list) else reps
+    rc = r.cuda() if isinstance(r, jitorch.Tensor) else r
+    want = x.repeat_interleave(r, dim)
+    got = x.cuda().repeat_interleave(rc, dim)
+    same(got, want, str(case))
+    np.testing.assert_array_equal(got.cpu().numpy(), np.repeat(x.numpy(), reps, axis=0 if dim is None else dim)
+                                  if dim is not None else np.repeat(x.numpy().reshape(-1), reps))
+
+
+def test_repeat_interleave_negative_repeats_raise_on_cuda():
+    with pytest.raises(RuntimeError, match="negative"):
+        jitorch.ones(2, device="cuda").repeat_interleave(jitorch.tensor([1, -1], device="cuda"), 0)
+
+
+def test_repeat_interleave_backward_on_cuda():
+    x = jitorch.tensor([1.0, 2.0, 3.0], device="cuda", requires_grad=True)
+    y = x.repeat_interleave(jitorch.tensor([2, 0, 1], device="cuda"), 0)
+    (y * jitorch.tensor([1.0, 2.0, 4.0], device="cuda")).sum().backward()
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [3.0, 0.0, 4.0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64", "float16", "int32", "bool"])
+def test_unique(dtype):
+    rng = np.random.default_rng(7)
+    x = jitorch.tensor(rng.integers(-3, 4, (3, 5)).astype(np.float64)).to(getattr(jitorch, dtype))
+    want = jitorch.unique(x, return_inverse=True, return_counts=True)
+    got = jitorch.unique(x.cuda(), return_inverse=True, return_counts=True)
+    for g, w, what in zip(got, want, ("values", "inverse", "counts")):
+        same(g, w, f"{dtype} {what}")
+    v, i, c = np.unique(x.numpy(), return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(got[0].cpu().numpy(), v)
+    np.testing.assert_array_equal(got[1].cpu().numpy(), i.reshape(x.shape))
+    np.testing.assert_array_equal(got[2].cpu().numpy(), c)
+
+
+def test_unique_nan_and_empty():
+    x = jitorch.tensor([1.0, float("nan"), 1.0, float("nan"), -2.0])
+    want = jitorch.unique(x, return_counts=True)
+    got = jitorch.unique(x.cuda(), return_counts=True)
+    np.testing.assert_array_equal(got[0].cpu().numpy(), want[0].numpy())
+    np.testing.assert_array_equal(got[1].cpu().numpy(), want[1].numpy())
+    e = jitorch.unique(jitorch.empty(0, device="cuda"))
+    assert e.device == CUDA and tuple(e.shape) == (0,)
