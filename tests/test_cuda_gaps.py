@@ -129,3 +129,21 @@ def test_unique_nan_and_empty():
     np.testing.assert_array_equal(got[1].cpu().numpy(), want[1].numpy())
     e = jitorch.unique(jitorch.empty(0, device="cuda"))
     assert e.device == CUDA and tuple(e.shape) == (0,)
+
+
+# ------------------------------------------------------------------ RNNs without an initial state
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"])
+def test_recurrent_modules_default_state_on_cuda(kind):
+    import jitorch.nn as nn
+    jitorch.manual_seed(0)
+    cell = kind.endswith("Cell")
+    m = getattr(nn, kind)(3, 4) if cell else getattr(nn, kind)(3, 4, num_layers=1)
+    x = jitorch.randn(2, 3) if cell else jitorch.randn(2, 2, 3)
+    want = m(x)
+    m.cuda()
+    got = m(x.cuda())
+    flat = lambda o: [t for t in (o if isinstance(o, tuple) else (o,)) for t in (t if isinstance(t, tuple) else (t,))]
+    for g, w in zip(flat(got), flat(want)):
+        assert g.device == CUDA
+        np.testing.assert_allclose(g.detach().cpu().numpy(), w.detach().numpy(), rtol=1e-5, atol=1e-6)

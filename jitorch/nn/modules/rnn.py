@@ -33,7 +33,8 @@ def _t():
 def _zero_state(x, batch_dim, shape):
     """Zeros of ``shape`` (the batch at ``shape[batch_dim]``) for ``x``'s dtype. While a trace records ops
     they are made from a view of ``x`` (``zeros_like`` of an expand: a ``fill`` node of the graph), so a
-    traced graph follows the batch size (``jit.save(..., dynamic_batch=True)``); eagerly plain zeros."""
+    traced graph follows the batch size (``jit.save(..., dynamic_batch=True)``); eagerly plain zeros on
+    ``x``'s device."""
     from ... import _dispatch
     if _dispatch.hooks.tracer is not None and x.numel() > 0 and x.dim() == len(shape):
         v = x
@@ -41,7 +42,7 @@ def _zero_state(x, batch_dim, shape):
             if d != batch_dim:
                 v = v.narrow(d, 0, 1)
         return C.zeros_like(v.expand(*shape))
-    return C.zeros(shape, dtype=x.dtype)
+    return C.zeros(shape, dtype=x.dtype, device=x.device)
 
 
 def _gate_linear(x, w, b):
