@@ -147,3 +147,40 @@ def test_recurrent_modules_default_state_on_cuda(kind):
     for g, w in zip(flat(got), flat(want)):
         assert g.device == CUDA
         np.testing.assert_allclose(g.detach().cpu().numpy(), w.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ optimizers on cuda
+
+OPTIMIZERS = [
+    ("RMSprop", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1)), ("Adadelta", dict(lr=1.0, weight_decay=0.1)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1)), ("Adamax", dict(lr=0.01, maximize=True)),
+    ("NAdam", dict(lr=0.01)), ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", dict(lr=0.01)), ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+]
+
+
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_optimizer_steps_on_cuda_match_cpu(name, kw, dtype):
+    import jitorch.optim as optim
+    rng = np.random.default_rng(11)
+    dt = getattr(jitorch, dtype)
+    w0 = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(7)]  # 7 steps: RAdam rectifies from step 6
+    res = {}
+    for dev in ("cpu", "cuda"):
+        p = jitorch.nn.Parameter(jitorch.tensor(w0, dtype=dt, device=dev))
+        opt = getattr(optim, name)([p], **kw)
+        for g in grads:
+            p.grad = jitorch.tensor(g, dtype=dt, device=dev)
+            opt.step()
+        assert p.device.type == dev
+        res[dev] = (p.detach().cpu().numpy(), {k: v.cpu().numpy() for k, v in opt.state[p].items()
+                                               if isinstance(v, jitorch.Tensor) and v.dim()})
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(res["cuda"][0], res["cpu"][0], **tol)
+    assert res["cuda"][1].keys() == res["cpu"][1].keys() and res["cpu"][1]
+    for k in res["cpu"][1]:
+        np.testing.assert_allclose(res["cuda"][1][k], res["cpu"][1][k], **tol, err_msg=k)
+    assert not np.allclose(res["cpu"][0], w0)  # the step moved the parameter

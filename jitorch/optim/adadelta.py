@@ -43,7 +43,7 @@ class Adadelta(Optimizer):
             wd, maximize = _to_float(group["weight_decay"]), group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("Adadelta", p, g)
+                st = _Stage("Adadelta", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -53,6 +53,6 @@ class Adadelta(Optimizer):
                 sc = cache.get(st.cdt)
                 if sc is None:
                     sc = cache[st.cdt] = K.adadelta_scalars(st.cdt, lr, rho, eps, wd, maximize)
-                K.adadelta_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), st.rw(state["acc_delta"]), sc)
+                st.kernels(K).adadelta_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), st.rw(state["acc_delta"]), sc)
                 st.finish()
         return loss

@@ -57,7 +57,7 @@ class Adagrad(Optimizer):
             wd, eps, maximize = _to_float(group["weight_decay"]), float(group["eps"]), group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("Adagrad", p, g)
+                st = _Stage("Adagrad", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -66,6 +66,6 @@ class Adagrad(Optimizer):
                 sc = cache.get((st.cdt, step))
                 if sc is None:
                     sc = cache[st.cdt, step] = K.adagrad_scalars(st.cdt, step, lr, lr_decay, wd, eps, maximize)
-                K.adagrad_apply(st.rw(p), st.ro(g), st.rw(state["sum"]), sc)
+                st.kernels(K).adagrad_apply(st.rw(p), st.ro(g), st.rw(state["sum"]), sc)
                 st.finish()
         return loss

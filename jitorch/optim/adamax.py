@@ -37,7 +37,7 @@ class Adamax(Optimizer):
             eps, wd, maximize = float(group["eps"]), _to_float(group["weight_decay"]), group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("Adamax", p, g)
+                st = _Stage("Adamax", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -47,6 +47,6 @@ class Adamax(Optimizer):
                 sc = cache.get((st.cdt, step))
                 if sc is None:
                     sc = cache[st.cdt, step] = K.adamax_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, maximize)
-                K.adamax_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_inf"]), sc)
+                st.kernels(K).adamax_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_inf"]), sc)
                 st.finish()
         return loss

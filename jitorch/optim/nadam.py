@@ -52,7 +52,7 @@ class NAdam(Optimizer):
             maximize = group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("NAdam", p, g)
+                st = _Stage("NAdam", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -72,6 +72,6 @@ class NAdam(Optimizer):
                 if sc is None:
                     sc = cache[st.cdt, step, mpv] = K.nadam_scalars(st.cdt, step, mu, mu_next, mpv, lr, beta1, beta2,
                                                                     eps, wd, decoupled, maximize)
-                K.nadam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
+                st.kernels(K).nadam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
                 st.finish()
         return loss

@@ -87,8 +87,8 @@ class _Stage:
     def __init__(self, name, p, g, cuda_ok=False):
         self.cuda = p._device.type == "cuda" and g._device.type == "cuda" and cuda_ok
         if not self.cuda and (p._device.type != "cpu" or g._device.type != "cpu"):
-            raise NotImplementedError(f"{name}: optimizer kernels for device '{p._device}' are not available; "
-                                      "keep parameters on cpu (SGD, Adam and AdamW run on cuda)")
+            raise NotImplementedError(f"{name}: no optimizer kernels for a parameter on '{p._device}' with its "
+                                      f"gradient on '{g._device}'; put both on cpu or both on cuda")
         dt = p._data.dtype
         if dt in _FAST:
             self.cdt = dt

@@ -44,7 +44,7 @@ class RAdam(Optimizer):
             decoupled, maximize = group["decoupled_weight_decay"], group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("RAdam", p, g)
+                st = _Stage("RAdam", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -55,6 +55,6 @@ class RAdam(Optimizer):
                 if sc is None:
                     sc = cache[st.cdt, step] = K.radam_scalars(st.cdt, step, lr, beta1, beta2, eps, wd, decoupled,
                                                                maximize)
-                K.radam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
+                st.kernels(K).radam_apply(st.rw(p), st.ro(g), st.rw(state["exp_avg"]), st.rw(state["exp_avg_sq"]), sc)
                 st.finish()
         return loss

@@ -49,7 +49,7 @@ class RMSprop(Optimizer):
             centered, maximize = group["centered"], group["maximize"]
             cache = {}
             for p, g in self._params_with_grad(group):
-                st = _Stage("RMSprop", p, g)
+                st = _Stage("RMSprop", p, g, cuda_ok=True)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = _step_tensor()
@@ -68,6 +68,6 @@ class RMSprop(Optimizer):
                 sc = cache.get(st.cdt)
                 if sc is None:
                     sc = cache[st.cdt] = K.rmsprop_scalars(st.cdt, lr, alpha, eps, wd, momentum, centered, maximize)
-                K.rmsprop_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), gavg, buf, sc)
+                st.kernels(K).rmsprop_apply(st.rw(p), st.ro(g), st.rw(state["square_avg"]), gavg, buf, sc)
                 st.finish()
         return loss
