@@ -20,7 +20,9 @@ CUDA = jitorch.device("cuda")
 
 #: table ops that still have no impl['cuda'] (calling them on cuda raises NotImplementedError naming the op
 #: and the device). Shrink this list as kernels land; a new op without a cuda kernel fails the test below.
-CPU_ONLY_OPS = frozenset({"randperm", "multinomial"})
+#: randperm(device='cuda') works (drawn on the host and copied, like every input-less random op: docs/cuda.md);
+#: the record itself has no device kernel yet.
+CPU_ONLY_OPS = frozenset({"randperm"})
 
 
 def same(got, want, what=""):
@@ -32,7 +34,8 @@ def same(got, want, what=""):
 
 def test_every_table_op_has_a_cuda_impl_or_is_allow_listed():
     missing = {name for name, op in OPS.items() if "cuda" not in op.impl}
-    assert missing <= CPU_ONLY_OPS, f"ops without impl['cuda'] (add a kernel or the allow-list): {sorted(missing - CPU_ONLY_OPS)}"
+    assert missing <= CPU_ONLY_OPS, \
+        f"ops without impl['cuda'] (add a kernel or the allow-list): {sorted(missing - CPU_ONLY_OPS)}"
     stale = CPU_ONLY_OPS - missing
     assert not stale, f"allow-listed ops that now have a cuda impl (remove them from CPU_ONLY_OPS): {sorted(stale)}"
 
@@ -84,7 +87,8 @@ def test_repeat_interleave(case):
     if reps is None:  # repeat_interleave(repeats)
         r = jitorch.tensor([2, 0, 3])
         same(jitorch.repeat_interleave(r.cuda()), jitorch.repeat_interleave(r), "repeats only")
-        np.testing.assert_array_equal(jitorch.repeat_interleave(r.cuda()).cpu().numpy(), np.repeat(np.arange(3), [2, 0, 3]))
+        np.testing.assert_array_equal(jitorch.repeat_interleave(r.cuda()).cpu().numpy(),
+                                      np.repeat(np.arange(3), [2, 0, 3]))
         return
     r = jitorch.tensor(reps) if isinstance(reps, list) else reps
     rc = r.cuda() if isinstance(r, jitorch.Tensor) else r
@@ -184,3 +188,34 @@ def test_optimizer_steps_on_cuda_match_cpu(name, kw, dtype):
     for k in res["cpu"][1]:
         np.testing.assert_allclose(res["cuda"][1][k], res["cpu"][1][k], **tol, err_msg=k)
     assert not np.allclose(res["cpu"][0], w0)  # the step moved the parameter
+
+
+# ------------------------------------------------------------------ multinomial on cuda
+
+def test_multinomial_on_cuda_distribution():
+    """Device draws (xoroshiro128+) are not the cpu's numbers (Philox): check validity and frequencies."""
+    jitorch.manual_seed(0)
+    probs = jitorch.tensor([[0.1, 0.0, 0.6, 0.3], [1.0, 1.0, 1.0, 1.0]], device="cuda")
+    s = jitorch.multinomial(probs, 300, replacement=True)
+    assert s.device == CUDA and s.dtype is jitorch.int64 and tuple(s.shape) == (2, 300)
+    a = s.cpu().numpy()
+    assert a.min() >= 0 and a.max() < 4 and not (a[0] == 1).any()
+    freq = np.stack([np.bincount(r, minlength=4) / 300 for r in a])
+    want = np.array([[0.1, 0.0, 0.6, 0.3], [0.25] * 4])
+    assert np.abs(freq - want).max() < 0.1, freq  # ~4 sigma at n=300
+    w = jitorch.multinomial(probs, 3, replacement=False).cpu().numpy()  # row 0 has 3 positive categories
+    for r in w:
+        assert len(set(r.tolist())) == 3
+    assert 1 not in w[0].tolist()
+    one = jitorch.multinomial(jitorch.tensor([0.0, 2.0, 0.0], device="cuda"), 1)
+    assert tuple(one.shape) == (1,) and one.item() == 1
+    jitorch.manual_seed(0)
+    again = jitorch.multinomial(probs, 300, replacement=True)
+    np.testing.assert_array_equal(again.cpu().numpy(), a)  # seeded: reproducible
+
+
+def test_multinomial_on_cuda_rejects_bad_probabilities():
+    with pytest.raises(RuntimeError, match="inf"):
+        jitorch.multinomial(jitorch.tensor([0.5, -1.0], device="cuda"), 1)
+    with pytest.raises(RuntimeError, match="not enough"):
+        jitorch.multinomial(jitorch.tensor([0.5, 0.0], device="cuda"), 2)

@@ -924,7 +924,28 @@ def _exponential_cuda(out, size=(), dtype=None, lambd=1.0, generator=None):
     return _draw(out, generator, "exponential", float(lambd))
 
 
+def _multinomial_cuda(out, probs, num_samples=1, replacement=False, generator=None):
+    """One thread per row (kernels/cuda/gaps.py); the generator advances by out.size as the other draws.
+    Same distribution as the cpu op, not the same numbers (cpu uses Philox, the device xoroshiro128+)."""
+    from .random import _gen
+    bc = _bc()
+    if out.size == 0:
+        return out
+    k = probs.shape[-1]
+    rows = probs.size // k
+    g = _gen(generator)
+    seed, offset = g._take(out.size)
+    p2 = _dev(probs, np.float64, (rows, k))
+    work = bc.empty((rows, k), np.float64)
+    with _target(out, np.int64, (rows, int(num_samples))) as o:
+        _kern("gaps").multinomial(p2, int(num_samples), bool(replacement),
+                                  _kern("random").states(seed, offset, rows, nthreads=rows),
+                                  bc.flat(work).reshape(rows, k), o)
+    return out
+
+
 def register_random():
+    _set("multinomial", _multinomial_cuda)
     for name, fn in [("uniform", _uniform_cuda), ("normal", _normal_cuda), ("randint", _randint_cuda),
                      ("bernoulli", _bernoulli_cuda), ("bernoulli_p", _bernoulli_p_cuda),
                      ("dropout_mask", _dropout_mask_cuda), ("exponential", _exponential_cuda)]:

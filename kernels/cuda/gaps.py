@@ -11,14 +11,18 @@ Index arrays are int64 and already validated/wrapped by the caller (kernels neve
   repeat_interleave (a binary search per output position); the values then move with ``index_select``.
 - ``unique_*`` group a sorted 1-D array: boundary flags, (the caller's running sum of them), then one
   scatter pass writes values, group starts and the inverse, and a last pass turns starts into counts.
+- ``multinomial`` gives each row one thread and one xoroshiro128+ state (kernels/cuda/random.py's
+  ``states``): each sample is an inverse-CDF walk over the row's remaining weights (float64); without
+  replacement the drawn category's weight is zeroed. The caller validates the probabilities first.
 """
 from __future__ import annotations
 
 from numba import cuda
+from numba.cuda.random import xoroshiro128p_uniform_float64
 
 from ._sizes import BLOCK, cdiv, kernel
 
-__all__ = ["scatter_prod", "repeat_index", "unique_flags", "unique_scatter", "unique_counts"]
+__all__ = ["scatter_prod", "repeat_index", "unique_flags", "unique_scatter", "unique_counts", "multinomial"]
 
 
 def _grid(n, block):
@@ -122,3 +126,42 @@ def unique_counts(starts, u, n, counts, *, block=BLOCK):
     if u:
         _unique_counts_k[_grid(u, block)](starts, u, n, counts)
     return counts
+
+
+@kernel
+def _multinomial_k(p, num_samples, replacement, states, work, out):
+    r = cuda.grid(1)
+    if r < p.shape[0]:
+        k = p.shape[1]
+        for j in range(k):
+            work[r, j] = p[r, j]
+        for s in range(num_samples):
+            tot = 0.0
+            for j in range(k):
+                tot += work[r, j]
+            u = xoroshiro128p_uniform_float64(states, r) * tot
+            acc = 0.0
+            pick = -1
+            last = 0
+            for j in range(k):
+                w = work[r, j]
+                if w > 0:
+                    last = j
+                    acc += w
+                    if pick < 0 and u < acc:
+                        pick = j
+            if pick < 0:  # u rounded up to the total: the last positive category
+                pick = last
+            out[r, s] = pick
+            if not replacement:
+                work[r, pick] = 0.0
+
+
+def multinomial(p2, num_samples, replacement, states, work, out2, *, block=BLOCK):
+    """out2[r, s] (int64) = category drawn from row r of p2 (rows, k) float64 (validated: finite, >= 0,
+    positive sum, enough positive entries without replacement); ``states``: one xoroshiro state per row;
+    ``work`` (rows, k) float64 scratch."""
+    rows = p2.shape[0]
+    if rows and num_samples:
+        _multinomial_k[_grid(rows, block)](p2, int(num_samples), bool(replacement), states, work, out2)
+    return out2
