@@ -219,3 +219,53 @@ def test_multinomial_on_cuda_rejects_bad_probabilities():
         jitorch.multinomial(jitorch.tensor([0.5, -1.0], device="cuda"), 1)
     with pytest.raises(RuntimeError, match="not enough"):
         jitorch.multinomial(jitorch.tensor([0.5, 0.0], device="cuda"), 2)
+
+
+# ------------------------------------------------------------------ real-GPU readiness of the new kernels
+
+_PTX_SCRIPT = r"""
+import numpy as np
+from numba import cuda, types as T
+from numba.cuda import dispatcher as _disp
+from numba.cuda.random import xoroshiro128p_type
+try:
+    from numba.cuda.cudadrv import nvvm
+    nvvm.NVVM()
+except Exception:
+    print("NO-NVVM")
+    raise SystemExit(0)
+class _Dev:
+    compute_capability = (9, 0)
+_disp.get_current_device = lambda: _Dev()  # device functions ask the current device for its cc
+import jitorch.kernels.cuda.gaps as G, jitorch.kernels.cuda.optim as O
+n = 0
+for f in (T.float32, T.float64):
+    a1, a3 = f[::1], f[:, :, ::1]
+    i1, i3, i2, d2 = T.int64[::1], T.int64[:, :, ::1], T.int64[:, ::1], T.float64[:, ::1]
+    sigs = [(G._scatter_prod_k, (a3, i3, a3, T.boolean, a3)), (G._repeat_index_k, (i1, i1)),
+            (G._unique_flags_k, (a1, i1)), (G._unique_scatter_k, (a1, i1, i1, i1, a1, i1, i1)),
+            (G._unique_counts_k, (i1, T.int64, T.int64, i1)),
+            (G._multinomial_k, (d2, T.int64, T.boolean, xoroshiro128p_type[::1], d2, i2)),
+            (O._rmsprop_k, (a1,) * 5 + (f,) * 6 + (T.boolean, f, T.boolean)), (O._adagrad_k, (a1,) * 3 + (f,) * 4),
+            (O._adadelta_k, (a1,) * 4 + (f,) * 6), (O._adamax_k, (a1,) * 4 + (f,) * 7),
+            (O._nadam_k, (a1,) * 4 + (f,) * 11 + (T.boolean,)),
+            (O._radam_k, (a1,) * 4 + (f,) * 11 + (T.boolean, f, T.boolean))]
+    for k, sig in sigs:
+        cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
+        n += 1
+print("COMPILED", n)
+"""
+
+
+@pytest.mark.slow
+def test_new_kernels_compile_to_ptx_for_a_real_gpu():
+    """The simulator runs kernels as Python; libNVVM (no GPU needed) says whether the CUDA target accepts them."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    r = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    if "NO-NVVM" in r.stdout:
+        pytest.skip("libNVVM is not installed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "COMPILED 24" in r.stdout, r.stdout + r.stderr[-3000:]
