@@ -290,28 +290,9 @@ def kernel_source(group: Group, types, fname: str = "kernel") -> str:
     for n in group.nodes:
         if n is red:
             break
-        key, params = _scalar_of(n)
-        ct = _ctype_name(compute_type(n, types))
-        operands = []
-        uncast = (0,) if n.op == "where" else ()
-        for pos, x in enumerate(n.inputs):
-            if isinstance(x, str):
-                v = var[x]
-                src_ct = _ctype_name(types[x].dtype)
-                operands.append(v if (src_ct == ct or pos in uncast) else f"{_np_ctor(ct)}({v})")
-            else:
-                operands.append(_literal(x, ct))
-        expr = scalar.render(key, operands, [_param(p) for p in params], ct)
-        out_ct = _ctype_name(n.types[0].dtype)
-        if out_ct != ct or ct not in ("float32", "float64") or key in scalar.BOOL_RESULT:
-            expr = f"{_np_ctor(out_ct)}({expr})"
-        t = f"t{n.outputs[0]}"
-        var[n.outputs[0]] = t
-        line = f"{t} = {expr}"
-        attrs = "".join(f" {k}={v!r}" for k, v in n.attrs)
-        body.append(line.ljust(48) + f"  # %{n.outputs[0]} {n.op}{attrs}" + (f"  {n.loc}" if n.loc else ""))
+        body.append(_node_line(n, types, var))
         if n.outputs[0] in outs:
-            body.append(f"{outs[n.outputs[0]]}[{idx}] = {t}")
+            body.append(f"{outs[n.outputs[0]]}[{idx}] = {var[n.outputs[0]]}")
     tail = []
     if red is not None:
         ct = _ctype_name(red.types[0].dtype)
