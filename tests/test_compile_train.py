@@ -567,3 +567,36 @@ def test_threads_call_one_compiled_function():
     assert not errors, errors
     for y, w in zip(results, want):
         _close(y, w)
+
+
+def test_opt_step_captured_after_a_scheduler_wrapped_the_class_step(monkeypatch):
+    """An LR scheduler or step hook wraps the optimizer class's step (Optimizer._patch_step_function):
+    AdamW can then have a 'step' of its own — the hook wrapper around Adam.step — and must still be
+    captured (whether it has one depends on which optimizer got a scheduler first, so set it here)."""
+    seed(3)
+    a, b = _mlp(), _mlp()
+    b.load_state_dict(a.state_dict())
+    oa, ob = _opt("adamw", a.parameters()), _opt("adamw", b.parameters())
+    wrapped = torch.optim.Optimizer._hooked_step(torch.optim.Adam.step)
+    wrapped.hooked = True
+    monkeypatch.setattr(type(ob), "step", wrapped, raising=False)  # what _patch_step_function does
+    assert "step" in type(ob).__dict__
+
+    def make_step(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    eager, compiled = make_step(a, oa), torch.compile(make_step(b, ob))
+    for _ in range(2):
+        x, y = torch.randn(10, 12), torch.randint(0, 5, (10,))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", C.CompileWarning)
+            lc = compiled(x, y)
+        le = eager(x, y)
+        np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(pb.detach().numpy(), pa.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -66,9 +66,11 @@ class capture:
         from ..autograd import engine
         def step(opt, closure=None):
             return self._traced_step(opt, closure)
+        self._real = {}  # class -> its own step, unwrapped from Optimizer's hook wrapper
         for cls in _all_subclasses(optim.Optimizer):
             if "step" in cls.__dict__:
                 self._patched.append((cls, cls.__dict__["step"]))
+                self._real[cls] = _unhooked(cls.__dict__["step"])
                 cls.step = step
         self._patched.append((engine, engine.run_backward))
         orig = engine.run_backward
@@ -109,9 +111,9 @@ class capture:
         if closure is not None:
             raise TracerError(f"jitorch.compile: {type(opt).__name__}.step(closure) inside a compiled function is "
                               "not supported; compute the loss in the function and call step() without a closure")
-        if isinstance(opt, optim.SGD) and _defines(type(opt), optim.SGD):
+        if isinstance(opt, optim.SGD) and _defines(type(opt), optim.SGD, self._real):
             kind = "sgd"
-        elif isinstance(opt, optim.Adam) and _defines(type(opt), optim.Adam):
+        elif isinstance(opt, optim.Adam) and _defines(type(opt), optim.Adam, self._real):
             kind = "adam"
         else:
             raise TracerError(
@@ -200,9 +202,19 @@ class capture:
         p.sub_(step_size * (m / denom))
 
 
-def _defines(cls, base):
-    """True when ``cls`` runs ``base``'s step (it does not override it)."""
+def _unhooked(fn):
+    """The step function under Optimizer._patch_step_function's hook wrappers (functools.wraps)."""
+    while getattr(fn, "hooked", False) and hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return fn
+
+
+def _defines(cls, base, real):
+    """True when ``cls`` runs ``base``'s step (it does not override it). ``real``: each class's own step
+    as it was before the capture patched it, hook wrappers removed — a class whose step is only the hook
+    wrapper around an inherited step (set when a scheduler or hook is attached) does not override it."""
+    want = real.get(base)
     for c in cls.__mro__:
-        if "step" in c.__dict__:
-            return c is base
+        if c in real:
+            return real[c] is want
     return False
