@@ -198,6 +198,11 @@ def _import_mpi():
     return _MPI
 
 
+# seconds an aborting rank waits after printing, so mpiexec forwards its output before MPI_Abort kills
+# the job (without it a loaded machine sometimes lost the traceback: the user saw only the exit status)
+_FORWARD_S = 0.3
+
+
 def _abort_on_exception(exc_type, exc, tb):
     """sys.excepthook while a multi-rank world is up: print the traceback, then MPI_Abort so the
     other ranks do not hang in their next collective."""
@@ -213,6 +218,7 @@ def _abort_on_exception(exc_type, exc, tb):
             rank = _WORLD.ranks[_WORLD.rank()]
             print(f"jitorch.distributed: rank {rank} raised {exc_type.__name__}; aborting the job (MPI_Abort)",
                   file=sys.stderr, flush=True)
+            time.sleep(_FORWARD_S)  # let mpiexec's I/O proxy forward the traceback before the job is killed
             _MPI.COMM_WORLD.Abort(1)
 
 
@@ -229,6 +235,7 @@ def _exit_or_abort(status=None):
             sys.stdout.flush()
         except Exception:
             pass
+        time.sleep(_FORWARD_S)
         _MPI.COMM_WORLD.Abort(status if isinstance(status, int) else 1)
     _PREV_EXIT(status)
 
