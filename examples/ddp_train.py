@@ -1,6 +1,7 @@
 """Data-parallel training with jitorch.distributed (MPI) and DistributedDataParallel.
 
     mpiexec -n 2 .venv/bin/python examples/ddp_train.py [--epochs 8] [--batch-size 64] [--synthetic]
+    mpiexec -n 2 .venv/bin/python examples/ddp_train.py --bench --steps 100   # steady-state samples/s
 
 Every rank builds the same model (DDP broadcasts rank 0's weights anyway), reads its own shard of
 each epoch through DistributedSampler, and DDP averages the gradients across ranks during
@@ -85,6 +86,76 @@ def load_data(seed, synthetic):
             make, name)
 
 
+def _batches(loader, sampler, epoch=0):
+    """(epoch, batch) pairs over as many epochs as the caller takes (set_epoch before each)."""
+    while True:
+        sampler.set_epoch(epoch)
+        for b in loader:
+            yield epoch, b
+        epoch += 1
+
+
+def _bench(args, model, opt, loss_fn, sampler, loader, pg, rank, world):
+    """Steady-state training throughput: ``--warmup`` untimed steps (numba compiles in the first),
+    then ``--steps`` timed steps running across epoch boundaries (the sampler's per-epoch
+    permutation and the DataLoader's iterator are part of training and are in the timed region;
+    evaluation and printing are not). The timed region starts after a barrier on every rank.
+
+    Prints one line ``BENCH {json}`` on rank 0: global samples/s over the slowest rank's timed
+    region, and per rank the seconds spent waiting for the gradient all-reduce. With
+    ``--independent`` every rank trains a model of its own (a process group of one: the 1-rank
+    configuration, no communication between ranks) and keeps training after its timed steps until
+    every rank has finished its own, so all timed regions run while every other rank is busy.
+    """
+    import json
+    import cProfile
+    it = _batches(loader, sampler)
+
+    def step():
+        _, (xb, yb) = next(it)
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(args.warmup):
+        step()
+    red = model.reducer
+    dist.barrier()
+    prof = cProfile.Profile() if args.profile else None
+    w0 = red.wait_s
+    if prof is not None:
+        prof.enable()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        loss = step()
+    dt = time.perf_counter() - t0
+    if prof is not None:
+        prof.disable()
+    wait = red.wait_s - w0
+    if args.independent:                       # keep this core busy until every rank has timed its steps
+        done = dist.barrier(async_op=True)
+        while not done.is_completed():
+            step()
+    if prof is not None:
+        os.makedirs(args.profile, exist_ok=True)
+        prof.dump_stats(os.path.join(args.profile, f"rank{rank}.prof"))
+    loss_v = float(loss.item())
+    per_rank = [None] * world
+    dist.all_gather_object(per_rank, {"rank": rank, "s": dt, "wait_s": wait, "loss": loss_v})
+    if rank == 0:
+        local_batch = args.batch_size if args.independent else args.batch_size // world
+        if args.independent:   # each rank is a 1-rank training of its own: add their rates
+            sps = sum(args.steps * local_batch / r["s"] for r in per_rank)
+        else:
+            sps = args.steps * args.batch_size / max(r["s"] for r in per_rank)
+        out = {"ranks": world, "independent": bool(args.independent), "batch": args.batch_size,
+               "per_rank_batch": local_batch, "steps": args.steps, "warmup": args.warmup,
+               "samples_per_s": sps, "per_rank": per_rank, "load": os.getloadavg()[0]}
+        print("BENCH " + json.dumps(out), flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=8)
@@ -93,23 +164,43 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic", action="store_true", help="synthetic data even if scikit-learn is installed")
     ap.add_argument("--out", default=None, help="save the trained state_dict here (rank 0)")
+    ap.add_argument("--bench", action="store_true",
+                    help="measure steady-state samples/s instead of the epoch loop (benchmarks/ddp_scaling.py)")
+    ap.add_argument("--steps", type=int, default=100, help="--bench: timed steps")
+    ap.add_argument("--warmup", type=int, default=5, help="--bench: untimed steps first (numba compiles)")
+    ap.add_argument("--independent", action="store_true",
+                    help="--bench: every rank trains alone (batch --batch-size each, no communication)")
+    ap.add_argument("--profile", default=None, help="--bench: write each rank's cProfile of the timed steps here")
     args = ap.parse_args(argv)
 
     dist.init_process_group(backend="mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
-    if args.batch_size % world:
-        raise SystemExit(f"--batch-size {args.batch_size} must be divisible by the number of ranks ({world})")
+    pg, shards, me = None, world, rank
+    if args.independent:
+        if not args.bench:
+            raise ValueError("--independent is a --bench mode")
+        # a process group of one per rank: each rank is the 1-rank configuration
+        groups = [dist.new_group([r]) for r in range(world)]
+        pg, shards, me = groups[rank], 1, 0
+    if args.batch_size % shards:
+        raise ValueError(f"--batch-size {args.batch_size} must be divisible by the number of ranks ({world})")
     xtr, ytr, xte, yte, make, name = load_data(args.seed, args.synthetic)
     torch.manual_seed(args.seed)
-    model = DDP(make())
+    model = DDP(make(), process_group=pg)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    sampler = DistributedSampler(TensorDataset(xtr, ytr), shuffle=True, seed=args.seed, drop_last=True)
-    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size // world, sampler=sampler,
+    sampler = DistributedSampler(TensorDataset(xtr, ytr), num_replicas=shards, rank=me, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size // shards, sampler=sampler,
                         drop_last=True)
     if rank == 0:
         print(f"{name}: {len(ytr)} train / {len(yte)} test samples, {world} rank(s), global batch "
-              f"{args.batch_size} ({args.batch_size // world} per rank)", flush=True)
+              f"{args.batch_size} ({args.batch_size // shards} per rank)"
+              + (" [independent ranks]" if args.independent else ""), flush=True)
+    if args.bench:
+        _bench(args, model, opt, loss_fn, sampler, loader, pg, rank, world)
+        dist.destroy_process_group()
+        return
     timed_samples, timed_s = 0, 0.0
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)
@@ -127,7 +218,7 @@ def main(argv=None):
         if epoch > 0:                   # epoch 0 includes numba's compilation
             timed_samples += int(tot[1].item())
             timed_s += dt
-        model.eval()
+        model.eval()                    # evaluation: outside the timed region
         with torch.no_grad():
             acc = (model(xte).argmax(1) == yte).float().mean().item()
         if rank == 0:

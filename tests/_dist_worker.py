@@ -212,17 +212,19 @@ def _mlp(extra=False):
     return _Net(extra)
 
 
-def _train(model, xs, ys, steps, lr=0.1, accumulate=1, ddp=None):
+def _train(model, xs, ys, steps, lr=0.1, accumulate=1, ddp=None, set_to_none=True, each_step=None):
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     for s in range(steps):
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=set_to_none)
         for a in range(accumulate):
             x, y = xs[s][a], ys[s][a]
             ctx = ddp.no_sync() if (ddp is not None and a < accumulate - 1) else _null()
             with ctx:
                 loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)) / accumulate
                 loss.backward()
+        if each_step is not None:
+            each_step(s)
         opt.step()
     return model
 
@@ -297,6 +299,119 @@ def case_ddp():
     dp = nn.DataParallel(_mlp().to(dev))
     x = torch.randn(3, 5)
     _close(dp(x).detach().cpu(), dp.module(x.to(dev)).detach().cpu(), 0, "DataParallel")
+    dist.destroy_process_group()
+
+
+class _CommSpy:
+    """Wraps an mpi4py communicator and records the reducer's Iallreduce calls."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.calls = []
+
+    def Iallreduce(self, sbuf, rbuf, op):  # noqa: N802 (mpi4py's name)
+        self.calls.append((sbuf, rbuf))
+        return self.comm.Iallreduce(sbuf, rbuf, op=op)
+
+    def __getattr__(self, name):
+        return getattr(self.comm, name)
+
+
+def _spy_on(ddp):
+    import copy
+    pg = copy.copy(ddp.reducer.pg)
+    pg.comm = spy = _CommSpy(pg.comm)
+    ddp.reducer.pg = pg
+    return spy
+
+
+def case_ddp_views():
+    """The reducer's buffers: gradients are all-reduced in place in preallocated flat buckets (the
+    same arrays every step, MPI.IN_PLACE); with gradient_as_bucket_view=True each param.grad is a
+    view of its bucket (zero_grad(set_to_none=False) then accumulates straight into it, no_sync
+    included), without it param.grad is a tensor of its own that keeps its identity. Either way
+    the parameters and the gradients equal one process training on the whole batch (2 and 3 ranks:
+    the 1/world factor is applied before the sum)."""
+    from mpi4py import MPI
+
+    from jitorch.nn.parallel import DistributedDataParallel as DDP
+    dist.init_process_group("mpi")
+    r, n = dist.get_rank(), dist.get_world_size()
+    steps, per_rank = 5, 3
+    for view, set_to_none, bucket_mb, accumulate in ((True, True, None, 1), (True, False, 0.0001, 1),
+                                                     (True, False, 0.0002, 3), (False, False, None, 2),
+                                                     (False, True, 0.0001, 1)):
+        rs = np.random.RandomState(5)
+        X = rs.randn(steps, accumulate, per_rank * n, 5).astype(np.float32)
+        Y = rs.randint(0, 3, size=(steps, accumulate, per_rank * n)).astype(np.int64)
+        ref_model = _mlp()
+        ref_grads = []
+        _train(ref_model, X, Y, steps, accumulate=accumulate, set_to_none=set_to_none,
+               each_step=lambda s: ref_grads.append([p.grad.numpy().copy() for p in ref_model.parameters()]))
+        model = _mlp()
+        ddp = DDP(model, bucket_cap_mb=bucket_mb, gradient_as_bucket_view=view)
+        spy = _spy_on(ddp)
+        flats = [b.flat for b in ddp.reducer.buckets]
+        grad_objs = []
+
+        def check(s):
+            what = f"(view={view}, set_to_none={set_to_none}, bucket_mb={bucket_mb}, acc={accumulate}, step {s})"
+            for p, g in zip(model.parameters(), ref_grads[s]):
+                _close(p.grad, g, 1e-5, "DDP grad " + what)
+            owner = {id(p): b for b in ddp.reducer.buckets for p in b.params}
+            for p in model.parameters():
+                shares = np.shares_memory(p.grad._data, owner[id(p)].flat)
+                if shares != view:
+                    raise AssertionError(f"param.grad shares the bucket: {shares} {what}")
+            grad_objs.append([id(p.grad) for p in model.parameters()])
+        sl = slice(r * per_rank, (r + 1) * per_rank)
+        _train(ddp, X[:, :, sl], Y[:, :, sl], steps, accumulate=accumulate, ddp=ddp, set_to_none=set_to_none,
+               each_step=check)
+        for p, q in zip(model.parameters(), ref_model.parameters()):
+            _close(p.detach(), q.detach(), 1e-5, f"DDP param (view={view})")
+        # in place: one Iallreduce per bucket and step, IN_PLACE on the bucket's own buffer
+        nb = len(ddp.reducer.buckets)
+        assert (bucket_mb is None) == (nb == 1), nb
+        assert len(spy.calls) == steps * nb, (len(spy.calls), steps, nb)
+        for k, (sbuf, rbuf) in enumerate(spy.calls):
+            assert sbuf is MPI.IN_PLACE and rbuf is flats[k % nb], "the bucket must be all-reduced in place"
+        assert all(b.flat is f for b, f in zip(ddp.reducer.buckets, flats))
+        if not set_to_none:  # the grad tensors live on: views once set (view) or copied into (no view)
+            assert all(g == grad_objs[0] for g in grad_objs), "param.grad was replaced"
+    dist.destroy_process_group()
+
+
+def case_ddp_one_rank():
+    """A world of one rank: DDP trains exactly like the bare module and sends nothing, but still
+    reports a parameter that got no gradient (torch's unfinished-reduction error)."""
+    from jitorch.nn.parallel import DistributedDataParallel as DDP
+    dist.init_process_group("mpi")
+    assert dist.get_world_size() == 1
+    rs = np.random.RandomState(3)
+    X = rs.randn(4, 2, 6, 5).astype(np.float32)
+    Y = rs.randint(0, 3, size=(4, 2, 6)).astype(np.int64)
+    ref = _train(_mlp(), X, Y, 4, accumulate=2)
+    for view in (False, True):
+        model = _mlp()
+        ddp = DDP(model, gradient_as_bucket_view=view, bucket_cap_mb=0.0001)
+        spy = _spy_on(ddp)
+        _train(ddp, X, Y, 4, accumulate=2, ddp=ddp)
+        for p, q in zip(model.parameters(), ref.parameters()):
+            _close(p.detach(), q.detach(), 0, "DDP on one rank")
+        assert spy.calls == [], "a world of one has nothing to all-reduce"
+    ddp = DDP(_mlp(True))
+    ddp(torch.randn(2, 5)).sum().backward()
+    try:
+        ddp(torch.randn(2, 5))
+    except RuntimeError as e:
+        assert "find_unused_parameters" in str(e)
+    else:
+        raise AssertionError("expected the unfinished-reduction error on one rank too")
+    m = _mlp(True)
+    ddp = DDP(m, find_unused_parameters=True)
+    for _ in range(2):
+        ddp(torch.randn(2, 5)).sum().backward()
+    assert m.unused.weight.grad is None and m.body[0].weight.grad is not None
     dist.destroy_process_group()
 
 

@@ -85,6 +85,19 @@ def test_ddp_matches_single_process_training(mpi):
     _ok("ddp")
 
 
+def test_ddp_buckets_in_place_and_grad_views(mpi):
+    _ok("ddp_views")
+
+
+@pytest.mark.slow
+def test_ddp_buckets_three_ranks(mpi):
+    _ok("ddp_views", n=3)
+
+
+def test_ddp_on_one_rank_sends_nothing(mpi):
+    _ok("ddp_one_rank", n=1)
+
+
 def test_distributed_sampler_with_dataloader(mpi):
     _ok("sampler_ddp")
 

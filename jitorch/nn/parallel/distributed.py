@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 
 import numpy as np
@@ -69,24 +70,48 @@ def _reachable_leaves(outputs):
 
 
 class _Bucket:
-    __slots__ = ("params", "indices", "offsets", "flat", "pending")
+    """Consecutive parameters of one dtype and their flat buffer. ``views[k]`` is parameter ``k``'s
+    slice of ``flat`` in the parameter's shape; ``grads[k]`` (gradient_as_bucket_view) the tensor
+    over that slice that becomes ``param.grad``."""
+    __slots__ = ("params", "indices", "offsets", "flat", "views", "grads", "pending")
 
     def __init__(self, params, indices, dtype):
         self.params = params
         self.indices = indices
         self.offsets = np.cumsum([0] + [p._data.size for p in params]).tolist()
         self.flat = np.zeros(self.offsets[-1], dtype)
+        self.views = [self.flat[self.offsets[k]:self.offsets[k + 1]].reshape(p._data.shape)
+                      for k, p in enumerate(params)]
+        self.grads = [None] * len(params)
         self.pending = len(params)
 
 
 class _Reducer:
-    def __init__(self, params, pg, bucket_bytes, find_unused):
+    """Gradient averaging for DistributedDataParallel.
+
+    Per iteration: each parameter's post-accumulate-grad hook copies its gradient, multiplied by
+    ``1/world`` (torch's reducer divides before the sum as well), into its bucket's flat buffer
+    while the gradient is hot in cache; a bucket whose parameters are all ready is all-reduced in
+    place (``Iallreduce(IN_PLACE)``, SUM), buckets launched in index order. When the last bucket is
+    launched the reducer waits once for all of them and hands the averages back: with
+    ``gradient_as_bucket_view`` each ``param.grad`` becomes a view of its bucket (no copy; a grad
+    that already is that view, as with ``zero_grad(set_to_none=False)``, accumulated in place and
+    needs no copy into the bucket either), otherwise the bucket is copied into ``param.grad``.
+
+    A world of one rank has nothing to average: the hooks only track readiness (for the
+    unfinished-reduction error) and no buffer is touched.
+    """
+
+    def __init__(self, params, pg, bucket_bytes, find_unused, grad_as_view=False):
         self.params = params
         self.pg = pg
+        self.world = pg.size()
+        self.scale = 1.0 / self.world
         self.find_unused = find_unused
-        self.index = {id(p): i for i, p in enumerate(params)}
+        self.grad_as_view = grad_as_view
         self.buckets = []
         self.bucket_of = [0] * len(params)
+        self.slot_of = [0] * len(params)
         # buckets: reverse registration order (roughly the order backward produces gradients)
         open_by_dtype = {}
         cap = min(_FIRST_BUCKET_BYTES, bucket_bytes)
@@ -104,8 +129,9 @@ class _Reducer:
         order.extend(open_by_dtype.values())
         for idxs, _, dt in order:
             b = len(self.buckets)
-            for i in idxs:
+            for k, i in enumerate(idxs):
                 self.bucket_of[i] = b
+                self.slot_of[i] = k
             self.buckets.append(_Bucket([params[i] for i in idxs], idxs, dt))
         self.expect = False
         self.ready = [False] * len(params)
@@ -113,15 +139,18 @@ class _Reducer:
         self.next_bucket = 0
         self.reqs = []
         self.num_ready = 0
+        self.wait_s = 0.0  # seconds spent waiting for the all-reduces (benchmarks read it)
         self.handles = []
         ref = weakref.ref(self)
 
-        def hook(p):
-            r = ref()
-            if r is not None:
-                r._on_grad(p)
-        for p in params:
-            self.handles.append(p.register_post_accumulate_grad_hook(hook))
+        def make_hook(i):
+            def hook(p):
+                r = ref()
+                if r is not None and r.expect:
+                    r._on_grad(i, p)
+            return hook
+        for i, p in enumerate(params):
+            self.handles.append(p.register_post_accumulate_grad_hook(make_hook(i)))
 
     def remove_hooks(self):
         for h in self.handles:
@@ -142,80 +171,103 @@ class _Reducer:
     def prepare_backward(self, outputs):
         self.expect = True
         self.ready = [False] * len(self.params)
-        self.used[:] = 0
         self.num_ready = 0
         self.next_bucket = 0
         self.reqs = []
         for b in self.buckets:
             b.pending = len(b.params)
         if self.find_unused:
+            self.used[:] = 0
             reached = _reachable_leaves(outputs)
             for i, p in enumerate(self.params):
                 if id(p) not in reached:
-                    self._mark(i, False)
+                    self._mark(i, None)
 
-    def _on_grad(self, p):
-        if not self.expect:
-            return
-        i = self.index[id(p)]
+    def _on_grad(self, i, p):
         if self.ready[i]:
             raise RuntimeError(
                 f"Expected to mark a variable ready only once (parameter index {i}). This happens when a parameter "
                 "takes part in several backward passes of one forward (retain_graph / reentrant checkpointing), or "
                 "when find_unused_parameters=True marked it unused but it received a gradient anyway.")
-        self._mark(i, True)
+        self._mark(i, p)
 
-    def _mark(self, i, used):
+    def _mark(self, i, p):
+        """Parameter ``i`` is ready: ``p`` when it got a gradient, None when it is unused."""
         self.ready[i] = True
-        self.used[i] = 1 if used else 0
         self.num_ready += 1
         b = self.buckets[self.bucket_of[i]]
+        if self.world > 1:
+            sl = b.views[self.slot_of[i]]
+            g = None if p is None else p.grad
+            if g is None:
+                sl[...] = 0
+            elif g._data is sl:      # the grad is this bucket view and accumulated in place
+                sl *= sl.dtype.type(self.scale)
+            else:
+                np.multiply(g._data, sl.dtype.type(self.scale), out=sl, casting="unsafe")
+        if p is not None:
+            self.used[i] = 1
         b.pending -= 1
         if b.pending == 0:
             self._launch_ready()
 
     def _launch_ready(self):
-        from ...distributed import _core
-        MPI = _core._MPI
-        while self.next_bucket < len(self.buckets) and self.buckets[self.next_bucket].pending == 0:
-            b = self.buckets[self.next_bucket]
-            for k, (p, i) in enumerate(zip(b.params, b.indices)):
-                sl = b.flat[b.offsets[k]:b.offsets[k + 1]]
-                g = p.grad
-                if g is None or not self.used[i]:
-                    sl[...] = 0
-                else:
-                    np.copyto(sl, g._data.reshape(-1), casting="unsafe")
-            self.reqs.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, b.flat, op=MPI.SUM))
-            self.next_bucket += 1
-        if self.next_bucket == len(self.buckets):
+        buckets = self.buckets
+        if self.world > 1:
+            MPI = _core_module()._MPI
+            while self.next_bucket < len(buckets) and buckets[self.next_bucket].pending == 0:
+                self.reqs.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, buckets[self.next_bucket].flat, op=MPI.SUM))
+                self.next_bucket += 1
+        else:
+            while self.next_bucket < len(buckets) and buckets[self.next_bucket].pending == 0:
+                self.next_bucket += 1
+        if self.next_bucket == len(buckets):
             self._finalize()
 
     def _finalize(self):
-        from ...distributed import _core
-        from ... import _creation
-        MPI = _core._MPI
-        n = self.pg.size()
+        self.expect = False
+        self.num_ready = 0
+        if self.world == 1:
+            return  # a world of one: every gradient already is its own average
+        core = _core_module()
+        MPI = core._MPI
         if self.find_unused:
             used = self.used.copy()
             self.reqs.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.SUM))
-        _core._wait_requests(self.reqs, self.pg.timeout, "DistributedDataParallel gradient all-reduce")
+        t0 = time.perf_counter()
+        core._wait_requests(self.reqs, self.pg.timeout, "DistributedDataParallel gradient all-reduce")
+        self.wait_s += time.perf_counter() - t0
         self.reqs = []
-        self.expect = False
         for b in self.buckets:
-            flat = b.flat
-            flat *= flat.dtype.type(1.0 / n)
             for k, (p, i) in enumerate(zip(b.params, b.indices)):
                 if self.find_unused and used[i] == 0:
                     continue  # unused on every rank: the gradient stays as it was (None)
-                sl = flat[b.offsets[k]:b.offsets[k + 1]].reshape(p._data.shape)
+                sl = b.views[k]
                 g = p.grad
-                if g is None:
-                    p.grad = _creation.tensor(sl.astype(p._data.dtype))
+                if g is not None and g._data is sl:
+                    g._bump()
+                elif self.grad_as_view and sl.dtype == p._data.dtype:
+                    t = b.grads[k]
+                    if t is None:
+                        t = b.grads[k] = _from_numpy(sl)
+                    else:
+                        t._bump()
+                    p.grad = t
+                elif g is None:
+                    p.grad = _from_numpy(sl.astype(p._data.dtype))
                 else:
                     np.copyto(g._data, sl, casting="unsafe")
                     g._bump()
-        self.num_ready = 0
+
+
+def _core_module():
+    from ...distributed import _core
+    return _core
+
+
+def _from_numpy(a):
+    from ..._creation import from_numpy
+    return from_numpy(a)
 
 
 class DistributedDataParallel(Module):
@@ -268,7 +320,7 @@ class DistributedDataParallel(Module):
         self._verify_shapes(params, pg)
         if init_sync:
             self._sync_module_states()
-        self.reducer = _Reducer(params, pg, self.bucket_bytes_cap, find_unused_parameters)
+        self.reducer = _Reducer(params, pg, self.bucket_bytes_cap, find_unused_parameters, gradient_as_bucket_view)
         self._dist = dist
 
     # ---------------------------------------------------------------- helpers
