@@ -343,18 +343,22 @@ def ptx_check(cc=(9, 0)):
                                                                                  False))
         KO.adam_apply(*(H((5,), dt) for _ in range(5)), CPU_OPT.adam_scalars(dt, 1, 1e-3, 0.9, 0.999, 1e-8, 0, True,
                                                                                False, False))
-        # random
-        st = KR.states(1, 0, 64)
-        st = _HostArray(np.asarray(st.a if isinstance(st, _HostArray) else st))
+        # random (a draw key is two integers; states() builds numba xoroshiro states on the device)
+        st = KR.key(1, 0, 64)
         KR.uniform(H((64,), dt), st)
         KR.normal(H((64,), dt), st)
         KR.exponential(H((64,), dt), st)
         KR.bernoulli(H((64,), dt), st, H((64,), f64))
         KR.bernoulli_scalar(H((64,), dt), st, 0.5)
         KR.dropout_mask(H((64,), dt), st, 0.5)
-    st = _HostArray(np.asarray(KR.states(1, 0, 64).a))
+        KR.randint(H((64,), dt), st, 0, 5)
+    st = KR.key(1, 0, 64)
+    KR.states(1, 0, 64)
     KR.randint(H((64,), i64), st, 0, 5)
+    KR.randint(H((64,), i64), st, -2 ** 63, 2 ** 63)
     KR.randint(H((64,), i32), st, 0, 5)
+    KR.randperm(H((64,), i64), st)
+    KR.randperm(H((3000,), i64), KR.key(1, 0, 3000))
     # indexing and sorting over value dtypes
     for dt in (f32, f64, i64):
         src, i3 = H((2, 5, 3), dt), H((2, 4, 3), i64)

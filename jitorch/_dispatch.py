@@ -98,6 +98,16 @@ def _device_arrays(op, inputs, arrays, device):
     return out
 
 
+def _attr_device(d):
+    """The device of an input-less op (a random draw) from its ``device`` attribute; None for cpu."""
+    from ._device import as_device
+    dev = as_device(d)
+    if dev.type == "cpu":
+        return None
+    from . import _devices
+    return _devices.check_device(dev)
+
+
 def _impl(op, device):
     """op.impl for a non-cpu device, or torch-style NotImplementedError naming the op and device."""
     impl = op.impl.get(device.type)
@@ -588,6 +598,8 @@ def call(name, *inputs, **attrs):
 
 def _call_general(op, name, inputs, attrs):
     device = _device_of(name, inputs)
+    if device is None and attrs.get("device") is not None:
+        device = _attr_device(attrs["device"])
     if "view" in op.tags:
         x = inputs[0]
         op.shape_rule(x._data.shape, **attrs)  # validates (torch's errors) before building the view

@@ -37,10 +37,15 @@ def test_cuda_api():
     jitorch.cuda.synchronize()
     with jitorch.cuda.device(0):
         assert jitorch.cuda.current_device() == 0
+    # the cuda generator is separate from the cpu one (torch's scheme; tests/test_cuda_random.py has the rest)
+    jitorch.manual_seed(5)
+    c = jitorch.rand(4)
     jitorch.cuda.manual_seed(3)
-    a = jitorch.rand(4)
+    a = jitorch.rand(4, device="cuda")
     jitorch.cuda.manual_seed_all(3)
-    np.testing.assert_array_equal(jitorch.rand(4).numpy(), a.numpy())
+    np.testing.assert_array_equal(jitorch.rand(4, device="cuda").cpu().numpy(), a.cpu().numpy())
+    jitorch.manual_seed(5)
+    np.testing.assert_array_equal(jitorch.rand(4).numpy(), c.numpy())  # cuda seeding left the cpu stream alone
 
 
 def test_accelerator_api():

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 CUDA = jitorch.device("cuda")
 
-#: table ops that still have no impl['cuda'] (calling them on cuda raises NotImplementedError naming the op
-#: and the device). Shrink this list as kernels land; a new op without a cuda kernel fails the test below.
-#: randperm(device='cuda') works (drawn on the host and copied, like every input-less random op: docs/cuda.md);
-#: the record itself has no device kernel yet.
-CPU_ONLY_OPS = frozenset({"randperm"})
 
 
 def same(got, want, what=""):
@@ -32,12 +27,11 @@ def same(got, want, what=""):
     np.testing.assert_array_equal(got.cpu().numpy(), want.numpy(), err_msg=what)
 
 
-def test_every_table_op_has_a_cuda_impl_or_is_allow_listed():
-    missing = {name for name, op in OPS.items() if "cuda" not in op.impl}
-    assert missing <= CPU_ONLY_OPS, \
-        f"ops without impl['cuda'] (add a kernel or the allow-list): {sorted(missing - CPU_ONLY_OPS)}"
-    stale = CPU_ONLY_OPS - missing
-    assert not stale, f"allow-listed ops that now have a cuda impl (remove them from CPU_ONLY_OPS): {sorted(stale)}"
+def test_every_table_op_has_a_cuda_impl():
+    """No allow-list: every record of the op table runs on cuda (randperm was the last one)."""
+    missing = sorted(name for name, op in OPS.items() if "cuda" not in op.impl)
+    assert not missing, f"ops without impl['cuda']: {missing}"
+    assert callable(OPS["randperm"].impl["cuda"])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "float16"])

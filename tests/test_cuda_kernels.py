@@ -548,33 +548,32 @@ def test_topk():
 
 # ------------------------------------------------------------------ random
 
-@pytest.mark.slow  # the simulator's first xoroshiro draw compiles numba.cuda.random's helpers (~5-10 s)
 def test_random_reproducible_ranges_and_moments():
     n = 256
     o1, o2 = cuda.device_array(n, np.float32), cuda.device_array(n, np.float32)
-    KR.uniform(o1, KR.states(7, 0, n), -2.0, 3.0)
-    KR.uniform(o2, KR.states(7, 0, n), -2.0, 3.0)
+    KR.uniform(o1, KR.key(7, 0, n), -2.0, 3.0)
+    KR.uniform(o2, KR.key(7, 0, n), -2.0, 3.0)
     a = host(o1)
     np.testing.assert_array_equal(a, host(o2))              # same (seed, offset): same numbers
     assert a.min() >= -2 and a.max() < 3 and abs(a.mean() - 0.5) < 0.4
-    KR.uniform(o2, KR.states(7, n, n), -2.0, 3.0)
+    KR.uniform(o2, KR.key(7, n, n), -2.0, 3.0)
     assert not np.array_equal(a, host(o2))                   # next offset: new numbers
     on = cuda.device_array(n)
-    KR.normal(on, KR.states(8, 0, n), 1.0, 2.0)
+    KR.normal(on, KR.key(8, 0, n), 1.0, 2.0)
     z = host(on)
     assert abs(z.mean() - 1) < 0.5 and 1.5 < z.std() < 2.5
     oi = cuda.device_array(n, np.int64)
-    KR.randint(oi, KR.states(9, 0, n), -3, 4)
+    KR.randint(oi, KR.key(9, 0, n), -3, 4)
     r = host(oi)
     assert r.min() >= -3 and r.max() < 4 and len(np.unique(r)) == 7
     ob = cuda.device_array(n)
-    KR.bernoulli(ob, KR.states(10, 0, n), dev(np.r_[np.zeros(n // 2), np.ones(n // 2)]))
+    KR.bernoulli(ob, KR.key(10, 0, n), dev(np.r_[np.zeros(n // 2), np.ones(n // 2)]))
     np.testing.assert_array_equal(host(ob), np.r_[np.zeros(n // 2), np.ones(n // 2)])
-    KR.bernoulli_scalar(ob, KR.states(11, 0, n), 0.25)
+    KR.bernoulli_scalar(ob, KR.key(11, 0, n), 0.25)
     assert set(np.unique(host(ob))) <= {0.0, 1.0} and 0.1 < host(ob).mean() < 0.4
-    KR.dropout_mask(ob, KR.states(12, 0, n), 0.25)
+    KR.dropout_mask(ob, KR.key(12, 0, n), 0.25)
     assert set(np.unique(host(ob))) <= {0.0, 4 / 3}
-    KR.exponential(ob, KR.states(13, 0, n), 2.0)
+    KR.exponential(ob, KR.key(13, 0, n), 2.0)
     e = host(ob)
     assert e.min() >= 0 and 0.3 < e.mean() < 0.7
 

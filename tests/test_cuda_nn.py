@@ -243,7 +243,6 @@ def test_random_on_cuda_reproducible():
     assert d.device == CUDA and set(np.unique(d.cpu().numpy())) <= {0.0, 2.0}
 
 
-@pytest.mark.slow  # the simulator's first xoroshiro draw compiles numba.cuda.random's helpers (~5-10 s)
 def test_random_records_cuda_impls():
     """impl['cuda'] of the random records (device xoroshiro draws) run directly on a cuda output."""
     from jitorch.backends import cuda as bc
@@ -251,7 +250,7 @@ def test_random_records_cuda_impls():
     from jitorch.ops.registry import OPS
 
     def draw(name, dtype, seed, **attrs):
-        g = Generator()
+        g = Generator(device="cuda")
         g.manual_seed(seed)
         out = bc.empty((32,), dtype)
         OPS[name].impl["cuda"](out, size=(32,), generator=g, **attrs)
@@ -420,10 +419,19 @@ def test_mixed_layers_training_step_matches_cpu():
     img = jitorch.randn(3, 1, 4, 4)
     y = jitorch.tensor([0, 2, 1])
     losses = []
+    # cuda draws its dropout mask on the device (another stream than cpu's): the cpu run gets the mask the cuda
+    # run draws, so both steps see the same one
+    jitorch.manual_seed(1)
+    mask = F._dropout_mask((3, 6), 0.1, jitorch.ones(1, device="cuda"))
+    real_mask = F._dropout_mask
     for model, dev in ((cpu, "cpu"), (gpu, "cuda")):
-        jitorch.manual_seed(1)  # the same dropout mask (drawn on the host stream for both)
+        jitorch.manual_seed(1)
+        F._dropout_mask = real_mask if dev == "cuda" else (lambda shape, p, like: mask.to(like.device))
         opt = jitorch.optim.SGD(model.parameters(), lr=0.1)
-        loss = F.cross_entropy(model(tok.to(dev), img.to(dev)), y.to(dev))
+        try:
+            loss = F.cross_entropy(model(tok.to(dev), img.to(dev)), y.to(dev))
+        finally:
+            F._dropout_mask = real_mask
         loss.backward()
         opt.step()
         losses.append(loss.item())

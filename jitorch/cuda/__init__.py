@@ -177,28 +177,79 @@ def empty_cache() -> None:
     """numba frees device memory when the last reference to a buffer goes; nothing is cached."""
 
 
+# ------------------------------------------------------------------ random number generators
+# One default generator per cuda device (jitorch.ops.random.cuda_default_generator), separate from the
+# cpu one, as torch's: cuda draws run on the device from it. jitorch.manual_seed seeds the cpu generator
+# and every cuda generator. None of these import numba.cuda: generators are (seed, offset) pairs.
+
+def _gen_index(device) -> int:
+    if device is None:
+        return current_device()
+    if isinstance(device, int) and not isinstance(device, bool):
+        return device
+    d = _device_cls(device)
+    if d.type != "cuda":
+        raise RuntimeError(f"expected a cuda device, got {d}")
+    return current_device() if d.index is None else d.index
+
+
+def _default(index):
+    from ..ops.random import cuda_default_generator
+    return cuda_default_generator(index)
+
+
+def __getattr__(name):
+    if name == "default_generators":  # torch.cuda.default_generators: one per visible device
+        return tuple(_default(i) for i in range(max(device_count(), 1)))
+    raise AttributeError(f"module 'jitorch.cuda' has no attribute {name!r}")
+
+
 def manual_seed(seed: int) -> None:
-    """Seed the generator that cuda random ops use. jitorch's random numbers on every device come
-    from the default (counter-based Philox) generator, so this seeds it; ``jitorch.manual_seed``
-    calls this too."""
-    from ..ops.random import default_generator
-    default_generator.manual_seed(seed)
+    """Seed the default generator of the current cuda device (torch.cuda.manual_seed)."""
+    _default(current_device()).manual_seed(int(seed))
 
 
-manual_seed_all = manual_seed
+def manual_seed_all(seed: int) -> None:
+    """Seed the default generator of every cuda device, also of those not used yet."""
+    from ..ops.random import cuda_manual_seed_all
+    cuda_manual_seed_all(int(seed))
 
 
 def seed() -> None:
-    from ..ops.random import default_generator
-    default_generator.seed()
+    """A non-deterministic seed for the current cuda device's generator."""
+    _default(current_device()).seed()
 
 
-seed_all = seed
+def seed_all() -> None:
+    """One non-deterministic seed for every cuda device's generator."""
+    from ..ops.random import cuda_manual_seed_all
+    g = _default(current_device())
+    g.seed()
+    cuda_manual_seed_all(g.initial_seed())
 
 
 def initial_seed() -> int:
-    from .. import _random
-    return _random.initial_seed()
+    """The seed of the current cuda device's generator."""
+    return _default(current_device()).initial_seed()
+
+
+def get_rng_state(device="cuda"):
+    """The state of a cuda device's generator as a cpu ByteTensor (16 bytes: seed, offset), as torch's."""
+    return _default(_gen_index(device)).get_state()
+
+
+def get_rng_state_all() -> list:
+    return [get_rng_state(i) for i in range(max(device_count(), 1))]
+
+
+def set_rng_state(new_state, device="cuda") -> None:
+    """Restore a state from :func:`get_rng_state` (a uint8 tensor of 16 bytes)."""
+    _default(_gen_index(device)).set_state(new_state)
+
+
+def set_rng_state_all(new_states) -> None:
+    for i, state in enumerate(new_states):
+        set_rng_state(state, i)
 
 
 class Event:

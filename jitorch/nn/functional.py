@@ -952,20 +952,20 @@ def _check_p(p):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _on_device_of(mask, like):
-    """Random draws run on the host stream (as jitorch.rand(device='cuda') does: cpu and cuda runs draw the same
-    numbers); a mask for a cuda tensor is copied there."""
-    return mask if like.device.type == "cpu" else mask.to(like.device)
+def _on_device_of(like):
+    """The ``device`` attribute of a mask draw: masks for a cuda tensor are drawn on its device (from the cuda
+    generator, as torch), never on the host (jitorch/_random.py)."""
+    return {} if like.device.type == "cpu" else {"device": str(like.device)}
 
 
 def _keep_mask(shape, p, like):
     """float mask of ``shape``: 1 with probability 1 - p, else 0 (jitorch's random stream)."""
-    return _on_device_of(call("bernoulli_p", size=tuple(shape), p=1.0 - p, dtype=like.dtype), like)
+    return call("bernoulli_p", size=tuple(shape), p=1.0 - p, dtype=like.dtype, **_on_device_of(like))
 
 
 def _dropout_mask(shape, p, like):
     """0 with probability p, else 1 / (1 - p) (the ``dropout_mask`` kernel)."""
-    return _on_device_of(call("dropout_mask", size=tuple(shape), p=p, dtype=like.dtype), like)
+    return call("dropout_mask", size=tuple(shape), p=p, dtype=like.dtype, **_on_device_of(like))
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

@@ -197,10 +197,10 @@ def orthogonal_(tensor, gain=1, generator=None):
     rows = tensor.size(0)
     cols = tensor.numel() // rows
     from .._creation import empty, from_numpy
-    flat = empty((rows, cols), dtype=D.float64)
+    flat = empty((rows, cols), dtype=D.float64, device=tensor.device)  # drawn on the tensor's device, as torch
     with no_grad():
         flat.normal_(0, 1, generator=generator)
-    m = np.array(flat._data)
+    m = np.array(flat.cpu()._data)  # the QR runs on the host
     if rows < cols:
         m = m.T
     q, r = np.linalg.qr(m)

@@ -880,60 +880,71 @@ def register_gaps():
 
 # ================================================================== random
 
+def _cuda_gen(generator, out):
+    """The generator of a draw into cuda array ``out`` (its device's default one when None)."""
+    from .._device import device
+    from .random import _gen_for
+    return _gen_for(generator, device("cuda", 0))
+
+
 def _draw(out, generator, fn, *args, dtype=None):
-    """Run random launcher ``fn`` into out (in ``dtype``, default its compute dtype) and advance the generator."""
-    from .random import _gen
+    """Run random launcher ``fn`` into out (in ``dtype``, default its compute dtype) and advance the generator.
+    Everything runs on the device: the launcher gets a draw key (two integers), never host numbers."""
+    g = _cuda_gen(generator, out)
     if out.size == 0:
         return out
-    g = _gen(generator)
     seed, offset = g._take(out.size)
     kr = _kern("random")
     with _target(out, dtype, (out.size,)) as o:
-        getattr(kr, fn)(o, kr.states(seed, offset, out.size), *args)
+        getattr(kr, fn)(o, kr.key(seed, offset, out.size), *args)
     return out
 
 
-def _uniform_cuda(out, size=(), dtype=None, low=0.0, high=1.0, generator=None):
+def _uniform_cuda(out, size=(), dtype=None, low=0.0, high=1.0, generator=None, device=None):
     if out.dtype == _F16:
         high = low + (high - low) * (1.0 - 2.0 ** -12)
     return _draw(out, generator, "uniform", float(low), float(high))
 
 
-def _normal_cuda(out, size=(), dtype=None, mean=0.0, std=1.0, generator=None):
+def _normal_cuda(out, size=(), dtype=None, mean=0.0, std=1.0, generator=None, device=None):
     return _draw(out, generator, "normal", float(mean), float(std))
 
 
-def _randint_cuda(out, size=(), dtype=None, low=0, high=2, generator=None):
+def _randint_cuda(out, size=(), dtype=None, low=0, high=2, generator=None, device=None):
     dt = np.dtype(np.int64) if out.dtype in (np.bool_, _F16) else out.dtype
     return _draw(out, generator, "randint", int(low), int(high), dtype=dt)
+
+
+def _randperm_cuda(out, n=0, dtype=None, generator=None, device=None):
+    """Random 63-bit keys sorted on the device with their indices (kernels/cuda/random.py ``randperm``)."""
+    return _draw(out, generator, "randperm", dtype=np.int64)
 
 
 def _bernoulli_cuda(out, p, generator=None):
     return _draw(out, generator, "bernoulli", _dev(p, np.float64, (p.size,)))
 
 
-def _bernoulli_p_cuda(out, size=(), p=0.5, dtype=None, generator=None):
+def _bernoulli_p_cuda(out, size=(), p=0.5, dtype=None, generator=None, device=None):
     return _draw(out, generator, "bernoulli_scalar", float(p))
 
 
-def _dropout_mask_cuda(out, size=(), p=0.5, dtype=None, generator=None):
+def _dropout_mask_cuda(out, size=(), p=0.5, dtype=None, generator=None, device=None):
     return _draw(out, generator, "dropout_mask", float(p))
 
 
-def _exponential_cuda(out, size=(), dtype=None, lambd=1.0, generator=None):
+def _exponential_cuda(out, size=(), dtype=None, lambd=1.0, generator=None, device=None):
     return _draw(out, generator, "exponential", float(lambd))
 
 
 def _multinomial_cuda(out, probs, num_samples=1, replacement=False, generator=None):
     """One thread per row (kernels/cuda/gaps.py); the generator advances by out.size as the other draws.
     Same distribution as the cpu op, not the same numbers (cpu uses Philox, the device xoroshiro128+)."""
-    from .random import _gen
     bc = _bc()
+    g = _cuda_gen(generator, out)
     if out.size == 0:
         return out
     k = probs.shape[-1]
     rows = probs.size // k
-    g = _gen(generator)
     seed, offset = g._take(out.size)
     p2 = _dev(probs, np.float64, (rows, k))
     work = bc.empty((rows, k), np.float64)
@@ -947,6 +958,7 @@ def _multinomial_cuda(out, probs, num_samples=1, replacement=False, generator=No
 def register_random():
     _set("multinomial", _multinomial_cuda)
     for name, fn in [("uniform", _uniform_cuda), ("normal", _normal_cuda), ("randint", _randint_cuda),
+                     ("randperm", _randperm_cuda),
                      ("bernoulli", _bernoulli_cuda), ("bernoulli_p", _bernoulli_p_cuda),
                      ("dropout_mask", _dropout_mask_cuda), ("exponential", _exponential_cuda)]:
         _set(name, fn)

@@ -18,9 +18,10 @@ Index arrays are int64 and already validated/wrapped by the caller (kernels neve
 from __future__ import annotations
 
 from numba import cuda
-from numba.cuda.random import xoroshiro128p_uniform_float64
 
 from ._sizes import BLOCK, cdiv, kernel
+# numba.cuda.random's algorithm and signature, without its object-mode compile under the simulator
+from .random import uniform_float64 as xoroshiro128p_uniform_float64
 
 __all__ = ["scatter_prod", "repeat_index", "unique_flags", "unique_scatter", "unique_counts", "multinomial"]
 
