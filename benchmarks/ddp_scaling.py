@@ -1,0 +1,150 @@
+"""Data-parallel scaling of the digits CNN training (issue 10.6), outside the lead's runner.
+
+    .venv/bin/python benchmarks/ddp_scaling.py                      # batches 64, 256, 1024; 3 repeats
+    .venv/bin/python benchmarks/ddp_scaling.py --batches 256 --repeats 5 --json out.json
+
+Each measurement is one MPI job of ``examples/ddp_train.py --bench``: the training step of the
+example (zero_grad, forward, cross-entropy, backward with DDP's all-reduce, SGD step, the
+DistributedSampler/DataLoader across epoch boundaries) timed over ``--steps`` steady-state steps
+after ``--warmup`` untimed ones, evaluation and printing outside the timed region; every rank
+starts its timed region after a barrier, and samples/s is the global batch times the steps over
+the slowest rank's time. Each rank is pinned to one thread (``NUMBA_NUM_THREADS=1
+OPENBLAS_NUM_THREADS=1 JITORCH_DYNAMIC_THREADS=0``). Three configurations per global batch B:
+
+- ``1 rank``: ``mpiexec -n 1``, batch B;
+- ``2 ranks``: ``mpiexec -n 2``, B/2 per rank (the same per-sample work, split);
+- ``ceiling``: ``mpiexec -n 2 ... --independent``: two 1-rank trainings at batch B running at the
+  same time, no communication between them (each keeps training after its timed steps until the
+  other finished its own). Their summed samples/s over one rank's is the most any 2-rank run can
+  reach on this machine (shared caches, memory bandwidth, clock).
+
+The configurations are interleaved within each repeat (load drifts); the table gives medians
+over the repeats and the median of the per-repeat ratios. The machine's load average is printed
+with every number: on a shared machine compare ratios, and take the final numbers on an idle one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "ddp_train.py"
+THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "JITORCH_DYNAMIC_THREADS": "0"}
+CONFIGS = (("1 rank", 1, False), ("2 ranks", 2, False), ("ceiling", 2, True))
+
+
+def _mpiexec():
+    here = pathlib.Path(sys.executable).parent
+    for name in ("mpiexec", "mpirun"):
+        if (here / name).exists():
+            return str(here / name)
+    found = shutil.which("mpiexec") or shutil.which("mpirun")
+    if found is None:
+        raise SystemExit("no mpiexec: pip install 'jitorch[distributed]' (mpi4py and the mpich wheel)")
+    return found
+
+
+def default_steps(batch):
+    """About 32k samples per measurement (1.5-3 s of training here), at least 40 steps."""
+    return max(40, 32768 // batch)
+
+
+def run_one(ranks, independent, batch, steps, warmup, mpiexec_args=(), extra=(), timeout=600):
+    """One MPI job; returns the parsed ``BENCH`` record (with the load average before it ran)."""
+    env = dict(os.environ)
+    env.update(THREAD_ENV)
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        env.pop(k, None)
+    cmd = [_mpiexec(), *mpiexec_args, "-n", str(ranks), sys.executable, str(EXAMPLE), "--bench",
+           "--batch-size", str(batch), "--steps", str(steps), "--warmup", str(warmup), *extra]
+    if independent:
+        cmd.append("--independent")
+    load = os.getloadavg()[0]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if p.returncode != 0 or line is None:
+        raise RuntimeError(f"{' '.join(cmd)} failed (rc={p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    rec = json.loads(line[len("BENCH "):])
+    rec["load_before"] = load
+    return rec
+
+
+def measure(batches, repeats, warmup, steps=None, mpiexec_args=(), log=print):
+    rows = []
+    for b in batches:
+        n_steps = steps or default_steps(b)
+        runs = {name: [] for name, _, _ in CONFIGS}
+        for rep in range(repeats):
+            order = CONFIGS if rep % 2 == 0 else CONFIGS[::-1]
+            for name, ranks, indep in order:
+                rec = run_one(ranks, indep, b, n_steps, warmup, mpiexec_args)
+                runs[name].append(rec)
+                wait = max(r["wait_s"] / r["s"] for r in rec["per_rank"])
+                log(f"  B={b:5d} repeat {rep + 1}/{repeats} {name:8s} {rec['samples_per_s']:9.0f} samples/s  "
+                    f"(comm wait {100 * wait:4.1f}% of a rank's time, load {rec['load_before']:.2f}-{rec['load']:.2f})")
+        sps = {k: [r["samples_per_s"] for r in v] for k, v in runs.items()}
+        ratio = [a / o for a, o in zip(sps["2 ranks"], sps["1 rank"])]
+        ceil = [a / o for a, o in zip(sps["ceiling"], sps["1 rank"])]
+        loads = [r[k] for v in runs.values() for r in v for k in ("load_before", "load")]
+        rows.append({"batch": b, "steps": n_steps, "warmup": warmup, "repeats": repeats,
+                     "one_rank": statistics.median(sps["1 rank"]), "two_ranks": statistics.median(sps["2 ranks"]),
+                     "independent_pair": statistics.median(sps["ceiling"]),
+                     "ratio": statistics.median(ratio), "ratio_runs": ratio,
+                     "ceiling": statistics.median(ceil), "ceiling_runs": ceil,
+                     "comm_wait_share": statistics.median(
+                         max(r["wait_s"] / r["s"] for r in rec["per_rank"]) for rec in runs["2 ranks"]),
+                     "load_min": min(loads), "load_max": max(loads), "runs": runs})
+    return rows
+
+
+def table(rows):
+    out = ["| global batch B | steps | 1 rank | 2 ranks | 2 ranks / 1 rank | ceiling (2 independent / 1) | "
+           "2 ranks / ceiling | comm wait | load |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        spread = f" ({min(r['ratio_runs']):.2f}-{max(r['ratio_runs']):.2f})" if len(r["ratio_runs"]) > 1 else ""
+        cs = f" ({min(r['ceiling_runs']):.2f}-{max(r['ceiling_runs']):.2f})" if len(r["ceiling_runs"]) > 1 else ""
+        out.append(f"| {r['batch']} | {r['steps']} | {r['one_rank']:,.0f} | {r['two_ranks']:,.0f} | "
+                   f"{r['ratio']:.2f}x{spread} | {r['ceiling']:.2f}x{cs} | {r['ratio'] / r['ceiling']:.2f} | "
+                   f"{100 * r['comm_wait_share']:.0f}% | {r['load_min']:.1f}-{r['load_max']:.1f} |")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batches", default="64,256,1024", help="global batch sizes, comma-separated")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: about 32k samples, >= 40)")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--mpiexec-args", default="", help="extra mpiexec options, e.g. '-bind-to core'")
+    ap.add_argument("--json", default=None, help="also write the rows (and every run) here")
+    args = ap.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",") if b]
+    for b in batches:
+        if b % 2:
+            raise SystemExit(f"global batch {b} must be even (split over 2 ranks)")
+    t0 = time.time()
+    print(f"digits CNN, examples/ddp_train.py --bench, one thread per rank; load {os.getloadavg()[0]:.2f}",
+          flush=True)
+    rows = measure(batches, args.repeats, args.warmup, args.steps, args.mpiexec_args.split(),
+                   log=lambda s: print(s, flush=True))
+    print()
+    print(table(rows))
+    print(f"\n{time.time() - t0:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(rows, f, indent=1)
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()
