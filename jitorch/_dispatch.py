@@ -535,9 +535,28 @@ def _planned(op, inputs, attrs):
                 return None
             a0 = x0._data
             a1 = x1._data
-            arrays = (a0, a1)
             key = (a0.shape, a0.dtype, a0.flags.c_contiguous, a1.shape, a1.dtype, a1.flags.c_contiguous,
-                   tuple(attrs.items()), D._default_dtype)
+                   tuple(attrs.items()) if attrs else (), D._default_dtype)
+            try:
+                plan = op.plans.get(key)
+            except TypeError:
+                return None
+            if plan is None:
+                plan = _rule_plan(op, inputs, attrs, key)
+            shape, out_np, fast = plan
+            if op.nout == 1:
+                out = np.empty(shape, out_np) if shape is not None else None
+                if out is not None and out.size >= _POOL_ELEMS:
+                    out = _pool_empty(shape, out_np)
+                res = fast(out, a0, a1) if fast is not None else op.impl["cpu"](out, a0, a1, **attrs)
+                result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
+                result._data = res if res is not None else out
+                result._device = _CPU
+                result._version_box = _Version()
+                if hooks.tracer is not None or (hooks.grad_enabled and (x0.requires_grad or x1.requires_grad)):
+                    _record(op, inputs, (result,), attrs)
+                return result
+            arrays = (a0, a1)
         else:
             parts = []
             arrays = []
@@ -594,6 +613,33 @@ def call(name, *inputs, **attrs):
         if r is not None:
             return r
     return _call_general(op, name, inputs, attrs)
+
+
+def call_reduction(op, x, dim, keepdim):
+    """``call(op.name, x, dim=dim, keepdim=keepdim)`` for the reduction frontends (jitorch._reduce):
+    op is a one-output record of the "reduction" family and ``dim`` a hashable normalized dim tuple.
+    The planned path keys on (shape, dtype, C-contiguity, dim, keepdim, default dtype), a tuple
+    of another length than :func:`_planned`'s keys, without building an attribute dict per call;
+    everything else goes through :func:`call`."""
+    if isinstance(x, _Tensor) and (x._device is _CPU or x._device.type == "cpu"):
+        a = x._data
+        key = (a.shape, a.dtype, a.flags.c_contiguous, dim, keepdim, D._default_dtype)
+        plan = op.plans.get(key)
+        if plan is None:
+            plan = _rule_plan(op, (x,), {"dim": dim, "keepdim": keepdim}, key)
+        shape, out_np, fast = plan
+        out = np.empty(shape, out_np)
+        if out.size >= _POOL_ELEMS:
+            out = _pool_empty(shape, out_np)
+        res = fast(out, a) if fast is not None else op.impl["cpu"](out, a, dim=dim, keepdim=keepdim)
+        result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
+        result._data = res if res is not None else out
+        result._device = _CPU
+        result._version_box = _Version()
+        if hooks.tracer is not None or (hooks.grad_enabled and x.requires_grad):
+            _record(op, (x,), (result,), {"dim": dim, "keepdim": keepdim})
+        return result
+    return call(op.name, x, dim=dim, keepdim=keepdim)
 
 
 def _call_general(op, name, inputs, attrs):

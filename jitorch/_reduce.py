@@ -6,7 +6,8 @@ import math
 from collections import namedtuple
 
 from . import _dtype as D
-from ._dispatch import call
+from ._dispatch import call, call_reduction as _creduce
+from .ops.registry import OPS as _OPS
 from .ops.rules import normalize_dim, normalize_dims
 from .tensor import Tensor
 
@@ -36,14 +37,23 @@ def _out(r, out):
 
 
 _ALL_DIMS = tuple(tuple(range(n)) for n in range(65))  # dim=None: every dim, without building the tuple per call
+# the records the frontends below pass to _dispatch.call_reduction (no attribute dict per call)
+_SUM, _PROD, _AMAX, _AMIN, _ANY, _ALL = (_OPS[n] for n in ("sum", "prod", "amax", "amin", "any", "all"))
 
 
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     """Sum over dim (int, tuple or None = all); bool/int inputs accumulate in int64."""
     if dim is None and dtype is None and out is None and isinstance(input, Tensor) and input._data.ndim <= 64:
-        return call("sum", input, dim=_ALL_DIMS[input._data.ndim], keepdim=keepdim)
+        return _creduce(_SUM, input, _ALL_DIMS[input._data.ndim], keepdim)
     x = _cast_input(input, dtype)
-    return _out(call("sum", x, dim=_dims("sum", x, dim), keepdim=keepdim), out)
+    return _out(_creduce(_SUM, x, _dims("sum", x, dim), keepdim), out)
+
+
+def _sum_method(self, dim=None, keepdim=False, *, dtype=None):
+    """Tensor.sum: x.sum() reaches the dispatch plan in two Python calls."""
+    if dim is None and dtype is None:
+        return _creduce(_SUM, self, _ALL_DIMS[self._data.ndim], keepdim)
+    return sum(self, dim, keepdim, dtype=dtype)
 
 
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
@@ -62,7 +72,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
             f"Got: {x.dtype.name.capitalize()}; pass dtype=jitorch.float32 or convert with .float()")
     dims = _dims("mean", x, dim)
     n = math.prod(x.shape[d] for d in dims) if x.ndim else 1
-    s = call("sum", x, dim=dims, keepdim=keepdim)
+    s = _creduce(_SUM, x, dims, keepdim)
     return _out(s / n if n else s * float("nan"), out)
 
 
@@ -74,15 +84,15 @@ def nanmean(input, dim=None, keepdim=False, *, dtype=None):
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     x = _cast_input(input, dtype)
-    return call("prod", x, dim=_dims("prod", x, dim) if dim is not None else tuple(range(x.ndim)), keepdim=keepdim)
+    return _creduce(_PROD, x, _dims("prod", x, dim) if dim is not None else _ALL_DIMS[x.ndim], keepdim)
 
 
 def amax(input, dim=(), keepdim=False, *, out=None):
-    return _out(call("amax", input, dim=_dims("amax", input, dim), keepdim=keepdim), out)
+    return _out(_creduce(_AMAX, input, _dims("amax", input, dim), keepdim), out)
 
 
 def amin(input, dim=(), keepdim=False, *, out=None):
-    return _out(call("amin", input, dim=_dims("amin", input, dim), keepdim=keepdim), out)
+    return _out(_creduce(_AMIN, input, _dims("amin", input, dim), keepdim), out)
 
 
 def _minmax(op, input, dim, keepdim, other):
@@ -125,11 +135,11 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def any(input, dim=None, keepdim=False, *, out=None):
-    return _out(call("any", input, dim=_dims("any", input, dim), keepdim=keepdim), out)
+    return _out(_creduce(_ANY, input, _dims("any", input, dim), keepdim), out)
 
 
 def all(input, dim=None, keepdim=False, *, out=None):
-    return _out(call("all", input, dim=_dims("all", input, dim), keepdim=keepdim), out)
+    return _out(_creduce(_ALL, input, _dims("all", input, dim), keepdim), out)
 
 
 def count_nonzero(input, dim=None):
@@ -236,9 +246,7 @@ def aminmax(input, *, dim=None, keepdim=False):
 
 def _bind():
     T = Tensor
-    T.sum = lambda self, dim=None, keepdim=False, *, dtype=None: (
-        call("sum", self, dim=_ALL_DIMS[self._data.ndim], keepdim=keepdim)
-        if dim is None and dtype is None and self._data.ndim <= 64 else sum(self, dim, keepdim, dtype=dtype))
+    T.sum = _sum_method
     T.nansum = lambda self, dim=None, keepdim=False, *, dtype=None: nansum(self, dim, keepdim, dtype=dtype)
     T.mean = lambda self, dim=None, keepdim=False, *, dtype=None: mean(self, dim, keepdim, dtype=dtype)
     T.nanmean = lambda self, dim=None, keepdim=False, *, dtype=None: nanmean(self, dim, keepdim, dtype=dtype)

@@ -480,6 +480,16 @@ def _sum_combine(part, out, n):
 _SUM = (_sum_items, _sum_parallel, _sum_combine)
 
 
+@njit(**NJIT)
+def sum_flat(out, v):
+    """out[()] = sum of the contiguous 1-D v (non-empty), exactly as sum_ computes a full reduction
+    of v's elements below the parallel threshold; out is 0-d (x's float dtype, or int64).
+
+    Argument order (out first) is that of a dispatch plan's impl, so eager dispatch can call this
+    kernel's compiled entry point directly (kernels._entry): the 1-element ``x.sum()`` path."""
+    out[()] = _row_sum(v, out.dtype.type(0))
+
+
 def sum_(x, out, parallel=None):
     """out[o, k] = sum over j of x[o, j, k].
 

@@ -11,7 +11,7 @@ from numba import njit
 
 from ._config import NJIT
 
-__all__ = ["MAX_FLOPS", "mm_small"]
+__all__ = ["MAX_FLOPS", "mm_small", "mm_small_out"]
 
 #: 2*M*N*K at or below which :func:`mm_small` beats np.matmul on this machine (measured: a 8x8x8
 #: product, 1024 flops, 0.5 us here vs 1.9 us through np.matmul)
@@ -32,3 +32,10 @@ def mm_small(a, b, out):
             for p in range(1, k):
                 acc += a[i, p] * b[p, j]
             out[i, j] = acc
+
+
+@njit(**NJIT)
+def mm_small_out(out, a, b):
+    """:func:`mm_small` with the output first: the argument order of a dispatch plan's impl, so eager
+    dispatch can call this kernel's compiled entry point directly (kernels._entry). Same contract."""
+    mm_small(a, b, out)

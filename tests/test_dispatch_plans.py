@@ -411,6 +411,103 @@ def test_matmul_plans():
         T(arr((2, 2))) @ T(arr((2, 2), np.float64))
 
 
+def _readonly(a):
+    a = np.array(a, copy=True, order="C")
+    a.flags.writeable = False
+    return jitorch.from_numpy(a)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.int32, np.bool_, np.float16])
+def test_reduction_frontends_match_general_path(dt):
+    """The frontends (x.sum(), mean, prod, amax, amin, any, all) reach the plans through
+    _dispatch.call_reduction; x.sum() of a small float tensor calls a compiled entry point
+    (kernels._entry) whose key fixes dtype, ndim and contiguity: check every layout against the
+    general path and NumPy, including read-only and non-contiguous inputs, and plan reuse."""
+    wide = np.float64 if np.dtype(dt).kind == "f" else np.int64
+    tol = dict(rtol=2e-3, atol=2e-3) if dt == np.float16 else dict(rtol=1e-5, atol=1e-5)
+    for shape in [(), (1,), (7,), (3, 4), (2, 3, 4), (0,), (2, 0)]:
+        base = arr(shape, dt)
+        nd = len(shape)
+        srcs = [T(base), _readonly(base)] + ([T(base).transpose(0, 1)] if nd >= 2 else [])
+        for x in srcs:
+            a = x._data
+            for dims in [tuple(range(nd))] + [(d,) for d in range(nd)]:
+                for keepdim in (False, True):
+                    for _ in range(2):  # builds the plan, then uses it
+                        s = x.sum() if not keepdim and len(dims) == nd else jitorch.sum(x, dims, keepdim)
+                        same(s, general("sum", x, dim=dims, keepdim=keepdim))
+                        np.testing.assert_allclose(s._data.astype(np.float64), a.astype(wide).sum(
+                            axis=dims, keepdims=keepdim), **tol)
+                        if len(dims) == 1:
+                            same(jitorch.prod(x, dims[0], keepdim), general("prod", x, dim=dims, keepdim=keepdim))
+                        elif not keepdim:
+                            same(x.prod(), general("prod", x, dim=dims, keepdim=False))
+                        same(x.any(dims, keepdim), general("any", x, dim=dims, keepdim=keepdim))
+                        same(x.all(dims, keepdim), general("all", x, dim=dims, keepdim=keepdim))
+                        if a.size and dt != np.bool_:
+                            same(x.amax(dims, keepdim), general("amax", x, dim=dims, keepdim=keepdim))
+                            same(x.amin(dims, keepdim), general("amin", x, dim=dims, keepdim=keepdim))
+                        if np.dtype(dt).kind == "f" and a.size:
+                            np.testing.assert_allclose(x.mean(dims, keepdim)._data.astype(np.float64), a.astype(
+                                np.float64).mean(axis=dims, keepdims=keepdim), **tol)
+    with pytest.raises(RuntimeError, match="Expected reduction dim"):
+        T(arr((0,), np.float32)).amax()
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        T(arr((3,), dt)).sum(1)
+
+
+def test_reduction_frontends_record_grads_and_traces():
+    x = T(arr((3, 4))).requires_grad_()
+    for _ in range(2):
+        y = x.sum() + x.sum(1).sum() + x.mean() + x.prod(0).sum() * 0 + x.amax(1).sum()
+        assert y.grad_fn is not None
+        x.grad = None
+        y.backward()
+        want = 2 + 1 / 12 + (x._data == x._data.max(1, keepdims=True))
+        np.testing.assert_allclose(x.grad._data, want, rtol=1e-6)
+    with jitorch.no_grad():
+        assert x.sum().grad_fn is None and x.amax(0).grad_fn is None
+
+    def f(a):
+        return a.sum() + a.amin(0).sum() + jitorch.sum(a, 1).mean()
+
+    a = T(arr((3, 4)))
+    f(a)  # plans exist before tracing
+    tr = jit.trace(f, (a,), check_trace=False)
+    ops = [n.op for n in tr.raw_graph.nodes]
+    assert ops.count("sum") >= 3 and "amin" in ops, ops
+    a2 = T(arr((3, 4)))
+    np.testing.assert_allclose(tr(a2)._data, f(a2)._data, rtol=1e-6)
+
+
+def test_small_matmul_entry_point_plans():
+    """1x1 .. 8x8 products of C-contiguous operands call kernels.small.mm_small_out's compiled entry point
+    through the plan; read-only, transposed (non-contiguous), mixed-dtype and large operands do not."""
+    for sa, sb in [((1, 1), (1, 1)), ((3, 4), (4, 2)), ((8, 8), (8, 8)), ((2, 1), (1, 5)), ((0, 3), (3, 2)),
+                   ((2, 0), (0, 3)), ((16, 16), (16, 16))]:
+        for dt in (np.float32, np.float64, np.int64, np.int32, np.int8):
+            a0, b0 = arr(sa, dt), arr(sb, dt)
+            with np.errstate(all="ignore"):
+                ref = np.matmul(a0, b0)
+            for a, b in [(T(a0), T(b0)), (_readonly(a0), _readonly(b0)), (T(a0), _readonly(b0)),
+                         (T(np.ascontiguousarray(a0.T)).t(), T(np.ascontiguousarray(b0.T)).t())]:
+                for _ in range(2):
+                    got = a @ b
+                    same(got, general("matmul", a, b))
+                    if dt in (np.float32, np.float64):
+                        np.testing.assert_allclose(got._data, ref, rtol=1e-5, atol=1e-5)
+                    else:
+                        np.testing.assert_array_equal(got._data, ref)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        T(arr((1, 1))) @ T(arr((1, 1), np.float64))
+    a = T(arr((2, 2))).requires_grad_()
+    for _ in range(2):
+        a.grad = None
+        (a @ a).sum().backward()
+        ones = np.ones((2, 2), np.float32)  # d sum(A @ A) / dA = 1 A^T + A^T 1
+        np.testing.assert_allclose(a.grad._data, ones @ a._data.T + a._data.T @ ones, rtol=1e-5)
+
+
 def test_unhashable_attributes_take_the_general_path():
     x = T(arr((2, 3)))
     same(_dispatch.call("permute", x, dims=[1, 0]), general("permute", x, dims=(1, 0)))

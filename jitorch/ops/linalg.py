@@ -8,7 +8,8 @@ import numpy as np
 from .. import _dtype as D
 from .._threads import use_blas_threads as _use_blas_threads
 from ..backends import cpu as _cpu
-from ..kernels.small import MAX_FLOPS as _MM_SMALL_FLOPS, mm_small as _mm_small
+from ..kernels._entry import entry_point as _entry_point
+from ..kernels.small import MAX_FLOPS as _MM_SMALL_FLOPS, mm_small as _mm_small, mm_small_out as _mm_small_out
 from .registry import OpDef, register
 from .rules import broadcast_shapes
 
@@ -64,8 +65,22 @@ def _matmul_impl(out, a, b):
     return out
 
 
+def _matmul_plan(shapes, dtypes, contiguous):
+    """Dispatch plan (registry.OpDef.plan) for the small-product path of _matmul_impl: C-contiguous 2-D
+    operands (one dtype, not float16; the rules have passed) of at most MAX_FLOPS run the compiled entry
+    point of kernels.small.mm_small_out directly (kernels._entry; the plan key fixes the dtypes, ndims and
+    C-contiguity it needs). Anything else: None, _matmul_impl runs."""
+    (sa, sb), (da, db) = shapes, dtypes
+    if len(sa) != 2 or len(sb) != 2 or not (contiguous[0] and contiguous[1]) or da != db or da.char == "e":
+        return None
+    (m, k), n = sa, sb[1]
+    if not k or 2 * m * n * k > _MM_SMALL_FLOPS:
+        return None
+    return _entry_point(_mm_small_out, np.empty((m, n), da), np.empty(sa, da), np.empty(sb, db))
+
+
 register(OpDef("matmul", shape_rule=_matmul_shape, dtype_rule=_matmul_dtype, reference=np.matmul,
-               impl={"cpu": _matmul_impl}, tags=frozenset({"linalg", "contraction"}),
+               impl={"cpu": _matmul_impl}, tags=frozenset({"linalg", "contraction"}), plan=_matmul_plan,
                doc="torch.matmul: dot (1-D x 1-D), mv, mm and broadcast batched products"))
 
 

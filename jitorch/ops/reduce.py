@@ -19,6 +19,7 @@ from .. import _dtype as D
 from ..backends import cpu as _cpu
 from ..kernels import reduce as _k
 from ..kernels import _config as _kcfg
+from ..kernels._entry import entry_point as _entry_point
 from .registry import OPS, OpDef, register
 from .rules import normalize_dims, to_float
 
@@ -358,14 +359,25 @@ for _name, _shape, _dtype, _refn, _impl, _attrs, _doc in _R:
     register(OpDef(_name, shape_rule=_shape, dtype_rule=_dtype, reference=_refn, impl={"cpu": _impl},
                    attrs=_attrs, tags=frozenset({"reduction"}), doc=_doc))
 
-def _plan_reduce(kernel, family=None):
+def _plan_reduce(kernel, family=None, flat=None):
     """Dispatch plan (registry.OpDef.plan): for a C-contiguous input whose reduced dims form one
     block, the (outer, n, inner) layout is a reshape computed once per input shape (other layouts:
     no plan, the impl copies). For sum/prod
     (``family``: kernels.reduce's (items, parallel, combine) kernels) below the parallel threshold,
-    the serial items kernel is called directly, as kernels.reduce._reduce does for such sizes."""
+    the serial items kernel is called directly, as kernels.reduce._reduce does for such sizes.
+
+    ``flat``: kernels.reduce's ``sum_flat(out, v)`` for a float input reduced over every dim into a
+    0-d output (``x.sum()``) below the parallel threshold: its compiled entry point is the plan
+    itself when x is 1-D (no Python frame, no dispatcher: kernels._entry; the plan's key fixes the
+    dtype, ndim and C-contiguity the entry point needs), else x is flattened first."""
     def plan(shapes, dtypes, contiguous, dim, keepdim=False):
         shape = shapes[0]
+        if (flat is not None and not keepdim and contiguous[0] and dtypes[0].kind == "f" and dtypes[0].itemsize >= 4
+                and len(dim) == len(shape) and 0 < math.prod(shape) < _kcfg.PARALLEL_THRESHOLD):
+            ep = _entry_point(flat, np.empty((), dtypes[0]), np.empty(1, dtypes[0]))
+            if len(shape) == 1:
+                return ep
+            return lambda out, x: ep(out, x.reshape(-1))
         if not shape or not dim or dtypes[0] == np.float16 or not contiguous[0]:
             return None
         dims = sorted(dim)
@@ -395,9 +407,9 @@ def _plan_reduce(kernel, family=None):
     return plan
 
 
-for _name, _kernel, _family in (("sum", _k.sum_, _k._SUM), ("prod", _k.prod, _k._PROD), ("amax", _k.max_, None),
-                                ("amin", _k.min_, None)):
-    OPS[_name].plan = _plan_reduce(_kernel, _family)
+for _name, _kernel, _family, _flat in (("sum", _k.sum_, _k._SUM, _k.sum_flat), ("prod", _k.prod, _k._PROD, None),
+                                       ("amax", _k.max_, None, None), ("amin", _k.min_, None, None)):
+    OPS[_name].plan = _plan_reduce(_kernel, _family, _flat)
 
 
 register(OpDef("max_dim", shape_rule=_pair_shape("max"), dtype_rule=lambda x, **k: (x.dtype, D.int64),
