@@ -512,3 +512,52 @@ def test_normalization_by_hand_fuses_and_unbiased_var():
     cg = torch.compile(g)
     for a, b in zip(cg(x), g(x)):
         _close(a.numpy(), b.numpy(), 1e-5)
+
+
+def test_canonical_source_is_shared_between_groups_and_graphs(tmp_path, monkeypatch):
+    """Groups that differ only in value names and source lines compile as ONE module: the text numba
+    compiles drops the IR comments and renames temporaries by position (fuse.canonical_source)."""
+    from jitorch.jit.fuse import canonical_source, versions_tag
+    monkeypatch.setenv("JITORCH_CACHE_DIR", str(tmp_path))
+
+    def two_layers(x, w1, b1, w2, b2):
+        h = torch.relu(x @ w1 + b1)
+        return torch.relu(h @ w2 + b2)
+
+    def one_layer(x, w, b):
+        y = x * 2.0  # shifts the value numbering of the epilogue
+        return torch.relu(y @ w + b)
+
+    x, w1, b1, w2, b2 = torch.randn(4, 6), torch.randn(6, 6), torch.randn(6), torch.randn(6, 6), torch.randn(6)
+    cf, cg = torch.compile(two_layers), torch.compile(one_layer)
+    _close(cf(x, w1, b1, w2, b2).numpy(), two_layers(x, w1, b1, w2, b2).numpy())
+    _close(cg(x, w2, b2).numpy(), one_layer(x, w2, b2).numpy())
+    srcs = list(cf.kernels.values()) + list(cg.kernels.values())
+    assert len(srcs) == 3 and len(set(srcs)) == 3  # annotated texts name their own values and lines
+    canon = {canonical_source(s) for s in srcs}
+    assert len(canon) == 1
+    text = canon.pop()
+    assert "#" not in text.split("\n", 1)[1] and "t0 = " in text and "%" not in text
+    assert f"[{versions_tag()[1]}]" in text.splitlines()[0]
+    # the module numba compiled is that text (a module loaded earlier in this process may be reused,
+    # so the cache folder of this test need not hold the file)
+    import hashlib
+    mod = sys.modules[f"_jitorch_gen_fused_{hashlib.sha256(text.encode()).hexdigest()[:24]}"]
+    with open(mod.__file__, encoding="utf-8") as f:
+        assert f.read() == text
+
+
+def test_canonical_source_keeps_code_and_strings():
+    from jitorch.jit.fuse import canonical_source
+    src = ('# header\nimport numpy as np\n\ndef helper(t9):\n    """doc # not a comment, t5 stays"""\n'
+           '    return t9  # trailing\n\n\ndef kernel(x0, o0):\n    for i0 in range(o0.shape[0]):\n'
+           '        t7 = x0[i0] * 2  # %7 mul\n        t12 = helper(t7)\n        o0[i0] = t12\n')
+    out = canonical_source(src)
+    ns = {}
+    exec(compile(out, "<canon>", "exec"), ns)
+    o = np.zeros(3)
+    ns["kernel"](np.arange(3.0), o)
+    np.testing.assert_array_equal(o, [0.0, 2.0, 4.0])
+    assert '"""doc # not a comment, t5 stays"""' in out and "# trailing" not in out and "# %7" not in out
+    assert "def helper(t0):" in out and "t1 = x0[i0] * 2" in out and "t2 = helper(t1)" in out
+    assert canonical_source(src) == out  # deterministic

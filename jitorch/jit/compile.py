@@ -45,8 +45,8 @@ from ..ops.registry import OPS
 from . import _logging, _pytree, _tracing
 from ._tracing import GENERATED_PREFIX, TracerError
 from .codegen import _ident, py_value
-from .fuse import (RowNormGroup, describe_groups, find_groups, find_row_norms, input_modes, kernel_shape,
-                   kernel_source, multi_kernel_source, row_norm_source, tail_groups)
+from .fuse import (RowNormGroup, canonical_source, describe_groups, find_groups, find_row_norms, input_modes,
+                   kernel_shape, kernel_source, multi_kernel_source, row_norm_source, tail_groups)
 from .fuse_cuda import trace_device
 
 RECOMPILE_LIMIT = 8
@@ -278,14 +278,14 @@ def compile_graph(g, log_name=None, inplace_updates=False, device=None):
         kname = f"_k{r.index}"
         names[r.index] = kname
         kernels[kname] = src
-        ns[kname] = load_source(src, prefix="fused").kernel
+        ns[kname] = load_source(canonical_source(src), prefix="fused").kernel
         if _logging.enabled("code"):
             _logging.log("code", f"kernel {kname} of {g.name}", src)
     for gr in groups:
         if gr.index in tail_ids:
             continue
         src = kernel_source(gr, types)
-        mod = load_source(src, prefix="fused")
+        mod = load_source(canonical_source(src), prefix="fused")
         kname = f"_k{gr.index}"
         names[gr.index] = kname
         kernels[kname] = src
@@ -295,7 +295,7 @@ def compile_graph(g, log_name=None, inplace_updates=False, device=None):
     if tail:
         src = multi_kernel_source(tail, types)
         kernels["_kt"] = src
-        ns["_kt"] = load_source(src, prefix="fused").kernel
+        ns["_kt"] = load_source(canonical_source(src), prefix="fused").kernel
         if _logging.enabled("code"):
             _logging.log("code", f"kernel _kt of {g.name}", src)
     plan = inplace_update_plan(g, groups) if inplace_updates else None

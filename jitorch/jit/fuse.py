@@ -631,3 +631,46 @@ def row_norm_source(rg: RowNormGroup, types, fname: str = "kernel") -> str:
     out += [ind + "    " + ln for ln in loads + body]
     out.append("")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the text numba compiles (shared between graphs)
+
+_TEMP = None
+
+
+def canonical_source(src: str) -> str:
+    """The module text that is written to the cache and compiled for an annotated kernel ``src``: the
+    same code with every comment dropped and the temporaries ``t<value>`` renamed ``t0, t1, ...`` in
+    order of first appearance. Two groups that differ only in their IR value names and source lines
+    (the two ``linear -> relu`` epilogues of an MLP, the same layer in two graphs, a training step's
+    first and later graphs) thus give the same text, hence one module, one numba compile and one
+    cache entry. The jitorch/numba/llvmlite versions stay in the text (first line), so a version
+    change still changes the name. ``fn.kernels`` shows the annotated ``src``."""
+    import io
+    import re
+    import tokenize
+    global _TEMP
+    if _TEMP is None:
+        _TEMP = re.compile(r"t[0-9]+")
+    vtext, vhash = versions_tag()
+    lines = src.splitlines(True)
+    edits = {}  # line index -> [(col start, col end, replacement)]
+    rename = {}
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.COMMENT:
+            edits.setdefault(tok.start[0] - 1, []).append((tok.start[1], tok.end[1], ""))
+        elif tok.type == tokenize.NAME and _TEMP.fullmatch(tok.string):
+            new = rename.setdefault(tok.string, f"t{len(rename)}")
+            if new != tok.string:
+                edits.setdefault(tok.start[0] - 1, []).append((tok.start[1], tok.end[1], new))
+    out = [f"# jitorch fused kernel (comments of fn.kernels stripped); {vtext} [{vhash}]\n"]
+    for k, ln in enumerate(lines):
+        if k in edits:
+            for a, b, new in sorted(edits[k], reverse=True):
+                ln = ln[:a] + new + ln[b:]
+            body = ln.rstrip()
+            if not body:
+                continue  # a comment-only line
+            ln = body + "\n"
+        out.append(ln)
+    return "".join(out)
