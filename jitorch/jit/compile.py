@@ -76,24 +76,54 @@ def _empty_src(t):
     return f"_pool_empty{src}" if big else f"np.empty{src}"
 
 
-def inplace_update_plan(g, groups):
+def inplace_update_plan(g, groups, tail=()):
     """{value: input name} for updates a group's kernel can write straight into the input's memory: the
     value is a group output nothing else reads, and every reader of the input is in that group (the
-    kernel reads an element before it writes it, so the old value is not needed after)."""
+    kernel reads an element before it writes it, so the old value is not needed after) or ran before the
+    kernel without keeping a view of the input alive: a training step's forward and backward read a
+    parameter (through ``permute`` into a matmul) before the optimizer's kernel writes it in place.
+    ``tail``: the groups run by the horizontal kernel (at the place of the last of them)."""
     member = {n.outputs[0]: gr.index for gr in groups for n in gr.nodes}
     flat = {gr.index for gr in groups if gr.reduce is None and input_modes(gr, g.types)[1] == "flat"}
+    order = {n.outputs[0]: k for k, n in enumerate(g.nodes)}
+    at = {gr.index: order[gr.last.outputs[0]] for gr in groups}  # where each group's kernel runs
+    if tail:
+        t_at = max(at[gr.index] for gr in tail)
+        at.update({gr.index: t_at for gr in tail})
     readers = {}
+    reader_nodes = {}
     for n in g.nodes:
         for x in n.inputs:
             if isinstance(x, str):
                 readers.setdefault(x, set()).add(member.get(n.outputs[0], -1))
+                reader_nodes.setdefault(x, []).append(n)
     plan = {}
-    outs = set(g.outputs)
+    outs = set(g.outputs) | {v for _, v in g.updates}
+
+    def done_before(x, pos, gid, depth=0):
+        """Every use of ``x`` (outside group ``gid``) runs before ``pos`` and keeps no alias of it."""
+        for n in reader_nodes.get(x, ()):
+            mid = member.get(n.outputs[0])
+            if mid == gid:
+                continue
+            npos = at[mid] if mid is not None else order[n.outputs[0]]
+            if npos >= pos:
+                return False
+            if mid is not None or n.op in FRESH_OPS or "elementwise" in OPS[n.op].tags:
+                continue  # a fresh result: no alias of x survives
+            if "view" in OPS[n.op].tags and depth < 8 and not any(o in outs for o in n.outputs) \
+                    and all(done_before(o, pos, gid, depth + 1) for o in n.outputs):
+                continue
+            return False
+        return True
+
     for a, v in g.updates:
         gid = member.get(v)
-        if gid is None or gid not in flat or v in outs or a in outs or v in plan:
+        if gid is None or gid not in flat or v in g.outputs or a in g.outputs or v in plan:
             continue
-        if readers.get(v, set()) - {gid} or readers.get(a, set()) - {gid}:
+        if readers.get(v, set()) - {gid}:
+            continue
+        if readers.get(a, set()) - {gid} and not done_before(a, at[gid], gid):
             continue
         plan[v] = a
     return plan
@@ -298,7 +328,7 @@ def compile_graph(g, log_name=None, inplace_updates=False, device=None):
         ns["_kt"] = load_source(canonical_source(src), prefix="fused").kernel
         if _logging.enabled("code"):
             _logging.log("code", f"kernel _kt of {g.name}", src)
-    plan = inplace_update_plan(g, groups) if inplace_updates else None
+    plan = inplace_update_plan(g, groups, tail) if inplace_updates else None
     reuse = buffer_reuse_plan(g, groups)
     if plan:
         reuse = {o: x for o, x in reuse.items() if o not in plan}
