@@ -44,6 +44,12 @@ _EXACT = {**NJIT, "fastmath": set(FASTMATH) - {"reassoc"}}
 
 #: Elements per block of a row sum; each block is summed in the output dtype (vectorized).
 _BLOCK = 1024
+#: Rows of a last-axis sum reduced together (_rows_sum4): four load streams in flight instead of one
+#: keep a core closer to memory bandwidth (4096x4096 float32 row sums, 1 thread: ~10% faster).
+_GROUP = 4
+#: Elements per block when _GROUP rows are summed together: LLVM gives each row 4 x 8 float32
+#: lanes, so a lane adds 8 numbers per block (_row_sum's lanes add 32): accuracy at least as good.
+_GBLOCK = 256
 #: Rows summed in the output dtype before they are flushed into the wide accumulator row.
 _ROWS = 64
 #: Columns processed together when accumulating rows, so accumulator rows stay in L1/L2.
@@ -312,6 +318,32 @@ def _row_sum(v, z):
 
 
 @njit(**NJIT)
+def _rows_sum4(x2, o, z):
+    """The sums of rows o .. o+3 of the 2-D C-contiguous x2, as _row_sum computes one (blocks of
+    _GBLOCK elements summed in z's dtype, block sums in the wide type), the four rows interleaved:
+    one loop body with four independent vectorized accumulators reads four rows at once."""
+    n = x2.shape[1]
+    r0 = x2[o]
+    r1 = x2[o + 1]
+    r2 = x2[o + 2]
+    r3 = x2[o + 3]
+    a0 = a1 = a2 = a3 = _widen(z)
+    for b in range(0, n, _GBLOCK):
+        e = min(b + _GBLOCK, n)
+        s0 = s1 = s2 = s3 = z
+        for j in range(b, e):
+            s0 += r0[j]
+            s1 += r1[j]
+            s2 += r2[j]
+            s3 += r3[j]
+        a0 += s0
+        a1 += s1
+        a2 += s2
+        a3 += s3
+    return a0, a1, a2, a3
+
+
+@njit(**NJIT)
 def _mid_sum(slab, wide, tmp):
     """wide[k] = sum of slab[:, k] for the 2-D C-contiguous slab (wide: wide dtype; tmp: block
     dtype; both at least slab.shape[1] long).
@@ -427,7 +459,16 @@ def _sum_items(x, out, part, bands, i0, i1):
     z = out.dtype.type(0)
     if inner == 1:
         x2 = x.reshape(outer, n)
-        for i in range(i0, i1):
+        i2 = i0
+        if bands == 1:  # whole rows (item i is row i): _GROUP at a time, then one at a time
+            i2 = i0 + (i1 - i0) // _GROUP * _GROUP
+            for o in range(i0, i2, _GROUP):
+                s0, s1, s2, s3 = _rows_sum4(x2, o, z)
+                out[o, 0] = s0
+                out[o + 1, 0] = s1
+                out[o + 2, 0] = s2
+                out[o + 3, 0] = s3
+        for i in range(i2, i1):
             o, b, j0, j1 = _item(i, bands, n)
             s = _row_sum(x2[o, j0:j1], z)
             if bands == 1:

@@ -28,11 +28,12 @@ MAIN_VARIANTS = FLOAT_VARIANTS + [(np.int64, False)]
 # (outer, n, inner): empty axes, n == 1, both layouts (inner == 1 and inner > 1), lengths that
 # are not multiples of the vector width, of _BLOCK (1024) or of _ROWS (64), and a row wider
 # than _TILE (4096).
+# Last-axis sums take rows four at a time (_rows_sum4) and the rest one by one: (9, 300, 1), (6, 1030, 1).
 SHAPES = [(1, 1, 1), (3, 7, 1), (2, 1, 5), (4, 33, 3), (2, 2500, 1), (3, 130, 17), (2, 3, 4500),
-          (0, 4, 3), (3, 4, 0), (2, 0, 1), (2, 0, 3)]
+          (9, 300, 1), (6, 1030, 1), (0, 4, 3), (3, 4, 0), (2, 0, 1), (2, 0, 3)]
 # Shapes for the parallel variants: one item per row, and n cut into bands (outer < 4 threads
 # and n * inner >= 64K) for both layouts, including the folded layout of narrow slabs.
-PAR_SHAPES = [(3, 7, 1), (40, 50, 3), (2, 70000, 1), (2, 900, 100), (2, 30001, 3), (1, 3, 70000),
+PAR_SHAPES = [(3, 7, 1), (40, 50, 3), (41, 300, 1), (2, 70000, 1), (2, 900, 100), (2, 30001, 3), (1, 3, 70000),
               (0, 4, 3), (2, 0, 3)]
 NONEMPTY = [s for s in SHAPES if s[1] > 0]
 PAR_NONEMPTY = [s for s in PAR_SHAPES if s[1] > 0]
@@ -104,6 +105,37 @@ def test_float32_sum_is_accurate_for_large_n(shape, parallel):
     R.sum_(x, out, parallel=parallel)
     ref = x.astype(np.float64).sum(1)
     assert np.abs(out / ref - 1).max() < 1e-6
+
+
+def _adversarial_rows(n):
+    """float32 rows that are hard to sum: positive (a running sum's worst case), one huge value
+    among small ones, cancelling +-large pairs around a small residual, magnitudes from 1e-20 to
+    1e20 in ascending and descending order, and random signs of mixed magnitudes."""
+    rng = np.random.default_rng(3)
+    rows = [rng.random(n), np.r_[1e8, np.ones(n - 1)], np.r_[np.ones(n - 1), 1e8]]
+    big = rng.random(n // 2 + 1) * 1e7
+    rows.append(np.c_[big, -big * (1 - 1e-7)].reshape(-1)[:n])
+    mags = np.logspace(-20, 20, n)
+    rows += [mags, mags[::-1], rng.choice([-1.0, 1.0], n) * 10.0 ** rng.uniform(-6, 6, n), rng.standard_normal(n)]
+    return np.array(rows, dtype=np.float32)
+
+
+@pytest.mark.parametrize("n", [4096, 100_003])
+def test_float32_row_sums_are_as_accurate_as_one_row_at_a_time(n):
+    """Rows summed four at a time (_rows_sum4, the 4096x4096 row-sum path) against the same rows
+    summed one at a time (_row_sum, the path before) and float64 NumPy, on adversarial data: the
+    error may not grow, and stays within 2e-6 * sum |x| (+ the final float32 rounding)."""
+    x = _adversarial_rows(n)
+    ref = x.astype(np.float64).sum(1)
+    scale = np.abs(x.astype(np.float64)).sum(1)
+    both = np.empty((x.shape[0], 1), np.float32)
+    R.sum_(x.reshape(x.shape[0], n, 1), both, parallel=False)
+    one = np.array([R.sum_(r.reshape(1, n, 1), np.empty((1, 1), np.float32), parallel=False)[0, 0] for r in x])
+    err4 = np.abs(both[:, 0].astype(np.float64) - ref)
+    err1 = np.abs(one.astype(np.float64) - ref)
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert np.all(err4 <= 2e-6 * scale + ulp), (err4, scale)
+    assert err4.max() <= err1.max() + ulp.max() and np.all(err4 <= np.maximum(err1, 8 * 2.0 ** -24 * scale) + ulp)
 
 
 def check_prod(x, parallel):
