@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ddp_scaling.py                      # batches 64, 256, 1024; 3 repeats
     .venv/bin/python benchmarks/ddp_scaling.py --batches 256 --repeats 5 --json out.json
+    .venv/bin/python benchmarks/ddp_scaling.py --mode jobs      # a separate mpiexec job per number
 
 Each measurement is one MPI job of ``examples/ddp_train.py --bench``: the training step of the
 example (zero_grad, forward, cross-entropy, backward with DDP's all-reduce, SGD step, the
@@ -11,16 +12,21 @@ starts its timed region after a barrier, and samples/s is the global batch times
 the slowest rank's time. Each rank is pinned to one thread (``NUMBA_NUM_THREADS=1
 OPENBLAS_NUM_THREADS=1 JITORCH_DYNAMIC_THREADS=0``). Three configurations per global batch B:
 
-- ``1 rank``: ``mpiexec -n 1``, batch B;
-- ``2 ranks``: ``mpiexec -n 2``, B/2 per rank (the same per-sample work, split);
-- ``ceiling``: ``mpiexec -n 2 ... --independent``: two 1-rank trainings at batch B running at the
-  same time, no communication between them (each keeps training after its timed steps until the
-  other finished its own). Their summed samples/s over one rank's is the most any 2-rank run can
-  reach on this machine (shared caches, memory bandwidth, clock).
+- ``1 rank``: one rank trains at batch B;
+- ``2 ranks``: two ranks train one model with DDP, B/2 per rank (the same per-sample work, split);
+- ``ceiling``: two 1-rank trainings at batch B running at the same time, no communication between
+  them (each keeps training after its timed steps until the other finished its own). Their summed
+  samples/s over one rank's is the most any 2-rank run can reach on this machine (shared caches,
+  memory bandwidth, clock).
 
-The configurations are interleaved within each repeat (load drifts); the table gives medians
-over the repeats and the median of the per-repeat ratios. The machine's load average is printed
-with every number: on a shared machine compare ratios, and take the final numbers on an idle one.
+``--mode interleaved`` (default): one ``mpiexec -n 2`` job per batch runs ``--repeats`` rounds of
+the three phases back to back (``ddp_train.py --bench --interleave``; for "1 rank" rank 0 trains
+on a process group of its own while rank 1 sleeps in a barrier), so the three are measured
+seconds apart under the same load. ``--mode jobs``: each measurement is its own job, exactly the
+issue's commands (``mpiexec -n 1``, ``mpiexec -n 2``, ``mpiexec -n 2 ... --independent``),
+interleaved within each repeat. The table gives medians over the repeats, the median of the
+per-repeat ratios and their range. The machine's load average is printed with every number: on
+a shared machine compare ratios, and take the final numbers on an idle one.
 """
 from __future__ import annotations
 
@@ -38,7 +44,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ddp_train.py"
 THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
               "MKL_NUM_THREADS": "1", "JITORCH_DYNAMIC_THREADS": "0"}
-CONFIGS = (("1 rank", 1, False), ("2 ranks", 2, False), ("ceiling", 2, True))
 
 
 def _mpiexec():
@@ -57,16 +62,14 @@ def default_steps(batch):
     return max(40, 32768 // batch)
 
 
-def run_one(ranks, independent, batch, steps, warmup, mpiexec_args=(), extra=(), timeout=600):
-    """One MPI job; returns the parsed ``BENCH`` record (with the load average before it ran)."""
+def run_one(ranks, batch, steps, warmup, extra=(), mpiexec_args=(), timeout=900):
+    """One MPI job of ``ddp_train.py --bench``; returns its ``BENCH`` record (phase -> rounds)."""
     env = dict(os.environ)
     env.update(THREAD_ENV)
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         env.pop(k, None)
     cmd = [_mpiexec(), *mpiexec_args, "-n", str(ranks), sys.executable, str(EXAMPLE), "--bench",
            "--batch-size", str(batch), "--steps", str(steps), "--warmup", str(warmup), *extra]
-    if independent:
-        cmd.append("--independent")
     load = os.getloadavg()[0]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
     line = next((ln for ln in p.stdout.splitlines() if ln.startswith("BENCH ")), None)
@@ -77,30 +80,48 @@ def run_one(ranks, independent, batch, steps, warmup, mpiexec_args=(), extra=(),
     return rec
 
 
-def measure(batches, repeats, warmup, steps=None, mpiexec_args=(), log=print):
+# (name in the table, phase in ddp_train.py's record, ranks, flags) for --mode jobs
+JOBS = (("1 rank", "solo", 1, ()), ("2 ranks", "ddp", 2, ()), ("ceiling", "independent", 2, ("--independent",)))
+PHASE = {"solo": "1 rank", "ddp": "2 ranks", "independent": "ceiling"}
+
+
+def _wait_share(rec):
+    return max(w / s for w, s in zip(rec["wait_s"], rec["s"]) if s)
+
+
+def measure(batches, repeats, warmup, steps=None, mode="interleaved", mpiexec_args=(), log=print):
     rows = []
     for b in batches:
         n_steps = steps or default_steps(b)
-        runs = {name: [] for name, _, _ in CONFIGS}
-        for rep in range(repeats):
-            order = CONFIGS if rep % 2 == 0 else CONFIGS[::-1]
-            for name, ranks, indep in order:
-                rec = run_one(ranks, indep, b, n_steps, warmup, mpiexec_args)
-                runs[name].append(rec)
-                wait = max(r["wait_s"] / r["s"] for r in rec["per_rank"])
-                log(f"  B={b:5d} repeat {rep + 1}/{repeats} {name:8s} {rec['samples_per_s']:9.0f} samples/s  "
-                    f"(comm wait {100 * wait:4.1f}% of a rank's time, load {rec['load_before']:.2f}-{rec['load']:.2f})")
+        runs = {name: [] for name, _, _, _ in JOBS}
+        if mode == "interleaved":
+            rec = run_one(2, b, n_steps, warmup, ("--interleave", "--rounds", str(repeats)), mpiexec_args)
+            for ph, rounds in rec["phases"].items():
+                runs[PHASE[ph]] = rounds
+            for rep in range(repeats):
+                for name in runs:
+                    r = runs[name][rep]
+                    log(f"  B={b:5d} round {rep + 1}/{repeats} {name:8s} {r['samples_per_s']:9.0f} samples/s  "
+                        f"(comm wait {100 * _wait_share(r):4.1f}% of a rank's time, load {r['load']:.2f})")
+        else:
+            for rep in range(repeats):
+                for name, ph, ranks, flags in (JOBS if rep % 2 == 0 else JOBS[::-1]):
+                    rec = run_one(ranks, b, n_steps, warmup, flags, mpiexec_args)
+                    r = rec["phases"][ph][0]
+                    runs[name].append(r)
+                    log(f"  B={b:5d} repeat {rep + 1}/{repeats} {name:8s} {r['samples_per_s']:9.0f} samples/s  "
+                        f"(comm wait {100 * _wait_share(r):4.1f}% of a rank's time, "
+                        f"load {rec['load_before']:.2f}-{r['load']:.2f})")
         sps = {k: [r["samples_per_s"] for r in v] for k, v in runs.items()}
         ratio = [a / o for a, o in zip(sps["2 ranks"], sps["1 rank"])]
         ceil = [a / o for a, o in zip(sps["ceiling"], sps["1 rank"])]
-        loads = [r[k] for v in runs.values() for r in v for k in ("load_before", "load")]
-        rows.append({"batch": b, "steps": n_steps, "warmup": warmup, "repeats": repeats,
+        loads = [r["load"] for v in runs.values() for r in v]
+        rows.append({"batch": b, "steps": n_steps, "warmup": warmup, "repeats": repeats, "mode": mode,
                      "one_rank": statistics.median(sps["1 rank"]), "two_ranks": statistics.median(sps["2 ranks"]),
                      "independent_pair": statistics.median(sps["ceiling"]),
                      "ratio": statistics.median(ratio), "ratio_runs": ratio,
                      "ceiling": statistics.median(ceil), "ceiling_runs": ceil,
-                     "comm_wait_share": statistics.median(
-                         max(r["wait_s"] / r["s"] for r in rec["per_rank"]) for rec in runs["2 ranks"]),
+                     "comm_wait_share": statistics.median(_wait_share(r) for r in runs["2 ranks"]),
                      "load_min": min(loads), "load_max": max(loads), "runs": runs})
     return rows
 
@@ -124,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: about 32k samples, >= 40)")
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--mode", choices=("interleaved", "jobs"), default="interleaved",
+                    help="three phases in one 2-rank job per batch (default), or one job per measurement")
     ap.add_argument("--mpiexec-args", default="", help="extra mpiexec options, e.g. '-bind-to core'")
     ap.add_argument("--json", default=None, help="also write the rows (and every run) here")
     args = ap.parse_args(argv)
@@ -134,7 +157,7 @@ def main(argv=None):
     t0 = time.time()
     print(f"digits CNN, examples/ddp_train.py --bench, one thread per rank; load {os.getloadavg()[0]:.2f}",
           flush=True)
-    rows = measure(batches, args.repeats, args.warmup, args.steps, args.mpiexec_args.split(),
+    rows = measure(batches, args.repeats, args.warmup, args.steps, args.mode, args.mpiexec_args.split(),
                    log=lambda s: print(s, flush=True))
     print()
     print(table(rows))

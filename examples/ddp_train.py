@@ -95,65 +95,111 @@ def _batches(loader, sampler, epoch=0):
         epoch += 1
 
 
-def _bench(args, model, opt, loss_fn, sampler, loader, pg, rank, world):
-    """Steady-state training throughput: ``--warmup`` untimed steps (numba compiles in the first),
-    then ``--steps`` timed steps running across epoch boundaries (the sampler's per-epoch
-    permutation and the DataLoader's iterator are part of training and are in the timed region;
-    evaluation and printing are not). The timed region starts after a barrier on every rank.
+class _Trainer:
+    """One training setup of the benchmark: DDP over ``pg`` (None: the world), this rank's shard
+    ``me`` of ``shards``, ``batch`` samples per step on this rank."""
 
-    Prints one line ``BENCH {json}`` on rank 0: global samples/s over the slowest rank's timed
-    region, and per rank the seconds spent waiting for the gradient all-reduce. With
-    ``--independent`` every rank trains a model of its own (a process group of one: the 1-rank
-    configuration, no communication between ranks) and keeps training after its timed steps until
-    every rank has finished its own, so all timed regions run while every other rank is busy.
-    """
-    import json
-    import cProfile
-    it = _batches(loader, sampler)
+    def __init__(self, args, make, xtr, ytr, pg, shards, me, batch):
+        torch.manual_seed(args.seed)
+        self.model = DDP(make(), process_group=pg)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=args.lr, momentum=0.9)
+        self.loss_fn = nn.CrossEntropyLoss()
+        sampler = DistributedSampler(TensorDataset(xtr, ytr), num_replicas=shards, rank=me, shuffle=True,
+                                     seed=args.seed, drop_last=True)
+        loader = DataLoader(TensorDataset(xtr, ytr), batch_size=batch, sampler=sampler, drop_last=True)
+        self.it = _batches(loader, sampler)
+        self.batch = batch
 
-    def step():
-        _, (xb, yb) = next(it)
-        opt.zero_grad()
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        opt.step()
+    def step(self):
+        _, (xb, yb) = next(self.it)
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()                 # DDP all-reduces the gradients here
+        self.opt.step()
         return loss
 
-    for _ in range(args.warmup):
-        step()
-    red = model.reducer
-    dist.barrier()
+    def timed(self, steps, prof=None):
+        """(seconds, seconds waiting for the all-reduce) of ``steps`` steps."""
+        red = self.model.reducer
+        w0 = red.wait_s
+        if prof is not None:
+            prof.enable()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        dt = time.perf_counter() - t0
+        if prof is not None:
+            prof.disable()
+        return dt, red.wait_s - w0
+
+
+def _bench(args, make, xtr, ytr, rank, world):
+    """Steady-state training throughput. Every trainer first runs ``--warmup`` untimed steps (numba
+    compiles in the first), then ``--steps`` timed steps run across epoch boundaries (the sampler's
+    per-epoch permutation and the DataLoader's iterator are part of training and are timed;
+    evaluation and printing are not). Every timed region starts after a barrier.
+
+    Phases (one each, or ``--rounds R`` rounds of all three in one job with ``--interleave``):
+
+    - ``ddp``: the ranks train one model together, global batch B (B/world per rank);
+    - ``solo``: rank 0 trains alone at batch B (a process group of one: the 1-rank configuration)
+      while the other ranks wait in a barrier (sleeping between polls);
+    - ``independent``: every rank trains a model of its own at batch B (groups of one, no
+      communication), and keeps training after its timed steps until every rank has finished its
+      own, so all timed regions run while every other rank is busy: the machine's ceiling.
+
+    Prints one line ``BENCH {json}`` on rank 0 with each phase's samples/s per round.
+    """
+    import cProfile
+    import json
+    B = args.batch_size
+    groups = [dist.new_group([r]) for r in range(world)]
+    phases = ["solo", "ddp", "independent"] if args.interleave else \
+        (["independent"] if args.independent else ["ddp"] if world > 1 else ["solo"])
+    trainers = {}
+    for ph in phases:
+        if ph == "ddp":
+            trainers[ph] = _Trainer(args, make, xtr, ytr, None, world, rank, B // world)
+        elif ph == "independent" or rank == 0:
+            # solo and independent: the same 1-rank setup on this rank (one model serves both)
+            t = trainers.get("solo") or trainers.get("independent") or \
+                _Trainer(args, make, xtr, ytr, groups[rank], 1, 0, B)
+            trainers[ph] = t
+    for t in {id(t): t for t in trainers.values()}.values():
+        for _ in range(args.warmup):
+            t.step()
     prof = cProfile.Profile() if args.profile else None
-    w0 = red.wait_s
-    if prof is not None:
-        prof.enable()
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        loss = step()
-    dt = time.perf_counter() - t0
-    if prof is not None:
-        prof.disable()
-    wait = red.wait_s - w0
-    if args.independent:                       # keep this core busy until every rank has timed its steps
-        done = dist.barrier(async_op=True)
-        while not done.is_completed():
-            step()
+    res = {ph: [] for ph in phases}
+    for rnd in range(args.rounds if args.interleave else 1):
+        order = phases if rnd % 2 == 0 else phases[::-1]
+        for ph in order:
+            dist.barrier()
+            t = trainers.get(ph)
+            if ph == "solo":
+                dt, wait = t.timed(args.steps) if rank == 0 else (None, 0.0)
+                dist.barrier()
+            else:
+                dt, wait = t.timed(args.steps, prof if ph == "ddp" or not args.interleave else None)
+                if ph == "independent":    # keep this core busy until every rank has timed its steps
+                    done = dist.barrier(async_op=True)
+                    while not done.is_completed():
+                        t.step()
+            per_rank = [None] * world
+            dist.all_gather_object(per_rank, (dt, wait))
+            if ph == "solo":
+                sps = args.steps * B / per_rank[0][0]
+            elif ph == "ddp":
+                sps = args.steps * B / max(r[0] for r in per_rank)
+            else:
+                sps = sum(args.steps * B / r[0] for r in per_rank)
+            res[ph].append({"samples_per_s": sps, "s": [r[0] for r in per_rank],
+                            "wait_s": [r[1] for r in per_rank], "load": os.getloadavg()[0]})
     if prof is not None:
         os.makedirs(args.profile, exist_ok=True)
         prof.dump_stats(os.path.join(args.profile, f"rank{rank}.prof"))
-    loss_v = float(loss.item())
-    per_rank = [None] * world
-    dist.all_gather_object(per_rank, {"rank": rank, "s": dt, "wait_s": wait, "loss": loss_v})
     if rank == 0:
-        local_batch = args.batch_size if args.independent else args.batch_size // world
-        if args.independent:   # each rank is a 1-rank training of its own: add their rates
-            sps = sum(args.steps * local_batch / r["s"] for r in per_rank)
-        else:
-            sps = args.steps * args.batch_size / max(r["s"] for r in per_rank)
-        out = {"ranks": world, "independent": bool(args.independent), "batch": args.batch_size,
-               "per_rank_batch": local_batch, "steps": args.steps, "warmup": args.warmup,
-               "samples_per_s": sps, "per_rank": per_rank, "load": os.getloadavg()[0]}
-        print("BENCH " + json.dumps(out), flush=True)
+        print("BENCH " + json.dumps({"ranks": world, "batch": B, "steps": args.steps, "warmup": args.warmup,
+                                     "phases": res}), flush=True)
 
 
 def main(argv=None):
@@ -170,37 +216,34 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5, help="--bench: untimed steps first (numba compiles)")
     ap.add_argument("--independent", action="store_true",
                     help="--bench: every rank trains alone (batch --batch-size each, no communication)")
-    ap.add_argument("--profile", default=None, help="--bench: write each rank's cProfile of the timed steps here")
+    ap.add_argument("--interleave", action="store_true",
+                    help="--bench: alternate rank 0 alone, all ranks with DDP, and independent ranks in one job")
+    ap.add_argument("--rounds", type=int, default=3, help="--bench --interleave: rounds of the three phases")
+    ap.add_argument("--profile", default=None,
+                    help="--bench: write each rank's cProfile of the timed (DDP) steps here")
     args = ap.parse_args(argv)
 
     dist.init_process_group(backend="mpi")
     rank, world = dist.get_rank(), dist.get_world_size()
-    pg, shards, me = None, world, rank
-    if args.independent:
-        if not args.bench:
-            raise ValueError("--independent is a --bench mode")
-        # a process group of one per rank: each rank is the 1-rank configuration
-        groups = [dist.new_group([r]) for r in range(world)]
-        pg, shards, me = groups[rank], 1, 0
-    if args.batch_size % shards:
+    if args.batch_size % world:
         raise ValueError(f"--batch-size {args.batch_size} must be divisible by the number of ranks ({world})")
+    if (args.independent or args.interleave) and not args.bench:
+        raise ValueError("--independent and --interleave are --bench modes")
     xtr, ytr, xte, yte, make, name = load_data(args.seed, args.synthetic)
-    torch.manual_seed(args.seed)
-    model = DDP(make(), process_group=pg)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    sampler = DistributedSampler(TensorDataset(xtr, ytr), num_replicas=shards, rank=me, shuffle=True,
-                                 seed=args.seed, drop_last=True)
-    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size // shards, sampler=sampler,
-                        drop_last=True)
     if rank == 0:
         print(f"{name}: {len(ytr)} train / {len(yte)} test samples, {world} rank(s), global batch "
-              f"{args.batch_size} ({args.batch_size // shards} per rank)"
-              + (" [independent ranks]" if args.independent else ""), flush=True)
+              f"{args.batch_size} ({args.batch_size // world} per rank)", flush=True)
     if args.bench:
-        _bench(args, model, opt, loss_fn, sampler, loader, pg, rank, world)
+        _bench(args, make, xtr, ytr, rank, world)
         dist.destroy_process_group()
         return
+    torch.manual_seed(args.seed)
+    model = DDP(make())
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    sampler = DistributedSampler(TensorDataset(xtr, ytr), shuffle=True, seed=args.seed, drop_last=True)
+    loader = DataLoader(TensorDataset(xtr, ytr), batch_size=args.batch_size // world, sampler=sampler,
+                        drop_last=True)
     timed_samples, timed_s = 0, 0.0
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)

@@ -379,6 +379,16 @@ def get_group_rank(group, global_rank):
 # ----------------------------------------------------------------------------- work handles
 
 
+#: How a rank waits for a collective: it polls MPI (``Testall``) without pausing for ``SPIN_S``
+#: seconds, then sleeps between polls, the pause doubling from ``SLEEP_MIN_S`` up to ``SLEEP_MAX_S``.
+#: Polling keeps the latency low (MPI's shared-memory transfers move only while both ranks call
+#: into MPI); sleeping gives the core back to other processes when the wait is long.
+#: ``JITORCH_DIST_SPIN_S`` / ``JITORCH_DIST_SLEEP_MAX_S`` override the defaults.
+SPIN_S = float(os.environ.get("JITORCH_DIST_SPIN_S", "0.002"))
+SLEEP_MIN_S = 2e-5
+SLEEP_MAX_S = float(os.environ.get("JITORCH_DIST_SLEEP_MAX_S", "0.001"))
+
+
 def _wait_requests(reqs, timeout, what, statuses=None):
     """Poll ``reqs`` until all completed; raise DistBackendError after ``timeout`` seconds."""
     MPI = _MPI
@@ -389,9 +399,9 @@ def _wait_requests(reqs, timeout, what, statuses=None):
     if done:
         return
     start = time.monotonic()
-    spin_until = start + 0.002
+    spin_until = start + SPIN_S
     deadline = None if timeout is None else start + timeout
-    delay = 2e-5
+    delay = SLEEP_MIN_S
     while True:
         done = testall(reqs, statuses) if statuses is not None else testall(reqs)
         if done:
@@ -403,7 +413,7 @@ def _wait_requests(reqs, timeout, what, statuses=None):
                                    f"is every rank calling the same collectives in the same order?")
         if now > spin_until:
             time.sleep(delay)
-            delay = min(delay * 2, 1e-3)
+            delay = min(delay * 2, SLEEP_MAX_S)
 
 
 class Work:
