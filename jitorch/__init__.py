@@ -11,7 +11,7 @@ from . import _malloc  # noqa: F401  (first: keeps freed tensor memory in the pr
 from . import _dtype
 from ._dtype import (bool_ as bool, uint8, int8, int16, int32, int64, float16, float32, float64,  # noqa: F401
                      dtype, finfo, iinfo, get_default_dtype, set_default_dtype, promote_types)
-from ._device import device  # noqa: F401
+from ._device import device, get_default_device, set_default_device  # noqa: F401
 from .tensor import Tensor, Size  # noqa: F401
 from . import ops  # noqa: F401
 from .ops import elementwise as _ew_ops, movement as _mv_ops, copy as _copy_ops, join as _join_ops, linalg as _la_ops, reduce as _red_ops, index as _idx_ops, random as _rnd_ops  # noqa: F401

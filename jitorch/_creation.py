@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from . import _dtype as D
-from ._device import as_device
+from ._device import as_device, factory_device
 from .tensor import Tensor, _shape_arg
 
 
@@ -72,9 +72,11 @@ def _unwrap(x):
 
 
 def _finish(t, device, requires_grad):
-    dev = as_device(device)
-    if dev.type != "cpu":
-        t = t.to(dev)
+    """Move ``t`` to ``device`` (None: leave it where it is) and set requires_grad."""
+    if device is not None:
+        dev = as_device(device)
+        if dev != t.device:
+            t = t.to(dev)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -94,7 +96,7 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     arr = _to_array(data, dt)
     if not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)
-    return _finish(Tensor._wrap(arr), device, requires_grad)
+    return _finish(Tensor._wrap(arr), factory_device(device), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -102,7 +104,7 @@ def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         return data.to(device=device, dtype=dtype) if (dtype or device) else data
     if isinstance(data, np.ndarray) and (dtype is None or D.as_dtype(dtype).np == data.dtype):
-        return _finish(from_numpy(data), device, False)
+        return _finish(from_numpy(data), factory_device(device), False)
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -141,7 +143,7 @@ def _dt(dtype, default=None):
 
 def _alloc(shape, dtype, device):
     """An uninitialized tensor made directly on ``device`` (no host copy for cuda)."""
-    dev = as_device(device)
+    dev = factory_device(device)
     if dev.type == "cpu":
         return Tensor._wrap(np.empty(shape, dtype.np))
     from . import _devices
@@ -248,7 +250,7 @@ def arange(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
     _k.arange(start, step, arr)
     if dtype is D.float16:
         arr = _cast_np(arr, D.float16)
-    return _finish(Tensor._wrap(arr), device, requires_grad)
+    return _finish(Tensor._wrap(arr), factory_device(device), requires_grad)
 
 
 def _cast_np(arr, dtype):
@@ -266,15 +268,15 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
     t = Tensor._wrap(arr)
     if dtype is not D.float64:
         t = t._cast(dtype)
-    return _finish(t, device, requires_grad)
+    return _finish(t, factory_device(device), requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False, out=None):
     dtype = _dt(dtype)
-    exps = linspace(start, end, steps, dtype=D.float64)
+    exps = linspace(start, end, steps, dtype=D.float64, device="cpu")
     from ._functional import pow as _pow
     t = _pow(float(base), exps)
-    return _finish(t._cast(dtype) if dtype is not D.float64 else t, device, requires_grad)
+    return _finish(t._cast(dtype) if dtype is not D.float64 else t, factory_device(device), requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None, layout=None):

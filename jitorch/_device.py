@@ -50,8 +50,44 @@ class device:
     def __str__(self):
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
+    # ``with jitorch.device('cuda'):`` makes it the default device of factory functions inside the block.
+    def __enter__(self):
+        _ENTERED.append(_DEFAULT[0])
+        set_default_device(self)
+        return self
+
+    def __exit__(self, *exc):
+        _DEFAULT[0] = _ENTERED.pop()
+        return False
+
 
 CPU = device("cpu")
+_DEFAULT = [CPU]   # the device factory functions use when they get device=None
+_ENTERED: list = []
+
+
+def set_default_device(d) -> None:
+    """torch.set_default_device: the device of tensors made by factory functions (zeros, randn, tensor, arange,
+    ...) that get no ``device=``; ``None`` restores 'cpu'. Conversions (``.to``), ``from_numpy`` and ops on
+    existing tensors are unaffected, as in torch."""
+    if d is None:
+        _DEFAULT[0] = CPU
+        return
+    dev = as_device(d)
+    if dev.type == "cuda":
+        from . import _devices
+        dev = _devices.check_device(dev)  # no usable cuda device: the error is raised now, not at the next factory
+    _DEFAULT[0] = dev
+
+
+def get_default_device() -> device:
+    """torch.get_default_device: the device factory functions use when given no ``device=``."""
+    return _DEFAULT[0]
+
+
+def factory_device(d) -> device:
+    """``device=`` of a factory function: the default device when None."""
+    return _DEFAULT[0] if d is None else as_device(d)
 
 
 def as_device(d) -> device:

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _dtype as D
 from ._creation import _finish, _size
-from ._device import as_device
+from ._device import factory_device
 from ._dispatch import call
 from .ops.random import Generator, default_generator
 from .tensor import Tensor
@@ -59,9 +59,7 @@ def _float(dtype):
 def _on(device):
     """The ``device`` attribute of an input-less draw: {} on cpu (cpu records and graphs keep their attributes),
     {'device': 'cuda:0'} for a draw made on that device."""
-    if device is None:
-        return {}
-    dev = as_device(device)
+    dev = factory_device(device)
     if dev.type == "cpu":
         return {}
     from . import _devices
