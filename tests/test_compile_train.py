@@ -660,3 +660,8 @@ def test_step_updates_parameters_in_their_own_memory():
             _close(q.detach().numpy(), p.detach().numpy(), 1e-5, 1e-6)
     in_place = [ln for ln in compiled.code.splitlines() if ln.strip().startswith("buf_sub_") and "._data if " in ln]
     assert len(in_place) == len(list(b.parameters())), compiled.code
+    # every parameter's update is the same loop: the horizontal kernel defines (compiles) it once
+    kt = compiled.kernels["_kt"]
+    n = len(list(b.parameters()))
+    assert kt.count("\ndef part") == 1 and kt.count("the same loop as part 0") == n - 1, kt
+    assert kt.count("    part0(") == n
