@@ -1991,6 +1991,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
 __all__ = [n for n, v in list(globals().items())
            if not n.startswith("_") and callable(v) and getattr(v, "__module__", None) == __name__]
 
+from ._pool3d import avg_pool3d, max_pool3d  # noqa: E402  (separable into the 2-d and 1-d pooling ops)
 from ._sampling import affine_grid, grid_sample  # noqa: E402  (spatial transformers; composed of the ops above)
 
-__all__ += ["affine_grid", "grid_sample"]
+__all__ += ["affine_grid", "avg_pool3d", "grid_sample", "max_pool3d"]

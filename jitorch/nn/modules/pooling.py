@@ -1,4 +1,4 @@
-"""Max/average/adaptive pooling modules (1-d and 2-d), run on the table's pooling kernels."""
+"""Max/average/adaptive pooling modules: 1-d and 2-d on the table's pooling kernels, 3-d separable into them."""
 from __future__ import annotations
 
 from .. import functional as F
@@ -124,3 +124,22 @@ class LPPool1d(Module):
 class LPPool2d(LPPool1d):
     def forward(self, input):
         return F.lp_pool2d(input, float(self.norm_type), self.kernel_size, self.stride, self.ceil_mode)
+
+
+class MaxPool3d(_MaxPoolNd):
+    """3-d max pooling over (N, C, D, H, W) or (C, D, H, W)."""
+
+    def forward(self, input):
+        return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation, ceil_mode=self.ceil_mode,
+                            return_indices=self.return_indices)
+
+
+class AvgPool3d(AvgPool2d):
+    """3-d average pooling over (N, C, D, H, W) or (C, D, H, W)."""
+
+    def forward(self, input):
+        return F.avg_pool3d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+
+__all__ += ["MaxPool3d", "AvgPool3d"]
