@@ -12,6 +12,7 @@ from ..ops import nn as _nn_ops  # noqa: F401  (registers the convolution/poolin
 from .parameter import Parameter, Buffer, UninitializedParameter  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import Module  # noqa: F401
+from . import attention  # noqa: F401
 from . import functional  # noqa: F401
 from . import init  # noqa: F401
 from . import utils  # noqa: F401

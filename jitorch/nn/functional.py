@@ -22,6 +22,7 @@ import jitorch as _t
 from .. import _dtype as D
 from .._dispatch import call, call_inplace
 from ..tensor import Tensor
+from .attention import _math_allowed as _sdpa_math_allowed
 
 __all__ = []  # filled at the end
 
@@ -1399,6 +1400,9 @@ def _causal_mask(L, S, like):
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False):
     """softmax(q k^T * scale + mask) v over the last two dims (torch's reference formula)."""
+    if not _sdpa_math_allowed():
+        raise RuntimeError("No available kernel. Aborting execution. (jitorch implements SDPBackend.MATH only; "
+                           "include it in nn.attention.sdpa_kernel's backends)")
     L, S = query.shape[-2], key.shape[-2]
     E = query.shape[-1]
     if key.shape[-1] != E:
