@@ -29,7 +29,11 @@ EXPR = {
     "log10": (1, 0, "{log}({0}) * {T}(0.4342944819032518)"),
     "log1p": (1, 0, "{log1p}({0})"),
     "sqrt": (1, 0, "np.sqrt({0})"),
-    "rsqrt": (1, 0, "{T}(1) / np.sqrt({0}) if {0} != 0 else np.copysign({T}(np.inf), {0})"),  # fastmath rsqrt(0) is nan
+    # fastmath turns 1/sqrt into the hardware reciprocal square root and a Newton step, which gives nan for 0 and
+    # inf and -inf for subnormals: 0 and inf are special-cased (torch: +-inf, 0), tiny inputs are scaled by 2**100
+    "rsqrt": (1, 0, "{T}(0) if {0} == {T}(np.inf) else ({T}(1) / np.sqrt({0}) if {0} >= {T}(1e-30) else "
+                    "({T}(1125899906842624.0) / np.sqrt({0} * {T}(1.2676506002282294e30)) if {0} != 0 else "
+                    "np.copysign({T}(np.inf), {0})))"),
     "sin": (1, 0, "math.sin({0})"),
     "cos": (1, 0, "math.cos({0})"),
     "tan": (1, 0, "math.tan({0})"),
@@ -94,7 +98,7 @@ EXPR = {
     "fmod": (2, 0, {"f": "np.fmod({0}, {1})", "i": "ifmod_({0}, {1})"}),
     "pow": (2, 0, {"f": "{0} ** {1}", "i": "ipow_({0}, {1})"}),
     "atan2": (2, 0, "math.atan2({0}, {1})"),
-    "hypot": (2, 0, "np.sqrt({0} * {0} + {1} * {1})"),
+    "hypot": (2, 0, "{T}(hypot_({0}, {1}))"),
     "copysign": (2, 0, "np.copysign({0}, {1})"),
     "maximum": (2, 0, "nanmax_({0}, {1})"),
     "minimum": (2, 0, "nanmin_({0}, {1})"),
@@ -248,6 +252,27 @@ def xlogy_(x, y):
     if x == 0:
         return x * 0
     return x * math.log(y)
+
+
+def hypot_(a, b):
+    # C99/torch hypot: inf when either operand is infinite (even with a NaN), else NaN when either is NaN. Computed
+    # in float64 (a float32 square cannot overflow there) with the larger magnitude scaled by an exact power of two
+    # when its square would overflow or underflow float64 (math.sqrt: its argument is finite and >= 0 here).
+    x = abs(np.float64(a))
+    y = abs(np.float64(b))
+    if x == np.inf or y == np.inf:
+        return np.inf
+    if x != x or y != y:
+        return np.nan
+    if x < y:
+        t = x
+        x = y
+        y = t
+    if x > 1e150:
+        return 4.149515568880993e+180 * math.sqrt((x * 2.409919865102884e-181) ** 2 + (y * 2.409919865102884e-181) ** 2)
+    if x < 1e-150:
+        return 2.409919865102884e-181 * math.sqrt((x * 4.149515568880993e+180) ** 2 + (y * 4.149515568880993e+180) ** 2)
+    return math.sqrt(x * x + y * y)
 
 
 def nan_to_num_(a, nan, posinf, neginf):
