@@ -91,3 +91,49 @@ def test_random_errors():
         jitorch.rand(-1)
     with pytest.raises(RuntimeError):
         jitorch.normal(0.0, -1.0, (2,))
+
+
+@pytest.mark.parametrize("n,dtype", [(0, "int64"), (1, "int64"), (9, "int32"), (256, "uint8"), (128, "int8"),
+                                     (2049, "float16"), (50, "float64"), (300, "int16")])
+def test_randperm_dtypes_and_limits(n, dtype):
+    dt = getattr(jitorch, dtype)
+    p = jitorch.randperm(n, dtype=dt)
+    assert p.dtype is dt and tuple(p.shape) == (n,)
+    np.testing.assert_array_equal(np.sort(p.numpy().astype(np.int64)), np.arange(n))
+
+
+def test_randperm_errors_as_torch():
+    torch = pytest.importorskip("torch")
+    for n, dtype in [(257, "uint8"), (129, "int8"), (2050, "float16"), (3, "bool"), (-1, "int64")]:
+        with pytest.raises((RuntimeError, NotImplementedError)) as want:
+            torch.randperm(n, dtype=getattr(torch, dtype))
+        with pytest.raises(want.type):
+            jitorch.randperm(n, dtype=getattr(jitorch, dtype))
+    for n, dtype in [(256, "uint8"), (128, "int8"), (2049, "float16")]:  # the largest n each dtype takes
+        assert tuple(torch.randperm(n, dtype=getattr(torch, dtype)).shape) == (n,)
+        assert tuple(jitorch.randperm(n, dtype=getattr(jitorch, dtype)).shape) == (n,)
+
+
+def test_cpu_draws_refuse_a_cuda_generator():
+    g = jitorch.Generator(device="cuda")  # a (seed, offset) pair: needs no GPU until it draws
+    assert g.device == jitorch.device("cuda", 0)
+    for draw in (lambda: jitorch.rand(3, generator=g), lambda: jitorch.randperm(4, generator=g),
+                 lambda: jitorch.empty(3).normal_(generator=g), lambda: jitorch.multinomial(jitorch.ones(3), 1,
+                                                                                            generator=g)):
+        with pytest.raises(RuntimeError, match="Expected a 'cpu' device type for generator but found 'cuda'"):
+            draw()
+
+
+def test_manual_seed_seeds_cuda_generators_without_importing_numba_cuda():
+    import subprocess
+    import sys
+    code = ("import sys, jitorch\n"
+            "jitorch.manual_seed(12)\n"
+            "from jitorch.ops.random import cuda_default_generator as c\n"
+            "assert c(0).initial_seed() == 12 and jitorch.initial_seed() == 12\n"
+            "jitorch.cuda.manual_seed(5)\n"
+            "assert c(0).initial_seed() == 5 and jitorch.initial_seed() == 12\n"
+            "print('numba.cuda' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip() == "False"
