@@ -20,6 +20,19 @@ SORT_BLOCK = 32 if SIM else 1024
 TARGET_BLOCKS = 4 if SIM else 1024
 
 
+def _device_function(fn):
+    from numba import cuda
+    return cuda.jit(device=True)(fn)
+
+
+@_device_function
+def unravel3(i, B, C):
+    """(a, b, c) of the flat index ``i`` into a C-contiguous (A, B, C) grid: a kernel's thread -> its element."""
+    c = i % C
+    r = i // C
+    return r // B, r % B, c
+
+
 def kernel(fn):
     """``cuda.jit`` for the kernels of these modules. Under the simulator, which runs one kernel at a time
     (numba asserts it), every launch holds the lock of :mod:`.launch`, as the elementwise launches do."""

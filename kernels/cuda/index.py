@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from ._sizes import BLOCK, cdiv, kernel
+from ._sizes import BLOCK, cdiv, kernel, unravel3
 from .reduce import cumsum, full
 
 __all__ = ["wrap_check", "index_select", "gather", "scatter", "scatter_reduce", "index_add", "take",
@@ -65,10 +65,7 @@ def _index_select_k(src, idx, out):
     i = cuda.grid(1)
     O, M, I = out.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         out[p, j, q] = src[p, idx[j], q]
 
 
@@ -84,10 +81,7 @@ def _gather_k(src, idx, out):
     i = cuda.grid(1)
     O, M, I = out.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         out[p, j, q] = src[p, idx[p, j, q], q]
 
 
@@ -103,10 +97,7 @@ def _scatter_k(w, idx, src):
     i = cuda.grid(1)
     O, M, I = idx.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         w[p, idx[p, j, q], q] = src[p, j, q]
 
 
@@ -126,10 +117,7 @@ def _scatter_init_k(w, idx, ident):
     i = cuda.grid(1)
     O, M, I = idx.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         w[p, idx[p, j, q], q] = ident
 
 
@@ -138,10 +126,7 @@ def _scatter_reduce_k(w, idx, src, op, counts):
     i = cuda.grid(1)
     O, M, I = idx.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         t = idx[p, j, q]
         v = src[p, j, q]
         if op == 0 or op == 3:
@@ -159,10 +144,7 @@ def _mean_finish_k(w, counts, include_self):
     i = cuda.grid(1)
     O, N, I = w.shape
     if i < O * N * I:
-        q = i % I
-        r = i // I
-        j = r % N
-        p = r // N
+        p, j, q = unravel3(i, N, I)
         c = counts[p, j, q]
         if c > 0:
             d = c + 1 if include_self else c
@@ -203,10 +185,7 @@ def _mean_finish_int_k(w, counts, include_self):
     i = cuda.grid(1)
     O, N, I = w.shape
     if i < O * N * I:
-        q = i % I
-        r = i // I
-        j = r % N
-        p = r // N
+        p, j, q = unravel3(i, N, I)
         c = counts[p, j, q]
         if c > 0:
             d = c + 1 if include_self else c
@@ -218,10 +197,7 @@ def _index_add_k(w, idx, src, alpha):
     i = cuda.grid(1)
     O, M, I = src.shape
     if i < O * M * I:
-        q = i % I
-        r = i // I
-        j = r % M
-        p = r // M
+        p, j, q = unravel3(i, M, I)
         cuda.atomic.add(w, (p, idx[j], q), src[p, j, q] * alpha)
 
 

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda, from_dtype
 
-from ._sizes import BLOCK, cdiv, check_pow2, kernel
+from ._sizes import BLOCK, cdiv, check_pow2, kernel, unravel3
 from .matmul import matmul
 from .reduce import reduce as _reduce
 
@@ -292,10 +292,7 @@ def _bias_k(out3, bias):
     if i < out3.shape[0] * out3.shape[1] * out3.shape[2]:
         L = out3.shape[2]
         C = out3.shape[1]
-        l = i % L
-        r = i // L
-        c = r % C
-        n = r // C
+        n, c, l = unravel3(i, C, L)
         out3[n, c, l] += bias[c]
 
 
@@ -392,10 +389,7 @@ def _max_pool_k(x, out, idx, kh, kw, sh, sw, ph, pw, dh, dw, neg_inf):
     i = cuda.grid(1)
     P, OH, OW = out.shape
     if i < P * OH * OW:
-        ow = i % OW
-        r = i // OW
-        oh = r % OH
-        p = r // OH
+        p, oh, ow = unravel3(i, OH, OW)
         H = x.shape[1]
         W = x.shape[2]
         best = neg_inf
@@ -429,10 +423,7 @@ def _max_pool_bwd_k(gy, idx, gx, zero, kh, kw, sh, sw, ph, pw, dh, dw):
     i = cuda.grid(1)
     P, H, W = gx.shape
     if i < P * H * W:
-        x = i % W
-        r = i // W
-        y = r % H
-        p = r // H
+        p, y, x = unravel3(i, H, W)
         OH = gy.shape[1]
         OW = gy.shape[2]
         me = y * W + x
@@ -465,10 +456,7 @@ def _scatter_planes_k(gy, idx, gx):
     i = cuda.grid(1)
     P, OH, OW = gy.shape
     if i < P * OH * OW:
-        ow = i % OW
-        r = i // OW
-        oh = r % OH
-        p = r // OH
+        p, oh, ow = unravel3(i, OH, OW)
         j = idx[p, oh, ow]
         W = gx.shape[2]
         cuda.atomic.add(gx, (p, j // W, j % W), gy[p, oh, ow])
@@ -486,10 +474,7 @@ def _gather_planes_k(gg, idx, out):
     i = cuda.grid(1)
     P, OH, OW = out.shape
     if i < P * OH * OW:
-        ow = i % OW
-        r = i // OW
-        oh = r % OH
-        p = r // OH
+        p, oh, ow = unravel3(i, OH, OW)
         j = idx[p, oh, ow]
         W = gg.shape[2]
         out[p, oh, ow] = gg[p, j // W, j % W]
@@ -518,10 +503,7 @@ def _avg_pool_k(x, out, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
     i = cuda.grid(1)
     P, OH, OW = out.shape
     if i < P * OH * OW:
-        ow = i % OW
-        r = i // OW
-        oh = r % OH
-        p = r // OH
+        p, oh, ow = unravel3(i, OH, OW)
         H = x.shape[1]
         W = x.shape[2]
         hs = oh * sh - ph
@@ -538,10 +520,7 @@ def _avg_pool_bwd_k(gy, gx, zero, kh, kw, sh, sw, ph, pw, cip, divisor):
     i = cuda.grid(1)
     P, H, W = gx.shape
     if i < P * H * W:
-        x = i % W
-        r = i // W
-        y = r % H
-        p = r // H
+        p, y, x = unravel3(i, H, W)
         OH = gy.shape[1]
         OW = gy.shape[2]
         acc = zero
@@ -583,10 +562,7 @@ def _adaptive_k(x, out, idx, is_max, neg_inf, zero):
     i = cuda.grid(1)
     P, OH, OW = out.shape
     if i < P * OH * OW:
-        ow = i % OW
-        r = i // OW
-        oh = r % OH
-        p = r // OH
+        p, oh, ow = unravel3(i, OH, OW)
         H = x.shape[1]
         W = x.shape[2]
         hs = (oh * H) // OH
@@ -617,10 +593,7 @@ def _adaptive_avg_bwd_k(gy, gx, zero):
     i = cuda.grid(1)
     P, H, W = gx.shape
     if i < P * H * W:
-        x = i % W
-        r = i // W
-        y = r % H
-        p = r // H
+        p, y, x = unravel3(i, H, W)
         OH = gy.shape[1]
         OW = gy.shape[2]
         acc = zero
