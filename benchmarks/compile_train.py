@@ -22,7 +22,8 @@ forward+backward, loss and step eager) is timed too. Every measurement runs in a
 
 Times: ``first_call_s`` = from the first call of the compiled step to its result (first step: it also
 creates the momentum buffers when they do not exist; after the eager warm-up they exist, so one graph),
-``second_call_s`` the next call; ``import_s`` separately. The load average is printed with every
+``second_call_s`` the next call; ``import_s`` separately; ``first_call_cpu_s`` the process's CPU time over the
+first call (steadier than wall time on a loaded machine: compiles are single-threaded). The load average is printed with every
 number: on the shared 2-core machine compare ratios taken in the same run, not absolute times.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ if mode != "cold_all":
     step(model); step(model)  # eager kernels compiled or loaded, momentum buffers made: not counted
 if mode in ("cold", "warm", "cold_all"):
     whole = T.compile(lambda: step(model))
-    t = time.perf_counter(); whole(); out["first_call_s"] = time.perf_counter() - t
+    c, t = time.process_time(), time.perf_counter(); whole()
+    out["first_call_s"], out["first_call_cpu_s"] = time.perf_counter() - t, time.process_time() - c
     t = time.perf_counter(); whole(); out["second_call_s"] = time.perf_counter() - t
 else:
     def timed(f, n=21):
@@ -111,7 +113,8 @@ def _library_cache_state():
 
 
 def _first(r, lib, mode):
-    return (f"{lib:8s} {mode:9s} first call {r['first_call_s']:6.2f} s, second {r['second_call_s']:6.3f} s, "
+    return (f"{lib:8s} {mode:9s} first call {r['first_call_s']:6.2f} s (cpu {r['first_call_cpu_s']:6.2f} s), "
+            f"second {r['second_call_s']:6.3f} s, "
             f"import {r['import_s']:.2f} s (load {r['load']:.1f})")
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 
@@ -643,42 +644,53 @@ def row_norm_source(rg: RowNormGroup, types, fname: str = "kernel") -> str:
 
 # ---------------------------------------------------------------- the text numba compiles (shared between graphs)
 
-_TEMP = None
+_TEMP = re.compile(r"\bt[0-9]+\b")
+_COMMENT = re.compile(r"[ \t]*#.*$")
+_CANON = {}
 
 
 def canonical_source(src: str) -> str:
     """The module text that is written to the cache and compiled for an annotated kernel ``src``: the
-    same code with every comment dropped and the temporaries ``t<value>`` renamed ``t0, t1, ...`` in
-    order of first appearance. Two groups that differ only in their IR value names and source lines
+    same code with the generated comments dropped and the temporaries ``t<value>`` renamed ``t0, t1, ...``
+    in order of first appearance. Two groups that differ only in their IR value names and source lines
     (the two ``linear -> relu`` epilogues of an MLP, the same layer in two graphs, a training step's
     first and later graphs) thus give the same text, hence one module, one numba compile and one
     cache entry. The jitorch/numba/llvmlite versions stay in the text (first line), so a version
-    change still changes the name. ``fn.kernels`` shows the annotated ``src``."""
-    import io
-    import re
-    import tokenize
-    global _TEMP
-    if _TEMP is None:
-        _TEMP = re.compile(r"t[0-9]+")
+    change still changes the name. ``fn.kernels`` shows the annotated ``src``.
+
+    The helpers copied in (``FASTMATH = ...`` up to the first ``@njit(cache=True`` kernel or ``# part``
+    of a horizontal kernel) are kept
+    verbatim: they hold no value names, and their docstrings may hold anything. Everything else is
+    generated here, holds no string literal, and is rewritten line by line."""
+    got = _CANON.get(src)
+    if got is not None:
+        return got
     vtext, vhash = versions_tag()
-    lines = src.splitlines(True)
-    edits = {}  # line index -> [(col start, col end, replacement)]
+    out = [f"# jitorch fused kernel (comments of fn.kernels stripped); {vtext} [{vhash}]"]
     rename = {}
-    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
-        if tok.type == tokenize.COMMENT:
-            edits.setdefault(tok.start[0] - 1, []).append((tok.start[1], tok.end[1], ""))
-        elif tok.type == tokenize.NAME and _TEMP.fullmatch(tok.string):
-            new = rename.setdefault(tok.string, f"t{len(rename)}")
-            if new != tok.string:
-                edits.setdefault(tok.start[0] - 1, []).append((tok.start[1], tok.end[1], new))
-    out = [f"# jitorch fused kernel (comments of fn.kernels stripped); {vtext} [{vhash}]\n"]
-    for k, ln in enumerate(lines):
-        if k in edits:
-            for a, b, new in sorted(edits[k], reverse=True):
-                ln = ln[:a] + new + ln[b:]
-            body = ln.rstrip()
-            if not body:
-                continue  # a comment-only line
-            ln = body + "\n"
-        out.append(ln)
-    return "".join(out)
+
+    def temp(m):
+        return rename.setdefault(m.group(0), f"t{len(rename)}")
+
+    region = "head"
+    for ln in src.split("\n"):
+        if region == "head" and ln.startswith("FASTMATH = "):
+            region = "helpers"
+            out.append(ln)
+            continue
+        if region != "kernels" and ln.startswith(("@njit(cache=True", "# part ")):
+            region = "kernels"
+        if region == "helpers":
+            out.append(ln)
+            continue
+        code = _COMMENT.sub("", ln)
+        if not code.strip():
+            if not ln.strip():
+                out.append("")  # blank lines stay (the layout of the module), comment-only lines go
+            continue
+        out.append(_TEMP.sub(temp, code) if region == "kernels" else code)
+    text = "\n".join(out)
+    if len(_CANON) > 4096:
+        _CANON.clear()
+    _CANON[src] = text
+    return text
