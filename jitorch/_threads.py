@@ -44,7 +44,7 @@ from .kernels import _config as _kconfig
 
 __all__ = ["set_num_threads", "get_num_threads", "set_num_interop_threads", "get_num_interop_threads",
            "blas_threads_for", "use_blas_threads", "blas_info", "set_dynamic", "get_dynamic", "others_cores",
-           "BLAS_PARALLEL_FLOPS"]
+           "BLAS_PARALLEL_FLOPS", "cblas_gemm"]
 
 #: Products of fewer floating-point operations (2*m*n*k) run the BLAS on one thread.
 BLAS_PARALLEL_FLOPS = int(os.environ.get("JITORCH_BLAS_PARALLEL_FLOPS", 50_000_000))
@@ -271,6 +271,41 @@ def _set_blas(n):
     if _blas.set is not None and n != _blas.current:
         _blas.set(n)
         _blas.current = n
+
+
+# cblas_?gemm by name, most specific first, with the width of the BLAS's integers (ILP64 builds carry "64")
+_GEMM_NAMES = (("scipy_cblas_{}gemm64_", 64), ("cblas_{}gemm64_", 64), ("scipy_cblas_{}gemm", 32),
+               ("cblas_{}gemm", 32))
+_gemm_found = {}
+
+
+def cblas_gemm(dtype):
+    """``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) of the OpenBLAS NumPy loaded, as a ctypes
+    function numba kernels can call (the per-image convolution kernels run one product per image on
+    numba's threads), or None: another dtype, no OpenBLAS found (``JITORCH_NO_BLAS_THREADS=1`` also
+    hides it) or ``JITORCH_CONV_BLAS=0``. Callers set the BLAS to one thread around such calls
+    (``use_blas_threads(0)``)."""
+    import numpy as np
+
+    key = np.dtype(dtype).char
+    if key in _gemm_found:
+        return _gemm_found[key]
+    fn = None
+    if key in ("f", "d") and _blas.path is not None and os.environ.get("JITORCH_CONV_BLAS", "1") not in ("0", ""):
+        real = ctypes.c_float if key == "f" else ctypes.c_double
+        try:
+            lib = ctypes.CDLL(_blas.path)
+        except OSError:  # pragma: no cover - it was loaded a moment ago
+            lib = None
+        for pattern, bits in _GEMM_NAMES if lib is not None else ():
+            name = pattern.format("s" if key == "f" else "d")
+            if hasattr(lib, name):
+                i, p, e = (ctypes.c_int64 if bits == 64 else ctypes.c_int32), ctypes.c_void_p, ctypes.c_int
+                proto = ctypes.CFUNCTYPE(None, e, e, e, i, i, i, real, p, i, p, i, real, p, i)
+                fn = proto((name, lib))
+                break
+    _gemm_found[key] = fn
+    return fn
 
 
 def set_num_threads(n):

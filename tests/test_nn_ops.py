@@ -376,6 +376,7 @@ def test_parallel_kernel_variants_match_serial(monkeypatch):
         return [t.detach().numpy().copy() for t in (y, p, q, s, m, jx.grad, jw.grad, jb.grad)]
     serial = run()
     monkeypatch.setattr(kc, "CONV_PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(kc, "CONV_PARALLEL_MACS", 0)
     monkeypatch.setattr(kp, "POOL_PARALLEL_THRESHOLD", 0)
     parallel = run()
     for a, b_ in zip(serial, parallel):

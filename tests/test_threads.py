@@ -82,7 +82,8 @@ def test_products_pick_blas_threads_by_size(restore_threads):
 
 
 @pytest.mark.skipif(_threads._blas.set is None, reason="no OpenBLAS thread switch in this NumPy")
-def test_conv_products_use_the_policy(restore_threads):
+def test_conv_products_use_the_policy(restore_threads, monkeypatch):
+    from jitorch.ops import nn as nn_ops
     jitorch.set_num_threads(2)
     x = jitorch.randn(1, 1, 6, 6)
     w = jitorch.randn(2, 1, 3, 3)
@@ -90,10 +91,17 @@ def test_conv_products_use_the_policy(restore_threads):
     assert _blas_threads() == 1
     x = jitorch.randn(16, 16, 32, 32)
     w = jitorch.randn(32, 16, 3, 3)
-    y = jitorch.nn.functional.conv2d(x, w)   # 2*32*144*14400 = 133 MFLOP
-    assert _blas_threads() == min(2, _threads._blas.max)
     ref = OPS["convolution"].reference(x.numpy(), w.numpy(), stride=(1, 1), padding=(0, 0),
                                        dilation=(1, 1), groups=1)
+    # with cblas_sgemm found, the products run one image at a time on numba's threads: the BLAS on one thread
+    y = jitorch.nn.functional.conv2d(x, w)   # 2*32*144*14400 = 133 MFLOP
+    if _threads.cblas_gemm(np.float32) is not None:
+        assert _blas_threads() == 1
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
+    # without it, NumPy's batched product follows the flop policy
+    monkeypatch.setattr(nn_ops, "_cblas_gemm", lambda dtype: None)
+    y = jitorch.nn.functional.conv2d(x, w)
+    assert _blas_threads() == min(2, _threads._blas.max)
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 

@@ -1,9 +1,13 @@
 """Records of the neural-network primitives: convolution and pooling, forward and backward.
 
-Convolution is one N-d implementation (1-, 2- and 3-d, picked by the weight's rank): ``im2col``
-(a numba kernel, ``kernels/conv.py``) lays the input taps out as one matrix, NumPy's BLAS runs a
-single GEMM for the whole batch, and a numba kernel moves the result into ``(N, O, ...)`` adding
-the bias. Its gradient rule is written with the op table's own ops:
+Convolution is one N-d implementation (1-, 2- and 3-d, picked by the weight's rank), image by image
+in NCHW: ``im2col`` (a numba kernel, ``kernels/conv.py``) lays one image's taps out as a matrix and
+the BLAS multiplies it by the weight straight into that image's ``(O, ...)`` output, bias included.
+With OpenBLAS's ``cblas_?gemm`` found (``jitorch._threads.cblas_gemm``) the numba kernel calls it
+itself, one image after the other on each of numba's threads (the BLAS on one thread); otherwise
+NumPy's batched ``matmul`` runs the products. The input gradient and ``conv_transpose`` are the
+product then ``col2im`` per image; the weight gradient sums per-image products. Its gradient rule is
+written with the op table's own ops:
 
 - ``convolution(x, w[, b])``            input grad = ``conv_transpose(gy, w)``, weight grad =
                                          ``convolution_weight_grad(x, gy)``, bias grad = sum of gy;
@@ -33,7 +37,7 @@ import numpy as np
 
 from .. import _dispatch
 from .. import _dtype as D
-from .._threads import use_blas_threads as _use_blas_threads
+from .._threads import cblas_gemm as _cblas_gemm, use_blas_threads as _use_blas_threads
 from ..backends import cpu as _cpu
 from ..kernels import conv as _kc
 from ..kernels import pool as _kp
@@ -155,11 +159,10 @@ def _conv_dtype(x, w, b=None, **attrs):
 
 # ---------------------------------------------------------------------------------------------- backward workspace
 #
-# A convolution's backward needs the forward's im2col columns again (weight gradient) and the output
-# gradient in the kernels' layout twice (weight gradient and input gradient). Instead of recomputing
+# A convolution's weight gradient needs the forward's im2col columns again. Instead of recomputing
 # them, the forward keeps its columns (only while autograd records, within a byte budget, keyed by the
 # identity of the input array and held weakly) and the gradient rules run inside ``_workspace()``, the
-# only place where the kept columns and a memo of layout moves are consulted. The rules receive the
+# only place where the kept columns are consulted. The rules receive the
 # very input the forward saw: autograd version-checks saved inputs, so a kept array is never stale.
 
 _FWD_COLS_BUDGET = 256 << 20
@@ -247,7 +250,7 @@ def _take_cols(x_orig, key):
 
 
 class _workspace:
-    """Scope of one gradient rule: layout moves are memoized and kept forward columns may be used."""
+    """Scope of one gradient rule: kept forward columns may be used inside it."""
 
     def __enter__(self):
         self.prev = getattr(_TLS, "memo", None)
@@ -255,54 +258,7 @@ class _workspace:
         return self
 
     def __exit__(self, *exc):
-        memo = _TLS.memo
         _TLS.memo = self.prev
-        for _, (x, r, owned) in memo.items():
-            if owned is not None:
-                _release(owned)
-
-
-def _to_cl(x):
-    """(N, C, *spatial) -> (C, D, H, W, N) ("batch innermost", the layout of the im2col kernels).
-    Returns (array, owned scratch to release or None)."""
-    memo = getattr(_TLS, "memo", None)
-    if memo is not None:
-        hit = memo.get(id(x))
-        if hit is not None and hit[0] is x:
-            return hit[1], None
-    n, c = x.shape[:2]
-    m = x.size // n if n else 0
-    sp = _pad3(x.shape[2:], 1)
-    if n == 1:
-        r, owned = x.reshape((c,) + sp + (1,)), None
-    else:
-        owned = _scratch((m, n), x.dtype)
-        _kc.transpose(x.reshape(n, m), owned)
-        r = owned.reshape((c,) + sp + (n,))
-    if memo is not None:
-        memo[id(x)] = (x, r, owned)
-        return r, None
-    return r, owned
-
-
-def _from_cl(src, out, bias=None):
-    """(C, L, N) layout ``src`` -> ``out`` (N, C, *spatial), adding bias[c]."""
-    n = out.shape[0]
-    c = out.shape[1]
-    m = out.size // n
-    _kc.transpose(src.reshape(m, n), out.reshape(n, m), bias, m // c if c else 1)
-
-
-def _im2col(x, wshape, stride, padding, dilation, out_spatial):
-    """cols (C*K, OD, OH, OW, N) (a scratch array) for input x (N, C, *spatial), float32/float64 contiguous."""
-    n, c = x.shape[:2]
-    k3 = _pad3(wshape[2:], 1)
-    o3 = _pad3(out_spatial, 1)
-    cols = _scratch((c * math.prod(k3),) + o3 + (n,), x.dtype)
-    xt, owned = _to_cl(x)
-    _kc.im2col(xt, cols, k3, _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
-    _release(owned)
-    return cols
 
 
 def _cols_key(x, wshape, stride, padding, dilation, out_spatial):
@@ -310,15 +266,15 @@ def _cols_key(x, wshape, stride, padding, dilation, out_spatial):
             tuple(out_spatial))
 
 
-def _gemm(a, b, groups, shape):
-    """a @ b (groups: batched over a leading group dim) into a scratch array of ``shape`` (2-d result view)."""
-    out = _scratch(shape, np.result_type(a.dtype, b.dtype))
-    _use_blas_threads(2 * out.size * a.shape[-1])
-    if groups == 1:
-        np.dot(a, b, out=out.reshape(a.shape[0], b.shape[1]))
-    else:
-        np.matmul(a, b, out=out.reshape(groups, a.shape[1], b.shape[2]))
-    return out
+def _geom(c, in_spatial, k_spatial, out_spatial, stride, padding, dilation):
+    """Geometry of a convolution for the per-image kernels (kernels/conv.py): 3-d everything."""
+    return (int(c), _pad3(in_spatial, 1), _pad3(k_spatial, 1), _pad3(out_spatial, 1), _pad3(stride, 1),
+            _pad3(padding, 0), _pad3(dilation, 1))
+
+
+def _contiguous_result(out, dtype):
+    """``out`` itself when the kernels can write it (C-contiguous, compute dtype), else a scratch array."""
+    return out if out.dtype == dtype and out.flags.c_contiguous else np.empty(out.shape, dtype)
 
 
 def _conv_impl(out, x, w, b=None, *, stride, padding, dilation, groups):
@@ -333,18 +289,25 @@ def _conv_impl(out, x, w, b=None, *, stride, padding, dilation, groups):
     if x.size == 0 or w.size == 0:
         out[...] = 0 if b is None else b.reshape((1, -1) + (1,) * len(spatial))
         return out
-    cols = _im2col(x, w.shape, stride, padding, dilation, spatial)
-    ck = cols.shape[0]
-    if groups == 1:
-        tmp = _gemm(w.reshape(o, ck), cols.reshape(ck, L * n), 1, (o, L * n))
+    c = x.shape[1]
+    ckg = w[0].size
+    geom = _geom(c, x.shape[2:], w.shape[2:], spatial, stride, padding, dilation)
+    cols = _scratch((n, c * math.prod(w.shape[2:]) * L), x.dtype)
+    res = _contiguous_result(out, x.dtype)
+    chunks = _kc.parallel_chunks(n, n * o * ckg * L)
+    gemm = _cblas_gemm(x.dtype)
+    if gemm is not None:  # im2col and the product per image, on numba's threads
+        _use_blas_threads(0)
+        _kc.conv_blas(gemm, x.reshape(n, -1), w.reshape(o, ckg), b, cols, res.reshape(n, -1), groups, geom, chunks)
     else:
-        tmp = _gemm(w.reshape(groups, o // groups, ck // groups), cols.reshape(groups, ck // groups, L * n), groups,
-                    (o, L * n))
+        _kc.im2col_images(x.reshape(n, -1), cols, geom, chunks > 1)
+        _use_blas_threads(2 * n * o * ckg * L)
+        r4 = res.reshape(n, groups, o // groups, L)
+        np.matmul(w.reshape(groups, o // groups, ckg), cols.reshape(n, groups, ckg, L), out=r4)
+        if b is not None:
+            r4 += b.reshape(groups, o // groups, 1)
     if not _keep_cols(x_orig, _cols_key(x_orig, w.shape, stride, padding, dilation, spatial), cols):
         _release(cols)
-    res = out if out.dtype == x.dtype else np.empty(out.shape, x.dtype)
-    _from_cl(tmp, res, b)
-    _release(tmp)
     _store(out, res)
     return out
 
@@ -413,20 +376,22 @@ def _convT_impl(out, x, w, b=None, *, stride, padding, output_padding, dilation,
         return out
     k = math.prod(w.shape[2:])
     ogk = (cout // groups) * k
-    xt, owned = _to_cl(x)
-    if groups == 1:
-        cols = _gemm(w.reshape(cin, ogk).T, xt.reshape(cin, lin * n), 1, (cout * k, lin * n))
+    # the adjoint of the convolution of ``out`` (cout channels) whose output is x: per image, columns
+    # w_g^T @ x[n]_g, then col2im into the image
+    geom = _geom(cout, out.shape[2:], w.shape[2:], x.shape[2:], stride, padding, dilation)
+    res = _contiguous_result(out, x.dtype)
+    chunks = _kc.parallel_chunks(n, n * cin * ogk * lin)
+    gemm = _cblas_gemm(x.dtype)
+    if gemm is not None:
+        _use_blas_threads(0)
+        _kc.col2im_blas(gemm, w.reshape(cin, ogk), x.reshape(n, -1), b, res.reshape(n, -1), groups, geom, chunks)
     else:
-        wg = w.reshape(groups, cin // groups, ogk).transpose(0, 2, 1)
-        cols = _gemm(wg, xt.reshape(groups, cin // groups, lin * n), groups, (cout * k, lin * n))
-    _release(owned)
-    res_t = _scratch((cout,) + _pad3(out.shape[2:], 1) + (n,), x.dtype)
-    _kc.col2im(cols.reshape((cout * k,) + _pad3(x.shape[2:], 1) + (n,)), res_t, _pad3(w.shape[2:], 1),
-               _pad3(stride, 1), _pad3(padding, 0), _pad3(dilation, 1))
-    _release(cols)
-    res = out if out.dtype == x.dtype else np.empty(out.shape, x.dtype)
-    _from_cl(res_t, res, b)
-    _release(res_t)
+        _use_blas_threads(2 * n * cin * ogk * lin)
+        cols = _scratch((n, groups, ogk, lin), x.dtype)
+        np.matmul(w.reshape(groups, cin // groups, ogk).transpose(0, 2, 1), x.reshape(n, groups, cin // groups, lin),
+                  out=cols)
+        _kc.col2im_images(cols.reshape(n, -1), res.reshape(n, -1), b, geom, chunks > 1)
+        _release(cols)
     _store(out, res)
     return out
 
@@ -479,19 +444,26 @@ def _wgrad_impl(out, x, gy, *, weight_size, stride, padding, dilation, groups):
     if gy.size == 0 or out.size == 0 or x.size == 0:
         out[...] = 0
         return out
+    c = x.shape[1]
+    ckg = math.prod(weight_size[1:])
+    geom = _geom(c, x.shape[2:], weight_size[2:], gy.shape[2:], stride, padding, dilation)
     cols = _take_cols(x_orig, _cols_key(x_orig, weight_size, stride, padding, dilation, gy.shape[2:]))
-    if cols is None:
-        cols = _im2col(x, weight_size, stride, padding, dilation, gy.shape[2:])
-    ck = cols.shape[0]
-    gt, owned = _to_cl(gy)
-    _use_blas_threads(2 * out.size * L * n)
-    if groups == 1:
-        res = np.dot(gt.reshape(o, L * n), cols.reshape(ck, L * n).T)
+    res = _contiguous_result(out, x.dtype)
+    chunks = _kc.parallel_chunks(n, n * o * ckg * L)
+    gemm = _cblas_gemm(x.dtype)
+    if gemm is not None:
+        _use_blas_threads(0)
+        _kc.wgrad_blas(gemm, x.reshape(n, -1), gy.reshape(n, -1), cols, res.reshape(o, ckg), groups, geom, chunks)
     else:
-        res = np.matmul(gt.reshape(groups, o // groups, L * n),
-                        cols.reshape(groups, ck // groups, L * n).transpose(0, 2, 1))
-    _release(owned, cols)
-    _store(out, res.reshape(out.shape))
+        if cols is None:
+            cols = _scratch((n, c * math.prod(weight_size[2:]) * L), x.dtype)
+            _kc.im2col_images(x.reshape(n, -1), cols, geom, chunks > 1)
+        _use_blas_threads(2 * n * o * ckg * L)
+        per_image = np.matmul(gy.reshape(n, groups, o // groups, L),
+                              cols.reshape(n, groups, ckg, L).transpose(0, 1, 3, 2))
+        np.sum(per_image, axis=0, out=res.reshape(groups, o // groups, ckg))
+    _release(cols)
+    _store(out, res)
     return out
 
 
