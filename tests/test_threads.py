@@ -93,9 +93,11 @@ def test_conv_products_use_the_policy(restore_threads, monkeypatch):
     w = jitorch.randn(32, 16, 3, 3)
     ref = OPS["convolution"].reference(x.numpy(), w.numpy(), stride=(1, 1), padding=(0, 0),
                                        dilation=(1, 1), groups=1)
-    # with cblas_sgemm found, the products run one image at a time on numba's threads: the BLAS on one thread
+    # with cblas_sgemm found and several numba threads, the products run one image at a time on numba's
+    # threads: the BLAS on one thread
+    import numba
     y = jitorch.nn.functional.conv2d(x, w)   # 2*32*144*14400 = 133 MFLOP
-    if _threads.cblas_gemm(np.float32) is not None:
+    if _threads.cblas_gemm(np.float32) is not None and numba.get_num_threads() > 1:
         assert _blas_threads() == 1
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
     # without it, NumPy's batched product follows the flop policy

@@ -295,7 +295,7 @@ def _conv_impl(out, x, w, b=None, *, stride, padding, dilation, groups):
     cols = _scratch((n, c * math.prod(w.shape[2:]) * L), x.dtype)
     res = _contiguous_result(out, x.dtype)
     chunks = _kc.parallel_chunks(n, n * o * ckg * L)
-    gemm = _cblas_gemm(x.dtype)
+    gemm = _cblas_gemm(x.dtype) if chunks > 1 else None  # one chunk: NumPy, the BLAS threads itself
     if gemm is not None:  # im2col and the product per image, on numba's threads
         _use_blas_threads(0)
         _kc.conv_blas(gemm, x.reshape(n, -1), w.reshape(o, ckg), b, cols, res.reshape(n, -1), groups, geom, chunks)
@@ -381,7 +381,7 @@ def _convT_impl(out, x, w, b=None, *, stride, padding, output_padding, dilation,
     geom = _geom(cout, out.shape[2:], w.shape[2:], x.shape[2:], stride, padding, dilation)
     res = _contiguous_result(out, x.dtype)
     chunks = _kc.parallel_chunks(n, n * cin * ogk * lin)
-    gemm = _cblas_gemm(x.dtype)
+    gemm = _cblas_gemm(x.dtype) if chunks > 1 else None  # one chunk: NumPy, the BLAS threads itself
     if gemm is not None:
         _use_blas_threads(0)
         _kc.col2im_blas(gemm, w.reshape(cin, ogk), x.reshape(n, -1), b, res.reshape(n, -1), groups, geom, chunks)
@@ -450,7 +450,7 @@ def _wgrad_impl(out, x, gy, *, weight_size, stride, padding, dilation, groups):
     cols = _take_cols(x_orig, _cols_key(x_orig, weight_size, stride, padding, dilation, gy.shape[2:]))
     res = _contiguous_result(out, x.dtype)
     chunks = _kc.parallel_chunks(n, n * o * ckg * L)
-    gemm = _cblas_gemm(x.dtype)
+    gemm = _cblas_gemm(x.dtype) if chunks > 1 else None  # one chunk: NumPy, the BLAS threads itself
     if gemm is not None:
         _use_blas_threads(0)
         _kc.wgrad_blas(gemm, x.reshape(n, -1), gy.reshape(n, -1), cols, res.reshape(o, ckg), groups, geom, chunks)
