@@ -564,3 +564,18 @@ def test_canonical_source_keeps_code_and_strings():
     assert "# %7" not in out and "%3" not in out and "model.py" not in out
     assert "t0 = x0[i0] * 2" in out and "t1 = helper(t0)" in out and "o0[i0] = t1" in out
     assert canonical_source(src) == out  # deterministic
+
+
+def test_one_element_groups_run_eagerly():
+    """Scalar arithmetic (a loss's mean and its gradient seed) runs the ops' eager kernels, loaded when the
+    function was traced, rather than a numba kernel compiled for one element; results are eager's."""
+    def f(x, s):
+        loss = (x * 2.0).sum() / s * 0.5 + 1.0     # the scalar tail: div, mul, add over f32[]
+        return loss.reshape(1), torch.relu(x * s - 1.0) @ x.T   # read by other ops: no tail kernel
+    x, s = torch.randn(5, 3), torch.tensor(3.0)
+    cf = torch.compile(f)
+    for got, want in zip(cf(x, s), f(x, s)):
+        _close(got.numpy(), want.numpy())
+    assert "_call('div'" in cf.code and "_call('add'" in cf.code
+    srcs = "\n".join(cf.kernels.values())
+    assert " div" not in srcs and " relu" in srcs

@@ -40,6 +40,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _dispatch, _pool
+from ..ops import random as _random_ops
 from .. import _dtype as D
 from ..ops.registry import OPS
 from . import _logging, _pytree, _tracing
@@ -302,6 +303,9 @@ def compile_graph(g, log_name=None, inplace_updates=False, device=None):
     if tail and norms:  # indices after the tail re-numbering
         norms = [dataclasses.replace(r, index=len(groups) + k) for k, r in enumerate(norms)]
     tail_ids = {gr.index for gr in tail}
+    # a group over one element (a loss's scalar arithmetic) runs its ops eagerly: tracing already loaded
+    # their eager kernels, and a numba compile (~0.3 s cold) costs more than fusing one element saves
+    groups = [gr for gr in groups if gr.index in tail_ids or gr.reduce is not None or math.prod(gr.shape) != 1]
     names, kernels, ns = {}, {}, {}
     for r in norms:
         src = row_norm_source(r, types)
@@ -750,14 +754,14 @@ class CompiledFunction:
         names = list(names) + [f"grad_out{j}" for j in range(len(gouts))]
         snap = _snapshot(fn0 if self._is_mod else None)
         snap += _snapshot(None, [t for t in leaves if isinstance(t, T)])  # numpy and cuda storage
-        rng = jitorch.get_rng_state()
+        rng = _random_ops.snapshot_generators()  # cpu and cuda: tracing's draws are undone
         live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True
         try:
             traced, _ = _trace_impl(fn, tuple(tleaves) + tuple(gouts), {}, strict=True, names=names)
         finally:
             _tracing.LIVE_CAPTURE[0] = live  # nested compiles keep the outer setting
             _restore(snap)
-            jitorch.set_rng_state(rng)
+            _random_ops.restore_generators(rng)
         joint_g = traced.graph
         user_inputs = [i.name for i in joint_g.inputs if i.kind == "input"]
         gout_names = user_inputs[nleaves:nleaves + len(gouts)]
@@ -1060,10 +1064,9 @@ class CompiledFunction:
         fn = _BoundModule(fn0, bound) if _is_module(fn0) else bound
         # tracing runs the function once; undo its effects (buffer updates, in-place writes to the
         # arguments, random draws, optimizer steps) so the compiled run that follows is the call's only effect
-        import jitorch
         snap = _snapshot(fn0 if _is_module(fn0) else None)
         snap += _snapshot(None, [t for t in leaves if isinstance(t, _dispatch._Tensor)])  # numpy and cuda storage
-        rng = jitorch.get_rng_state()
+        rng = _random_ops.snapshot_generators()  # cpu and cuda: tracing's draws are undone
         # grad mode as the caller has it: a function may run backward (a training step) inside
         mode = enable_grad() if _dispatch.hooks.grad_enabled else no_grad()
         live, _tracing.LIVE_CAPTURE[0] = _tracing.LIVE_CAPTURE[0], True
@@ -1074,7 +1077,7 @@ class CompiledFunction:
             _tracing.LIVE_CAPTURE[0] = live  # nested compiles keep the outer setting
             _restore(snap)
             cap.restore()
-            jitorch.set_rng_state(rng)
+            _random_ops.restore_generators(rng)
         traced.kernels = {}
         traced.step_params = info["grad_params"]  # not None: the function trains (backward / opt.step inside)
         traced.step_opts = tuple(cap.optimizers)
