@@ -11,7 +11,8 @@ Contract shared by every entry point (the public Python functions at the end of 
   function); kernels only write into it and never check bounds.
 - ``inner == 1`` ("reduce the last axis") and ``inner > 1`` ("reduce a leading or middle axis")
   take different loops: the first vectorizes along each contiguous row of length ``n``, the
-  second accumulates whole rows of length ``inner`` into an accumulator row.
+  second accumulates whole rows of length ``inner`` into an accumulator row. With ``inner == 1``,
+  sum, prod and max/min read whole rows four at a time (``_GROUP``: four load streams at once).
 - Large inputs (``x.size >= PARALLEL_THRESHOLD``) run a ``prange`` variant. When there are
   fewer rows than threads, ``n`` is cut into bands, each band reduces into a private partial
   result, and the partials are combined (research/feasibility.md section 4).
@@ -44,8 +45,9 @@ _EXACT = {**NJIT, "fastmath": set(FASTMATH) - {"reassoc"}}
 
 #: Elements per block of a row sum; each block is summed in the output dtype (vectorized).
 _BLOCK = 1024
-#: Rows of a last-axis sum reduced together (_rows_sum4): four load streams in flight instead of one
-#: keep a core closer to memory bandwidth (4096x4096 float32 row sums, 1 thread: ~10% faster).
+#: Rows of a last-axis sum, prod, max or min reduced together (_rows_sum4, ...): four load streams in
+#: flight instead of one keep a core closer to memory bandwidth (4096x4096 float32 row sums, 1 thread:
+#: ~10% faster; max and prod more, under load).
 _GROUP = 4
 #: Elements per block when _GROUP rows are summed together: LLVM gives each row 4 x 8 float32
 #: lanes, so a lane adds 8 numbers per block (_row_sum's lanes add 32): accuracy at least as good.
@@ -380,6 +382,46 @@ def _row_extreme(v, is_max):
 
 
 @njit(**NJIT)
+def _rows_extreme4(x2, o, is_max):
+    """_row_extreme of rows o .. o+3 of the 2-D C-contiguous x2 (non-empty rows), the four rows
+    read together (four load streams, as _rows_sum4)."""
+    r0 = x2[o]
+    r1 = x2[o + 1]
+    r2 = x2[o + 2]
+    r3 = x2[o + 3]
+    m0, m1, m2, m3 = r0[0], r1[0], r2[0], r3[0]
+    if is_max:
+        for j in range(x2.shape[1]):
+            m0 = _maximum(m0, r0[j])
+            m1 = _maximum(m1, r1[j])
+            m2 = _maximum(m2, r2[j])
+            m3 = _maximum(m3, r3[j])
+    else:
+        for j in range(x2.shape[1]):
+            m0 = _minimum(m0, r0[j])
+            m1 = _minimum(m1, r1[j])
+            m2 = _minimum(m2, r2[j])
+            m3 = _minimum(m3, r3[j])
+    return m0, m1, m2, m3
+
+
+@njit(**NJIT)
+def _rows_prod4(x2, o, one):
+    """Products (in one's wide type) of rows o .. o+3 of the 2-D C-contiguous x2, read together."""
+    r0 = x2[o]
+    r1 = x2[o + 1]
+    r2 = x2[o + 2]
+    r3 = x2[o + 3]
+    p0 = p1 = p2 = p3 = one
+    for j in range(x2.shape[1]):
+        p0 *= r0[j]
+        p1 *= r1[j]
+        p2 *= r2[j]
+        p3 *= r3[j]
+    return p0, p1, p2, p3
+
+
+@njit(**NJIT)
 def _extreme(a, b, is_max):
     return _maximum(a, b) if is_max else _minimum(a, b)
 
@@ -559,7 +601,16 @@ def _prod_items(x, out, part, bands, i0, i1):
     one = _widen(out.dtype.type(1))
     if inner == 1:
         x2 = x.reshape(outer, n)
-        for i in range(i0, i1):
+        i2 = i0
+        if bands == 1:  # whole rows, _GROUP at a time (as _sum_items)
+            i2 = i0 + (i1 - i0) // _GROUP * _GROUP
+            for o in range(i0, i2, _GROUP):
+                p0, p1, p2, p3 = _rows_prod4(x2, o, one)
+                out[o, 0] = p0
+                out[o + 1, 0] = p1
+                out[o + 2, 0] = p2
+                out[o + 3, 0] = p3
+        for i in range(i2, i1):
             o, b, j0, j1 = _item(i, bands, n)
             v = x2[o, j0:j1]
             p = one
@@ -630,7 +681,16 @@ def _extreme_items(x, out, part, bands, i0, i1, is_max):
     outer, n, inner = x.shape
     if inner == 1:
         x2 = x.reshape(outer, n)
-        for i in range(i0, i1):
+        i2 = i0
+        if bands == 1:  # whole rows, _GROUP at a time (as _sum_items)
+            i2 = i0 + (i1 - i0) // _GROUP * _GROUP
+            for o in range(i0, i2, _GROUP):
+                m0, m1, m2, m3 = _rows_extreme4(x2, o, is_max)
+                out[o, 0] = m0
+                out[o + 1, 0] = m1
+                out[o + 2, 0] = m2
+                out[o + 3, 0] = m3
+        for i in range(i2, i1):
             o, b, j0, j1 = _item(i, bands, n)
             m = _row_extreme(x2[o, j0:j1], is_max)
             if bands == 1:
