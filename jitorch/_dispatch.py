@@ -615,6 +615,34 @@ def call(name, *inputs, **attrs):
     return _call_general(op, name, inputs, attrs)
 
 
+def call_binary(op, x0, x1):
+    """``call(op.name, x0, x1)`` for a one-output record of the PLAN_TAGS families without attributes
+    (matmul, for ``a @ b``): the same key and plan as :func:`_planned`'s two-input path, one Python
+    call less; everything else goes through :func:`call`."""
+    if isinstance(x0, _Tensor) and isinstance(x1, _Tensor) and (x0._device is _CPU or x0._device.type == "cpu") and (
+            x1._device is _CPU or x1._device.type == "cpu"):
+        a0 = x0._data
+        a1 = x1._data
+        key = (a0.shape, a0.dtype, a0.flags.c_contiguous, a1.shape, a1.dtype, a1.flags.c_contiguous, (),
+               D._default_dtype)
+        plan = op.plans.get(key)
+        if plan is None:
+            plan = _rule_plan(op, (x0, x1), {}, key)
+        shape, out_np, fast = plan
+        out = np.empty(shape, out_np)
+        if out.size >= _POOL_ELEMS:
+            out = _pool_empty(shape, out_np)
+        res = fast(out, a0, a1) if fast is not None else op.impl["cpu"](out, a0, a1)
+        result = _new(_Tensor)  # Tensor._wrap(res, CPU), inline
+        result._data = res if res is not None else out
+        result._device = _CPU
+        result._version_box = _Version()
+        if hooks.tracer is not None or (hooks.grad_enabled and (x0.requires_grad or x1.requires_grad)):
+            _record(op, (x0, x1), (result,), {})
+        return result
+    return call(op.name, x0, x1)
+
+
 def call_reduction(op, x, dim, keepdim):
     """``call(op.name, x, dim=dim, keepdim=keepdim)`` for the reduction frontends (jitorch._reduce):
     op is a one-output record of the "reduction" family and ``dim`` a hashable normalized dim tuple.

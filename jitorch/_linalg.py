@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
-from ._dispatch import call
+from ._dispatch import call, call_binary as _call_binary
+from .ops.registry import OPS as _OPS
 from .tensor import Tensor
+
+_MATMUL = _OPS["matmul"]  # a @ b enters dispatch through call_binary (one Python call less than call)
 
 
 def _check(op, t, ndim):
@@ -17,7 +20,7 @@ def _check(op, t, ndim):
 
 def matmul(input, other, *, out=None):
     """torch.matmul: 1-D x 1-D dot, 2-D x 1-D mv, 2-D x 2-D mm, and batched with broadcasting."""
-    r = call("matmul", input, other)
+    r = _call_binary(_MATMUL, input, other)
     if out is not None:
         out.copy_(r)
         return out

@@ -508,6 +508,30 @@ def test_small_matmul_entry_point_plans():
         np.testing.assert_allclose(a.grad._data, ones @ a._data.T + a._data.T @ ones, rtol=1e-5)
 
 
+def test_call_binary_falls_back_and_records():
+    """a @ b enters through _dispatch.call_binary: non-tensors and other devices go to call (same errors),
+    autograd and the tracer see the planned product, and the default dtype is part of its key."""
+    a, b = T(arr((2, 3))), T(arr((3, 2)))
+    with pytest.raises(RuntimeError, match="at least 1D"):
+        _dispatch.call_binary(OPS["matmul"], a, 5)
+    with pytest.raises(RuntimeError, match="at least 1D"):
+        jitorch.matmul(a, 5)
+    same(_dispatch.call_binary(OPS["matmul"], a, b), general("matmul", a, b))
+    w = T(arr((3, 2))).requires_grad_()
+    for _ in range(2):
+        w.grad = None
+        (a @ w).sum().backward()
+        np.testing.assert_allclose(w.grad._data, a._data.T @ np.ones((2, 2), np.float32), rtol=1e-6)
+
+    def f(x, y):
+        return (x @ y).relu()
+
+    tr = jit.trace(f, (a, b), check_trace=False)
+    assert [n.op for n in tr.raw_graph.nodes][:1] == ["matmul"]
+    a2, b2 = T(arr((2, 3))), T(arr((3, 2)))
+    np.testing.assert_allclose(tr(a2, b2)._data, np.maximum(a2._data @ b2._data, 0), rtol=1e-6)
+
+
 def test_unhashable_attributes_take_the_general_path():
     x = T(arr((2, 3)))
     same(_dispatch.call("permute", x, dims=[1, 0]), general("permute", x, dims=(1, 0)))
