@@ -9,7 +9,10 @@ That wrapper does NOT check its arguments: an array of another dtype, number of 
 is reinterpreted (wrong results, or memory outside the array). So only call an entry point with
 arrays whose dtype, ndim and C-contiguity are fixed by the cache key the entry point is stored
 under (eager dispatch's plans are keyed by exactly these), and only for kernels that never write
-their input arrays (a read-only input then runs the same code as a writable one).
+their input arrays: a read-only or unaligned input (``np.frombuffer`` at an odd offset) then runs
+the code numba compiled for a writable, aligned array of that type, which only reads it with
+element-sized loads (allowed at any address on x86-64 and AArch64; tests/test_dispatch_plans.py
+runs both kinds of input through the planned paths).
 """
 from __future__ import annotations
 

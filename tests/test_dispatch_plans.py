@@ -417,6 +417,16 @@ def _readonly(a):
     return jitorch.from_numpy(a)
 
 
+def _unaligned(a):
+    """A C-contiguous copy of a whose data starts one byte past an aligned address."""
+    a = np.asarray(a)
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    u = np.ndarray(a.shape, a.dtype, buf, 1)
+    u[...] = a
+    assert a.dtype.itemsize == 1 or a.size == 0 or not u.flags.aligned
+    return jitorch.from_numpy(u)
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64, np.int32, np.bool_, np.float16])
 def test_reduction_frontends_match_general_path(dt):
     """The frontends (x.sum(), mean, prod, amax, amin, any, all) reach the plans through
@@ -428,7 +438,7 @@ def test_reduction_frontends_match_general_path(dt):
     for shape in [(), (1,), (7,), (3, 4), (2, 3, 4), (0,), (2, 0)]:
         base = arr(shape, dt)
         nd = len(shape)
-        srcs = [T(base), _readonly(base)] + ([T(base).transpose(0, 1)] if nd >= 2 else [])
+        srcs = [T(base), _readonly(base), _unaligned(base)] + ([T(base).transpose(0, 1)] if nd >= 2 else [])
         for x in srcs:
             a = x._data
             for dims in [tuple(range(nd))] + [(d,) for d in range(nd)]:
@@ -490,6 +500,7 @@ def test_small_matmul_entry_point_plans():
             with np.errstate(all="ignore"):
                 ref = np.matmul(a0, b0)
             for a, b in [(T(a0), T(b0)), (_readonly(a0), _readonly(b0)), (T(a0), _readonly(b0)),
+                         (_unaligned(a0), _unaligned(b0)),
                          (T(np.ascontiguousarray(a0.T)).t(), T(np.ascontiguousarray(b0.T)).t())]:
                 for _ in range(2):
                     got = a @ b
