@@ -89,6 +89,11 @@ def _wait_share(rec):
     return max(w / s for w, s in zip(rec["wait_s"], rec["s"]) if s)
 
 
+def _cpu_per_step(rec, steps, exclude_wait=True):
+    """The busiest rank's CPU seconds per step (without the all-reduce waits' polling)."""
+    return max((c - (w if exclude_wait else 0.0)) / steps for c, w in zip(rec["cpu_s"], rec["wait_cpu_s"]))
+
+
 def measure(batches, repeats, warmup, steps=None, mode="interleaved", mpiexec_args=(), log=print):
     rows = []
     for b in batches:
@@ -115,6 +120,13 @@ def measure(batches, repeats, warmup, steps=None, mode="interleaved", mpiexec_ar
         sps = {k: [r["samples_per_s"] for r in v] for k, v in runs.items()}
         ratio = [a / o for a, o in zip(sps["2 ranks"], sps["1 rank"])]
         ceil = [a / o for a, o in zip(sps["ceiling"], sps["1 rank"])]
+        # CPU-time view, much less sensitive to other processes than wall time: one rank's CPU per step at
+        # B over a DDP rank's at B/2 without its waits is what 2 ranks would give with a core each and no
+        # waiting; twice one rank's over an independent rank's is the slowdown of running side by side
+        cpu_ratio = [_cpu_per_step(o, n_steps) / _cpu_per_step(d, n_steps)
+                     for o, d in zip(runs["1 rank"], runs["2 ranks"])]
+        cpu_ceil = [2 * _cpu_per_step(o, n_steps) / (sum(i["cpu_s"]) / len(i["cpu_s"]) / n_steps)
+                    for o, i in zip(runs["1 rank"], runs["ceiling"])]
         loads = [r["load"] for v in runs.values() for r in v]
         rows.append({"batch": b, "steps": n_steps, "warmup": warmup, "repeats": repeats, "mode": mode,
                      "one_rank": statistics.median(sps["1 rank"]), "two_ranks": statistics.median(sps["2 ranks"]),
@@ -122,20 +134,22 @@ def measure(batches, repeats, warmup, steps=None, mode="interleaved", mpiexec_ar
                      "ratio": statistics.median(ratio), "ratio_runs": ratio,
                      "ceiling": statistics.median(ceil), "ceiling_runs": ceil,
                      "comm_wait_share": statistics.median(_wait_share(r) for r in runs["2 ranks"]),
+                     "cpu_ratio": statistics.median(cpu_ratio), "cpu_ceiling": statistics.median(cpu_ceil),
                      "load_min": min(loads), "load_max": max(loads), "runs": runs})
     return rows
 
 
 def table(rows):
     out = ["| global batch B | steps | 1 rank | 2 ranks | 2 ranks / 1 rank | ceiling (2 independent / 1) | "
-           "2 ranks / ceiling | comm wait | load |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "2 ranks / ceiling | comm wait | CPU-time ratio | CPU-time ceiling | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         spread = f" ({min(r['ratio_runs']):.2f}-{max(r['ratio_runs']):.2f})" if len(r["ratio_runs"]) > 1 else ""
         cs = f" ({min(r['ceiling_runs']):.2f}-{max(r['ceiling_runs']):.2f})" if len(r["ceiling_runs"]) > 1 else ""
         out.append(f"| {r['batch']} | {r['steps']} | {r['one_rank']:,.0f} | {r['two_ranks']:,.0f} | "
                    f"{r['ratio']:.2f}x{spread} | {r['ceiling']:.2f}x{cs} | {r['ratio'] / r['ceiling']:.2f} | "
-                   f"{100 * r['comm_wait_share']:.0f}% | {r['load_min']:.1f}-{r['load_max']:.1f} |")
+                   f"{100 * r['comm_wait_share']:.0f}% | {r['cpu_ratio']:.2f}x | {r['cpu_ceiling']:.2f}x | "
+                   f"{r['load_min']:.1f}-{r['load_max']:.1f} |")
     return "\n".join(out)
 
 

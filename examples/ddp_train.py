@@ -119,18 +119,19 @@ class _Trainer:
         return loss
 
     def timed(self, steps, prof=None):
-        """(seconds, seconds waiting for the all-reduce) of ``steps`` steps."""
+        """{s, cpu_s, wait_s, wait_cpu_s} of ``steps`` steps: wall and CPU seconds, and how much of
+        each went to waiting for the gradient all-reduce."""
         red = self.model.reducer
-        w0 = red.wait_s
+        w0, wc0 = red.wait_s, red.wait_cpu_s
         if prof is not None:
             prof.enable()
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         for _ in range(steps):
             self.step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.thread_time() - c0
         if prof is not None:
             prof.disable()
-        return dt, red.wait_s - w0
+        return {"s": dt, "cpu_s": dc, "wait_s": red.wait_s - w0, "wait_cpu_s": red.wait_cpu_s - wc0}
 
 
 def _bench(args, make, xtr, ytr, rank, world):
@@ -176,24 +177,25 @@ def _bench(args, make, xtr, ytr, rank, world):
             dist.barrier()
             t = trainers.get(ph)
             if ph == "solo":
-                dt, wait = t.timed(args.steps) if rank == 0 else (None, 0.0)
+                rec = t.timed(args.steps) if rank == 0 else None
                 dist.barrier()
             else:
-                dt, wait = t.timed(args.steps, prof if ph == "ddp" or not args.interleave else None)
+                rec = t.timed(args.steps, prof if ph == "ddp" or not args.interleave else None)
                 if ph == "independent":    # keep this core busy until every rank has timed its steps
                     done = dist.barrier(async_op=True)
                     while not done.is_completed():
                         t.step()
             per_rank = [None] * world
-            dist.all_gather_object(per_rank, (dt, wait))
+            dist.all_gather_object(per_rank, rec)
+            per_rank = [r for r in per_rank if r is not None]
             if ph == "solo":
-                sps = args.steps * B / per_rank[0][0]
+                sps = args.steps * B / per_rank[0]["s"]
             elif ph == "ddp":
-                sps = args.steps * B / max(r[0] for r in per_rank)
+                sps = args.steps * B / max(r["s"] for r in per_rank)
             else:
-                sps = sum(args.steps * B / r[0] for r in per_rank)
-            res[ph].append({"samples_per_s": sps, "s": [r[0] for r in per_rank],
-                            "wait_s": [r[1] for r in per_rank], "load": os.getloadavg()[0]})
+                sps = sum(args.steps * B / r["s"] for r in per_rank)
+            out = {k: [r[k] for r in per_rank] for k in ("s", "cpu_s", "wait_s", "wait_cpu_s")}
+            res[ph].append({"samples_per_s": sps, **out, "load": os.getloadavg()[0]})
     if prof is not None:
         os.makedirs(args.profile, exist_ok=True)
         prof.dump_stats(os.path.join(args.profile, f"rank{rank}.prof"))

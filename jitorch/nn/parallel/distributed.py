@@ -139,7 +139,8 @@ class _Reducer:
         self.next_bucket = 0
         self.reqs = []
         self.num_ready = 0
-        self.wait_s = 0.0  # seconds spent waiting for the all-reduces (benchmarks read it)
+        self.wait_s = 0.0      # seconds spent waiting for the all-reduces (benchmarks read them)
+        self.wait_cpu_s = 0.0  # CPU seconds of this thread spent in those waits (polling)
         self.handles = []
         ref = weakref.ref(self)
 
@@ -234,9 +235,10 @@ class _Reducer:
         if self.find_unused:
             used = self.used.copy()
             self.reqs.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.SUM))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         core._wait_requests(self.reqs, self.pg.timeout, "DistributedDataParallel gradient all-reduce")
         self.wait_s += time.perf_counter() - t0
+        self.wait_cpu_s += time.thread_time() - c0
         self.reqs = []
         for b in self.buckets:
             for k, (p, i) in enumerate(zip(b.params, b.indices)):
