@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/compile_train.py            # jitorch: cold, warm, steady
     .venv/bin/python benchmarks/compile_train.py --torch    # also torch.compile cold/warm and torch eager
     .venv/bin/python benchmarks/compile_train.py --only steady
+    .venv/bin/python benchmarks/compile_train.py --breakdown   # time per executor statement kind
 
 The step: MLP 784-512-512-10, batch 256, SGD momentum 0.9, cross-entropy; forward, backward and
 ``opt.step()`` inside ONE compiled function (``compile(train_step)``); ``compile(model)`` (compiled
@@ -87,6 +88,67 @@ print(json.dumps(out))
 '''
 
 
+BREAKDOWN = r'''
+import collections, json, os, re, time
+import jitorch as T
+nn, F = T.nn, T.nn.functional
+T.manual_seed(0)
+model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+x, y = T.randn(256, 784), T.randint(0, 10, (256,))
+opt = T.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+def step(m):
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(m(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+step(model); step(model)
+whole = T.compile(lambda: step(model))
+whole(); whole()
+t = whole._last
+lines = [ln for ln in t.code.split("\n") if ln.strip() and not ln.startswith("#")]
+out, labels = [lines[0], "    _tt = _time()"], []
+for ln in lines[1:]:
+    if ln.strip().startswith("return"):
+        out.append(ln)
+        continue
+    m = re.search(r"_call\('(\w+)'", ln) or re.search(r"(_k\w+)\(", ln)
+    labels.append(m.group(1) if m else ("buffers" if ln.split("=")[0].strip().startswith("buf_") else "wraps"))
+    out += [ln, f"    _acc[{len(labels) - 1}] += _time() - _tt; _tt = _time()"]
+ns = dict(t._run.__globals__)
+acc = [0.0] * len(labels)
+ns.update(_acc=acc, _time=time.perf_counter)
+exec("\n".join(out), ns)
+t._run = ns[lines[0][4:].split("(")[0]]
+n = 30
+t0 = time.perf_counter()
+for _ in range(n):
+    whole()
+step_s = (time.perf_counter() - t0) / n
+agg = collections.Counter()
+for name, a in zip(labels, acc):
+    agg["matmul (BLAS)" if name == "matmul" else "fused kernels" if name.startswith("_k") else name] += a / n
+print(json.dumps({"step_s": step_s, "parts": agg.most_common(), "load": os.getloadavg()[0]}))
+'''
+
+
+def breakdown():
+    """Where the compiled step's time goes: each executor statement timed (adds ~1 us per statement)."""
+    res = subprocess.run([sys.executable, "-c", BREAKDOWN], capture_output=True, text=True, timeout=900,
+                         env=dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    if res.returncode != 0:
+        raise SystemExit(res.stderr[-4000:])
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    total = r["step_s"]
+    print(f"compile(train_step) {total * 1e3:.2f} ms per step (load {r['load']:.1f}); executor statements:")
+    for name, s in r["parts"]:
+        print(f"  {name:16s} {s * 1e3:8.3f} ms  {s / total:5.1%}")
+    rest = total - sum(s for _, s in r["parts"])
+    print(f"  {'(outside)':16s} {rest * 1e3:8.3f} ms  {rest / total:5.1%}  guards, binding, p.grad, version bumps")
+
+
 def run(lib, mode, cache):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if lib == "jitorch":
@@ -123,7 +185,11 @@ def main(argv=None):
     ap.add_argument("--torch", action="store_true", help="also torch.compile (cold compile takes tens of seconds)")
     ap.add_argument("--only", choices=["compile", "steady"], default=None)
     ap.add_argument("--cold-all", action="store_true", help="also the first step ever (eager kernels cold too)")
+    ap.add_argument("--breakdown", action="store_true", help="only: where the compiled step's time goes")
     a = ap.parse_args(argv)
+    if a.breakdown:
+        breakdown()
+        return
     libs = ["jitorch"] + (["torch"] if a.torch else [])
     print(f"library numba cache: {_library_cache_state()}")
     res = {}
