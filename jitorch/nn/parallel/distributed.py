@@ -110,8 +110,7 @@ class _Reducer:
         self.find_unused = find_unused
         self.grad_as_view = grad_as_view
         self.buckets = []
-        self.bucket_of = [0] * len(params)
-        self.slot_of = [0] * len(params)
+        self.slots = [None] * len(params)  # parameter index -> (its bucket, its view of the bucket)
         # buckets: reverse registration order (roughly the order backward produces gradients)
         open_by_dtype = {}
         cap = min(_FIRST_BUCKET_BYTES, bucket_bytes)
@@ -128,14 +127,16 @@ class _Reducer:
                 cap = bucket_bytes
         order.extend(open_by_dtype.values())
         for idxs, _, dt in order:
-            b = len(self.buckets)
+            b = _Bucket([params[i] for i in idxs], idxs, dt)
             for k, i in enumerate(idxs):
-                self.bucket_of[i] = b
-                self.slot_of[i] = k
-            self.buckets.append(_Bucket([params[i] for i in idxs], idxs, dt))
+                self.slots[i] = (b, b.views[k])
+            self.buckets.append(b)
+        # (param, index, bucket view, bucket, slot) in bucket order, for the hand-back loop
+        self.entries = [(p, i, b.views[k], b, k)
+                        for b in self.buckets for k, (p, i) in enumerate(zip(b.params, b.indices))]
         self.expect = False
         self.ready = [False] * len(params)
-        self.used = np.zeros(len(params), np.int32)
+        self.used = [0] * len(params)
         self.next_bucket = 0
         self.reqs = []
         self.num_ready = 0
@@ -178,7 +179,7 @@ class _Reducer:
         for b in self.buckets:
             b.pending = len(b.params)
         if self.find_unused:
-            self.used[:] = 0
+            self.used = [0] * len(self.params)
             reached = _reachable_leaves(outputs)
             for i, p in enumerate(self.params):
                 if id(p) not in reached:
@@ -196,16 +197,17 @@ class _Reducer:
         """Parameter ``i`` is ready: ``p`` when it got a gradient, None when it is unused."""
         self.ready[i] = True
         self.num_ready += 1
-        b = self.buckets[self.bucket_of[i]]
+        b, sl = self.slots[i]
         if self.world > 1:
-            sl = b.views[self.slot_of[i]]
             g = None if p is None else p.grad
             if g is None:
                 sl[...] = 0
-            elif g._data is sl:      # the grad is this bucket view and accumulated in place
-                sl *= sl.dtype.type(self.scale)
             else:
-                np.multiply(g._data, sl.dtype.type(self.scale), out=sl, casting="unsafe")
+                ga = g._data
+                if ga is sl:         # the grad is this bucket view and accumulated in place
+                    sl *= sl.dtype.type(self.scale)
+                else:
+                    np.multiply(ga, sl.dtype.type(self.scale), out=sl, casting="unsafe")
         if p is not None:
             self.used[i] = 1
         b.pending -= 1
@@ -233,33 +235,33 @@ class _Reducer:
         core = _core_module()
         MPI = core._MPI
         if self.find_unused:
-            used = self.used.copy()
+            used = np.array(self.used, np.int32)
             self.reqs.append(self.pg.comm.Iallreduce(MPI.IN_PLACE, used, op=MPI.SUM))
         t0, c0 = time.perf_counter(), time.thread_time()
         core._wait_requests(self.reqs, self.pg.timeout, "DistributedDataParallel gradient all-reduce")
         self.wait_s += time.perf_counter() - t0
         self.wait_cpu_s += time.thread_time() - c0
         self.reqs = []
-        for b in self.buckets:
-            for k, (p, i) in enumerate(zip(b.params, b.indices)):
-                if self.find_unused and used[i] == 0:
-                    continue  # unused on every rank: the gradient stays as it was (None)
-                sl = b.views[k]
-                g = p.grad
-                if g is not None and g._data is sl:
-                    g._bump()
-                elif self.grad_as_view and sl.dtype == p._data.dtype:
-                    t = b.grads[k]
-                    if t is None:
-                        t = b.grads[k] = _from_numpy(sl)
-                    else:
-                        t._bump()
-                    p.grad = t
-                elif g is None:
-                    p.grad = _from_numpy(sl.astype(p._data.dtype))
+        as_view = self.grad_as_view
+        find_unused = self.find_unused
+        for p, i, sl, b, k in self.entries:
+            if find_unused and used[i] == 0:
+                continue  # unused on every rank: the gradient stays as it was (None)
+            g = p.grad
+            if g is not None and g._data is sl:
+                g._bump()
+            elif as_view and sl.dtype == p._data.dtype:
+                t = b.grads[k]
+                if t is None:
+                    t = b.grads[k] = _from_numpy(sl)
                 else:
-                    np.copyto(g._data, sl, casting="unsafe")
-                    g._bump()
+                    t._bump()
+                p.grad = t
+            elif g is None:
+                p.grad = _from_numpy(sl.astype(p._data.dtype))
+            else:
+                np.copyto(g._data, sl, casting="unsafe")
+                g._bump()
 
 
 def _core_module():
@@ -323,6 +325,13 @@ class DistributedDataParallel(Module):
         if init_sync:
             self._sync_module_states()
         self.reducer = _Reducer(params, pg, self.bucket_bytes_cap, find_unused_parameters, gradient_as_bucket_view)
+        # the buffers broadcast before every forward, collected once as torch does
+        seen, bufs = set(), []
+        for t in module.buffers():
+            if id(t) not in seen:
+                seen.add(id(t))
+                bufs.append(t)
+        self.modules_buffers = bufs
         self._dist = dist
 
     # ---------------------------------------------------------------- helpers
@@ -374,8 +383,8 @@ class DistributedDataParallel(Module):
         sync = is_grad_enabled() and self.require_backward_grad_sync
         if sync:
             self.reducer.prepare_forward()
-        if self.broadcast_buffers and self.require_forward_param_sync:
-            self._broadcast_coalesced(list(self.module.buffers()))
+        if self.broadcast_buffers and self.require_forward_param_sync and self.modules_buffers:
+            self._broadcast_coalesced(self.modules_buffers)
         out = self.module(*inputs, **kwargs)
         if sync:
             self.reducer.prepare_backward(out)
