@@ -123,6 +123,32 @@ def test_a_missing_rank_times_out(mpi):
     assert took < 60, f"the job took {took:.0f}s to die"
 
 
+@pytest.mark.slow
+def test_ddp_train_example_and_its_benchmark_mode(mpi):
+    """examples/ddp_train.py trains (ranks end with identical weights: the script asserts it) and its
+    --bench --interleave mode, which benchmarks/ddp_scaling.py parses, reports the three phases."""
+    import json
+    ex = str(ROOT / "examples" / "ddp_train.py")
+    p = subprocess.run([_mpiexec(), "-n", "2", sys.executable, ex, "--epochs", "2", "--synthetic"],
+                       capture_output=True, text=True, timeout=240, env=_env(), cwd=str(ROOT))
+    assert p.returncode == 0 and "throughput (epochs 2..2)" in p.stdout, p.stdout[-2000:] + p.stderr[-3000:]
+    p = subprocess.run([_mpiexec(), "-n", "2", sys.executable, ex, "--bench", "--interleave", "--rounds", "2",
+                        "--steps", "3", "--warmup", "1", "--batch-size", "32"],
+                       capture_output=True, text=True, timeout=240, env=_env(), cwd=str(ROOT))
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("BENCH ")]
+    assert p.returncode == 0 and len(line) == 1, p.stdout[-2000:] + p.stderr[-3000:]
+    rec = json.loads(line[0][len("BENCH "):])
+    assert rec["ranks"] == 2 and rec["batch"] == 32 and rec["steps"] == 3
+    assert set(rec["phases"]) == {"solo", "ddp", "independent"}
+    for ph, rounds in rec["phases"].items():
+        assert len(rounds) == 2
+        for r in rounds:
+            assert r["samples_per_s"] > 0 and len(r["s"]) == (1 if ph == "solo" else 2)
+            assert all(0 <= w <= s for w, s in zip(r["wait_s"], r["s"]))
+            if ph != "ddp":
+                assert r["wait_s"] == [0.0] * len(r["s"]), "no communication outside the DDP phase"
+
+
 # ----------------------------------------------------------------------------- in process, no MPI
 
 
