@@ -29,11 +29,9 @@ EXPR = {
     "log10": (1, 0, "{log}({0}) * {T}(0.4342944819032518)"),
     "log1p": (1, 0, "{log1p}({0})"),
     "sqrt": (1, 0, "np.sqrt({0})"),
-    # fastmath turns 1/sqrt into the hardware reciprocal square root and a Newton step, which gives nan for 0 and
-    # inf and -inf for subnormals: 0 and inf are special-cased (torch: +-inf, 0), tiny inputs are scaled by 2**100
-    "rsqrt": (1, 0, "{T}(0) if {0} == {T}(np.inf) else ({T}(1) / np.sqrt({0}) if {0} >= {T}(1e-30) else "
-                    "({T}(1125899906842624.0) / np.sqrt({0} * {T}(1.2676506002282294e30)) if {0} != 0 else "
-                    "np.copysign({T}(np.inf), {0})))"),
+    # typed constants: 1, the scaling threshold, 2**100, 2**50, inf (rsqrt_ explains)
+    "rsqrt": (1, 0, "rsqrt_({0}, {T}(1), {T}(1e-30), {T}(1.2676506002282294e30), {T}(1125899906842624.0), "
+                    "{T}(np.inf))"),
     "sin": (1, 0, "math.sin({0})"),
     "cos": (1, 0, "math.cos({0})"),
     "tan": (1, 0, "math.tan({0})"),
@@ -254,25 +252,32 @@ def xlogy_(x, y):
     return x * math.log(y)
 
 
+def rsqrt_(x, one, tiny, up, down, inf):
+    # fastmath turns 1/sqrt into the hardware reciprocal square root and a Newton step, which gives nan for 0 and
+    # inf and -inf for subnormals: inputs below `tiny` are scaled by `up` (2**100, exact) and the result by `down`
+    # (2**50); 0 and inf are selected afterwards (torch: +-inf, 0). Everything is computed, then selected, so the
+    # loop still vectorizes (a branch around the square root would not).
+    small = x < tiny
+    y = x * (up if small else one)
+    r = one / math.sqrt(y if y >= one - one else inf - inf)  # negative or NaN: NaN (math.sqrt would raise)
+    r = r * (down if small else one)
+    r = (one - one) if x == inf else r
+    return np.copysign(inf, x) if x == one - one else r
+
+
 def hypot_(a, b):
-    # C99/torch hypot: inf when either operand is infinite (even with a NaN), else NaN when either is NaN. Computed
-    # in float64 (a float32 square cannot overflow there) with the larger magnitude scaled by an exact power of two
-    # when its square would overflow or underflow float64 (math.sqrt: its argument is finite and >= 0 here).
+    # C99/torch hypot: inf when either operand is infinite (even with a NaN), else NaN when either is NaN.
+    # Computed in float64 (float32 squares cannot overflow there); float64 magnitudes whose squares would overflow
+    # or underflow use m * sqrt(1 + (n/m)**2) instead. Both forms are computed, then selected: the loop vectorizes.
     x = abs(np.float64(a))
     y = abs(np.float64(b))
-    if x == np.inf or y == np.inf:
-        return np.inf
-    if x != x or y != y:
-        return np.nan
-    if x < y:
-        t = x
-        x = y
-        y = t
-    if x > 1e150:
-        return 4.149515568880993e+180 * math.sqrt((x * 2.409919865102884e-181) ** 2 + (y * 2.409919865102884e-181) ** 2)
-    if x < 1e-150:
-        return 2.409919865102884e-181 * math.sqrt((x * 4.149515568880993e+180) ** 2 + (y * 4.149515568880993e+180) ** 2)
-    return math.sqrt(x * x + y * y)
+    m = x if x > y else y
+    n = y if x > y else x
+    r = n / m
+    far = m * math.sqrt(1.0 + r * r)
+    near = math.sqrt(x * x + y * y)
+    h = far if (m > 1e150) | ((m < 1e-150) & (m != 0.0)) else near
+    return np.inf if (x == np.inf) | (y == np.inf) else h
 
 
 def nan_to_num_(a, nan, posinf, neginf):

@@ -266,6 +266,8 @@ def test_cuda_draws_never_touch_the_host_random_source(monkeypatch):
                  nn.init.uniform_, nn.init.normal_):
         init(lin.weight)
         outs.append(lin.weight.detach())
+    nn.init.sparse_(lin.weight, 0.5)
+    assert ((lin.weight.detach().cpu().numpy() == 0).sum(0) >= 1).all()
     for o in outs:
         assert o.device == CUDA
 
@@ -392,3 +394,18 @@ def test_compiled_function_draws_fresh_numbers_on_cuda():
     c = host(cf(x))
     jitorch.manual_seed(8)
     np.testing.assert_array_equal(host(jitorch.rand(3, 4, device="cuda")) + 2, c)
+
+
+def test_compiling_undoes_tracings_cuda_draws():
+    """Tracing runs the function once; its cuda draws are undone as its cpu ones are, so the first compiled call
+    draws what eager code draws after the same seed (cpu: the same check holds)."""
+    def g(x):
+        return x + jitorch.rand(x.shape, device=x.device) + jitorch.randn(2, 3, device=x.device)
+
+    for dev in ("cpu", "cuda"):
+        x = jitorch.zeros(2, 3, device=dev)
+        jitorch.manual_seed(3)
+        eager = g(x).cpu().numpy()
+        jitorch.manual_seed(3)
+        compiled = jitorch.compile(g)(x).cpu().numpy()
+        np.testing.assert_array_equal(compiled, eager, err_msg=dev)

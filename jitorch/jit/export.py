@@ -40,6 +40,7 @@ import numpy as np
 
 from .. import _dtype as D
 from .. import serialization as S
+from ..ops import random as _random_ops
 from ..serialization import FormatError
 from . import _pytree
 from .graph_ops import GRAPH_OPS
@@ -446,7 +447,7 @@ def _retrace(traced, ex, size):
         leaves.append(jitorch.zeros(tuple(shape), dtype=i.type.dtype, device=ex.device))
     args, kwargs = _pytree.unflatten(traced._in_spec, leaves)
     snap = _snapshot(traced._module, traced._states.values())
-    rng = jitorch.get_rng_state()
+    rng = _random_ops.snapshot_generators()  # cpu and cuda: tracing's draws are undone
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -458,7 +459,7 @@ def _retrace(traced, ex, size):
                          f"{type(e).__name__}: {e}") from e
     finally:
         _restore(snap)
-        jitorch.set_rng_state(rng)
+        _random_ops.restore_generators(rng)
     return other.graph
 
 

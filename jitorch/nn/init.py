@@ -220,13 +220,18 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
         raise ValueError("Only tensors with 2 dimensions are supported")
     rows, cols = tensor.shape
     num_zeros = int(math.ceil(sparsity * rows))
-    from .._creation import empty
+    from .._creation import empty, tensor as _tensor
+    on_cpu = tensor.device.type == "cpu"
     with no_grad():
         tensor.normal_(0, std, generator=generator)
         for col_idx in range(cols):
-            perm = empty((rows,), dtype=D.float32).uniform_(0, 1, generator=generator)
-            zero_rows = np.argsort(perm._data, kind="stable")[:num_zeros]
-            tensor._data[zero_rows, col_idx] = 0
+            # drawn on the tensor's device (cuda: the cuda generator), ranked on the host
+            perm = empty((rows,), dtype=D.float32, device=tensor.device).uniform_(0, 1, generator=generator)
+            zero_rows = np.argsort(np.asarray(perm._data if on_cpu else perm.cpu()._data), kind="stable")[:num_zeros]
+            if on_cpu:
+                tensor._data[zero_rows, col_idx] = 0
+            else:
+                tensor[_tensor(zero_rows, device=tensor.device), col_idx] = 0
         tensor._bump()
     return tensor
 

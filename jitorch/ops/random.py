@@ -104,6 +104,23 @@ def cuda_manual_seed_all(seed):
         g.manual_seed(seed)
 
 
+def snapshot_generators():
+    """The states of every default generator (cpu and the cuda ones made so far): tracing saves them before
+    running a function and restores them after, so tracing's draws leave no trace on any device."""
+    return ((default_generator._seed, default_generator._offset),
+            {i: (g._seed, g._offset) for i, g in _cuda_generators.items()}, _cuda_seed_all[0])
+
+
+def restore_generators(snapshot):
+    """Undo every draw since :func:`snapshot_generators` (a cuda generator first used since is forgotten)."""
+    (default_generator._seed, default_generator._offset), cuda_states, _cuda_seed_all[0] = snapshot
+    for i in list(_cuda_generators):
+        if i in cuda_states:
+            _cuda_generators[i]._seed, _cuda_generators[i]._offset = cuda_states[i]
+        else:
+            del _cuda_generators[i]
+
+
 def _gen_for(generator, device=None):
     """The generator a draw on ``device`` (None: cpu) uses; torch's error for one of another device type."""
     dtype = "cpu" if device is None else device.type
