@@ -29,9 +29,7 @@ EXPR = {
     "log10": (1, 0, "{log}({0}) * {T}(0.4342944819032518)"),
     "log1p": (1, 0, "{log1p}({0})"),
     "sqrt": (1, 0, "np.sqrt({0})"),
-    # typed constants: 1, the scaling threshold, 2**100, 2**50, inf (rsqrt_ explains)
-    "rsqrt": (1, 0, "rsqrt_({0}, {T}(1), {T}(1e-30), {T}(1.2676506002282294e30), {T}(1125899906842624.0), "
-                    "{T}(np.inf))"),
+    "rsqrt": (1, 0, "{T}(rsqrt_({0}))"),  # float64 inside: rsqrt_ explains
     "sin": (1, 0, "math.sin({0})"),
     "cos": (1, 0, "math.cos({0})"),
     "tan": (1, 0, "math.tan({0})"),
@@ -252,17 +250,17 @@ def xlogy_(x, y):
     return x * math.log(y)
 
 
-def rsqrt_(x, one, tiny, up, down, inf):
-    # fastmath turns 1/sqrt into the hardware reciprocal square root and a Newton step, which gives nan for 0 and
-    # inf and -inf for subnormals: inputs below `tiny` are scaled by `up` (2**100, exact) and the result by `down`
-    # (2**50); 0 and inf are selected afterwards (torch: +-inf, 0). Everything is computed, then selected, so the
-    # loop still vectorizes (a branch around the square root would not).
-    small = x < tiny
-    y = x * (up if small else one)
-    r = one / math.sqrt(y if y >= one - one else inf - inf)  # negative or NaN: NaN (math.sqrt would raise)
-    r = r * (down if small else one)
-    r = (one - one) if x == inf else r
-    return np.copysign(inf, x) if x == one - one else r
+def rsqrt_(x):
+    # 1/sqrt in float64. Under fastmath LLVM turns a float32 1/sqrt into the hardware reciprocal-square-root estimate
+    # plus a Newton step in vectorized loops but not in scalar ones (so a vectorized eager kernel and a scalar
+    # in-place one disagreed by an ulp), and the estimate gives nan for 0 and inf and -inf for subnormals. x86 has no
+    # float64 estimate below AVX-512, so this is a correctly rounded sqrt and division, then one rounding to the
+    # result type: deterministic in every loop shape, exact for float32 subnormals; the loop still vectorizes.
+    y = np.float64(x)
+    # (negative or NaN: NaN, math.sqrt would raise; a typed 1 divides by 0 without raising on the simulator)
+    r = np.float64(1.0) / math.sqrt(y if y >= 0.0 else np.inf - np.inf)
+    r = 0.0 if y == np.inf else r
+    return np.copysign(np.inf, y) if y == 0.0 else r
 
 
 def hypot_(a, b):
