@@ -11,12 +11,36 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .. import _dispatch
+from .. import _devices, _dispatch
 from ..nn.modules.module import Module
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
 from . import _pytree
 from .trace import TracedFunction
+
+
+def _draws_on(g, device):
+    """``g`` with its input-less random draws (op-table records tagged 'random' with a ``device`` attribute)
+    running on ``device`` ('cuda:0', or None for the cpu): a graph traced with cuda draws and loaded with
+    map_location='cpu' draws on the cpu, and one traced on the cpu draws on the device it is loaded onto.
+    Other ops keep their attributes (an explicit ``.to(...)`` in the traced code stays as written)."""
+    from ..ops.registry import OPS
+    from .ir import Graph
+    nodes, changed = [], False
+    for n in g.nodes:
+        attrs = dict(n.attrs)
+        new = {k: (_draws_on(v, device) if isinstance(v, Graph) else v) for k, v in attrs.items()}
+        op = OPS.get(n.op)
+        if op is not None and "random" in op.tags and "device" in dict(op.attrs or ()):
+            if device is None:
+                new.pop("device", None)
+            else:
+                new["device"] = device
+        if new != attrs:
+            n = n.replace(attrs=new)
+            changed = True
+        nodes.append(n)
+    return g.replace(nodes=tuple(nodes)) if changed else g
 
 
 class _Submodule(Module):
@@ -170,6 +194,7 @@ class LoadedModule(Module):
             except ValueError as e:
                 raise RuntimeError(f"{self._get_name()}: the exported graph does not run with {ex.symbol}={size}: "
                                    f"{e}") from None
+        g = _draws_on(g, str(_devices.check_device(device)) if cuda else None)
         tf = TracedFunction(self, g, g, ex.in_spec, ex.out_spec, module=self, states=self._live_states)
         if cuda:  # the graph's constants on the device too (the code runs the ops' cuda impls)
             from ..backends.cuda import from_host
